@@ -1,0 +1,13 @@
+//! The batch coalescer: gathers the decoder's small chunks into the large
+//! batches models score efficiently, flushing at `max_rows` or `max_wait`,
+//! whichever comes first.
+
+mod coalescer;
+mod config;
+mod task;
+#[cfg(test)]
+mod tests;
+
+pub use coalescer::Coalescer;
+pub use config::BatchConfig;
+pub use task::run_batcher;

@@ -1,0 +1,42 @@
+use tokio::time::Instant;
+
+use super::Coalescer;
+use crate::queue::{RowReceiver, RowSender};
+use crate::{Envelope, OperatorError, Result};
+
+/// Drives a [`Coalescer`]: flushes full batches at once, partial ones at their
+/// deadline, and whatever is left when the input closes (drain on shutdown).
+pub async fn run_batcher(
+    mut coalescer: Coalescer,
+    mut input: RowReceiver<Envelope>,
+    output: RowSender<Envelope>,
+) -> Result<()> {
+    let send = |e: Envelope| async {
+        output
+            .send(e)
+            .await
+            .map_err(|_| OperatorError::Disconnected("batcher"))
+    };
+    loop {
+        let deadline = coalescer.deadline();
+        tokio::select! {
+            next = input.recv() => match next {
+                Some(env) => {
+                    for full in coalescer.push(env, Instant::now())? {
+                        send(full).await?;
+                    }
+                }
+                None => break,
+            },
+            _ = crate::sleep_until(deadline) => {
+                if let Some(env) = coalescer.flush()? {
+                    send(env).await?;
+                }
+            }
+        }
+    }
+    if let Some(env) = coalescer.flush()? {
+        send(env).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! Decoding raw Kafka messages into Arrow rows against the job's declared
+//! event schema. A message that does not fit becomes a dead letter carrying its
+//! raw bytes, provenance and the reason; it never stops the job.
+
+mod explain;
+mod json;
+#[cfg(test)]
+mod tests;
+
+pub use json::JsonDecoder;

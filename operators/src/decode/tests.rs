@@ -1,0 +1,178 @@
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
+use scorestream_schemas::{DeadLetterStage, EventSchema, FieldSpec, FieldType};
+
+use super::JsonDecoder;
+use crate::source::kafka::RawChunk;
+
+fn schema() -> EventSchema {
+    let f = |n: &str, t, r| FieldSpec {
+        name: n.into(),
+        field_type: t,
+        required: r,
+    };
+    EventSchema::try_new(vec![
+        f("event_id", FieldType::String, true),
+        f("amount", FieldType::Float64, true),
+        f("country", FieldType::String, false),
+        f("event_time", FieldType::Timestamp, true),
+    ])
+    .expect("schema")
+}
+
+fn chunk(payloads: &[&str]) -> RawChunk {
+    let mut c = RawChunk::with_capacity(payloads.len());
+    for (i, p) in payloads.iter().enumerate() {
+        c.push(
+            "tx",
+            (i % 2) as i32,
+            100 + i as i64,
+            1_700_000_000_000 + i as i64,
+            Some(b"k"),
+            p.as_bytes(),
+        );
+    }
+    c
+}
+
+const GOOD: &str =
+    r#"{"event_id":"e1","amount":12.5,"country":"DE","event_time":"2026-01-01T00:00:00Z"}"#;
+
+#[test]
+fn good_events_decode_with_provenance() {
+    let d = JsonDecoder::new(schema(), 1 << 20);
+    let env = d
+        .decode(&chunk(&[
+            GOOD,
+            r#"{"event_id":"e2","amount":3,"event_time":1700000000000,"extra":1}"#,
+        ]))
+        .expect("decode");
+    assert!(env.dead_letters.is_empty(), "{:?}", env.dead_letters);
+    let b = env.batch.expect("rows");
+    assert_eq!(b.num_rows(), 2);
+    assert_eq!(b.schema().fields().len(), 4 + 4);
+    assert_eq!(
+        b.column_by_name("amount")
+            .expect("amount")
+            .as_primitive::<Float64Type>()
+            .value(1),
+        3.0
+    );
+    assert!(b.column_by_name("country").expect("country").is_null(1));
+    let t = b
+        .column_by_name("event_time")
+        .expect("t")
+        .as_primitive::<TimestampMillisecondType>();
+    assert_eq!(t.value(0), 1_767_225_600_000);
+    assert_eq!(
+        b.column_by_name("source_offset")
+            .expect("o")
+            .as_primitive::<Int64Type>()
+            .value(1),
+        101
+    );
+    assert_eq!(env.acks.messages(), 2);
+}
+
+#[test]
+fn every_kind_of_bad_event_becomes_a_dead_letter_with_its_reason() {
+    let d = JsonDecoder::new(schema(), 200);
+    let big = format!(
+        r#"{{"event_id":"big","amount":1,"event_time":1,"pad":"{}"}}"#,
+        "x".repeat(300)
+    );
+    let payloads = [
+        GOOD,
+        r#"{"event_id":"e2","amount":"#,    // truncated
+        r#"{"amount":1.0,"event_time":1}"#, // missing required
+        r#"{"event_id":"e4","amount":"lots","event_time":1}"#, // wrong type
+        "[1,2,3]",                          // not an object
+        big.as_str(),                       // oversized
+        "",                                 // empty
+        r#"{"event_id":"e8","amount":2,"event_time":"yesterday"}"#, // bad timestamp
+        GOOD,
+    ];
+    let env = d.decode(&chunk(&payloads)).expect("decode");
+    assert_eq!(env.rows(), 2, "{:?}", env.dead_letters);
+    assert_eq!(env.dead_letters.len(), 7);
+    assert_eq!(
+        env.acks.messages(),
+        9,
+        "every message is acknowledged, good or dead"
+    );
+    let by_offset = |o: i64| {
+        env.dead_letters
+            .iter()
+            .find(|d| d.offset == o)
+            .expect("dead letter")
+    };
+    assert_eq!(by_offset(101).stage, DeadLetterStage::Parse);
+    assert!(by_offset(101).reason.contains("not valid JSON"));
+    assert_eq!(by_offset(101).raw, payloads[1].as_bytes());
+    assert!(
+        by_offset(102)
+            .reason
+            .contains("missing required field `event_id`"),
+        "{}",
+        by_offset(102).reason
+    );
+    assert!(
+        by_offset(103)
+            .reason
+            .contains("field `amount`: expected float64"),
+        "{}",
+        by_offset(103).reason
+    );
+    assert_eq!(by_offset(104).stage, DeadLetterStage::Schema);
+    assert_eq!(by_offset(105).stage, DeadLetterStage::Oversized);
+    assert_eq!(by_offset(106).reason, "empty message");
+    assert!(
+        by_offset(107).reason.contains("event_time"),
+        "{}",
+        by_offset(107).reason
+    );
+    let offsets = env
+        .batch
+        .expect("rows")
+        .column_by_name("source_offset")
+        .expect("o")
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec();
+    assert_eq!(offsets, vec![100, 108]);
+}
+
+#[test]
+fn two_objects_in_one_message_are_rejected() {
+    let d = JsonDecoder::new(schema(), 1 << 20);
+    let two = format!("{GOOD}{GOOD}");
+    let env = d.decode(&chunk(&[&two, GOOD])).expect("decode");
+    assert_eq!(env.rows(), 1);
+    assert_eq!(env.dead_letters.len(), 1);
+    assert_eq!(env.dead_letters[0].offset, 100);
+}
+
+#[test]
+fn isolation_finds_scattered_bad_events_in_a_large_chunk() {
+    let d = JsonDecoder::new(schema(), 1 << 20);
+    let bad = r#"{"event_id":"bad","amount":true,"event_time":1}"#;
+    let payloads: Vec<&str> = (0..1000)
+        .map(|i| if i % 97 == 13 { bad } else { GOOD })
+        .collect();
+    let env = d.decode(&chunk(&payloads)).expect("decode");
+    let expected_bad = (0..1000).filter(|i| i % 97 == 13).count();
+    assert_eq!(env.dead_letters.len(), expected_bad);
+    assert_eq!(env.rows(), 1000 - expected_bad);
+    let offsets = env
+        .batch
+        .expect("rows")
+        .column_by_name("source_offset")
+        .expect("o")
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "rows keep their order"
+    );
+}

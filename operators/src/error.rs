@@ -1,0 +1,72 @@
+use std::path::PathBuf;
+
+use arrow::error::ArrowError;
+use scorestream_schemas::{ErrorKind, SchemaError};
+
+pub type Result<T, E = OperatorError> = std::result::Result<T, E>;
+
+/// Every way an operator can fail. Bad *events* never appear here: they become
+/// dead letters. These are failures of the job itself.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing parquet file {path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("feature store {path}: {reason}")]
+    FeatureFile { path: PathBuf, reason: String },
+    #[error(
+        "feature store: no features for key `{key}` and the job's policy is on_missing = \"fail\""
+    )]
+    MissingFeatures { key: String },
+    #[error("model package {path}: {reason}")]
+    ModelPackage { path: PathBuf, reason: String },
+    #[error("model input `{input}`: {reason}")]
+    ModelInput { input: String, reason: String },
+    #[error("device `{0}`: {1}")]
+    Device(String, String),
+    #[error("candle: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("event schema: {0}")]
+    Schema(#[from] SchemaError),
+    #[error("internal arrow error: {0}")]
+    Arrow(#[from] ArrowError),
+    #[error("{0} stopped unexpectedly: its downstream queue closed")]
+    Disconnected(&'static str),
+}
+
+impl OperatorError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        OperatorError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            OperatorError::Kafka(_) | OperatorError::Io { .. } | OperatorError::Parquet { .. } => {
+                ErrorKind::External
+            }
+            OperatorError::FeatureFile { .. }
+            | OperatorError::MissingFeatures { .. }
+            | OperatorError::ModelPackage { .. }
+            | OperatorError::ModelInput { .. }
+            | OperatorError::Device(..) => ErrorKind::User,
+            OperatorError::Schema(e) => e.kind(),
+            OperatorError::Candle(_) | OperatorError::Arrow(_) | OperatorError::Disconnected(_) => {
+                ErrorKind::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! scorestream's stream operators.
+//!
+//! Each operator family is a folder with its typed config, its implementation
+//! and its tests. Operators exchange [`Envelope`]s: an Arrow `RecordBatch` plus
+//! the dead letters and Kafka offsets it carries, so acknowledgement travels in
+//! order with the data it covers.
+
+pub mod batch;
+pub mod config;
+pub mod decode;
+mod envelope;
+mod error;
+pub mod features;
+pub mod queue;
+pub mod scorer;
+pub mod sink;
+pub mod source;
+
+pub use envelope::{Acks, Envelope};
+pub use error::{OperatorError, Result};
+pub use scorestream_schemas::ErrorKind;
+
+/// Milliseconds since the Unix epoch, for timestamps written to output rows.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Sleeps until the deadline, or forever when there is none: the idle arm of
+/// operators' `select!` loops.
+pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,164 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::config::{ByteSize, HumanDuration};
+
+/// Where a consumer group with no committed offset starts reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartFrom {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// Comma-separated `host:port` list.
+    pub brokers: String,
+    pub topics: Vec<String>,
+    pub group_id: String,
+    #[serde(default)]
+    pub start_from: StartFrom,
+    /// Messages per chunk handed to the decoder.
+    #[serde(default = "default_chunk_rows")]
+    pub chunk_rows: usize,
+    /// How long a partly filled chunk may wait for more messages.
+    #[serde(default = "default_linger")]
+    pub linger: HumanDuration,
+    /// Larger messages become dead letters instead of being decoded.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: ByteSize,
+    /// Any librdkafka setting (`security.protocol`, `sasl.*`, `ssl.*`, ...),
+    /// passed through as given. Values of secret keys are never printed.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+fn default_chunk_rows() -> usize {
+    4096
+}
+fn default_linger() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_millis(20))
+}
+fn default_max_message_bytes() -> ByteSize {
+    ByteSize(1 << 20)
+}
+
+/// Keys whose values are credentials.
+fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "token",
+        "key.pem",
+        "private",
+        "sasl.oauthbearer.config",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
+}
+
+/// The options as they may be shown to people: secret values replaced.
+pub fn redact_options(options: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    options
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str(),
+                if is_secret(k) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                },
+            )
+        })
+        .collect()
+}
+
+impl fmt::Debug for KafkaSourceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaSourceConfig")
+            .field("brokers", &self.brokers)
+            .field("topics", &self.topics)
+            .field("group_id", &self.group_id)
+            .field("start_from", &self.start_from)
+            .field("chunk_rows", &self.chunk_rows)
+            .field("linger", &self.linger)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("options", &redact_options(&self.options))
+            .finish()
+    }
+}
+
+impl KafkaSourceConfig {
+    /// Problems a config can have beyond its syntax, each with its key.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if self.brokers.trim().is_empty() {
+            p.push(("brokers".into(), "must list at least one host:port".into()));
+        }
+        if self.topics.is_empty() {
+            p.push(("topics".into(), "must name at least one topic".into()));
+        }
+        if self.topics.iter().any(|t| t.trim().is_empty()) {
+            p.push(("topics".into(), "topic names must not be empty".into()));
+        }
+        if self.group_id.trim().is_empty() {
+            p.push(("group_id".into(), "must not be empty".into()));
+        }
+        if self.chunk_rows == 0 {
+            p.push(("chunk_rows".into(), "must be at least 1".into()));
+        }
+        for k in ["enable.auto.commit", "enable.auto.offset.store", "group.id"] {
+            if self.options.contains_key(k) {
+                p.push((
+                    format!("options.\"{k}\""),
+                    "is managed by scorestream (offsets are committed only after output is durable)".into(),
+                ));
+            }
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let cfg: KafkaSourceConfig = toml::from_str(
+            r#"
+brokers = "b:9092"
+topics = ["t"]
+group_id = "g"
+[options]
+"sasl.password" = "hunter2"
+"sasl.username" = "alice"
+"#,
+        )
+        .expect("valid");
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("alice") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn managed_options_are_refused() {
+        let cfg: KafkaSourceConfig = toml::from_str(
+            "brokers = \"b\"\ntopics = [\"t\"]\ngroup_id = \"g\"\n[options]\n\"enable.auto.commit\" = \"true\"",
+        )
+        .expect("valid");
+        let p = cfg.problems();
+        assert_eq!(p.len(), 1);
+        assert!(p[0].0.contains("enable.auto.commit"));
+    }
+}

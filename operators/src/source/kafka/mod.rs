@@ -1,0 +1,13 @@
+//! The Kafka source: a consumer-group member that reads messages into
+//! [`RawChunk`]s and commits offsets only when the sink says the data they
+//! carried is durable.
+
+mod chunk;
+mod config;
+mod consumer;
+#[cfg(test)]
+mod tests;
+
+pub use chunk::RawChunk;
+pub use config::{KafkaSourceConfig, StartFrom, redact_options};
+pub use consumer::{KafkaSource, SourceReport};

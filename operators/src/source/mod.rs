@@ -1,0 +1,3 @@
+//! Sources: where events enter a job.
+
+pub mod kafka;

@@ -1,0 +1,19 @@
+//! Arrow schemas and typed records shared by every scorestream operator.
+//!
+//! Operators exchange Arrow `RecordBatch`es; this crate is the one place that
+//! says what columns those batches carry, so the decoder, the feature join, the
+//! scorer and the sinks agree on names and types without passing strings around.
+
+mod dead_letter;
+mod error;
+mod event;
+mod output;
+
+pub use dead_letter::{DeadLetter, DeadLetterBuilder, DeadLetterStage, dead_letter_schema};
+pub use error::{ErrorKind, SchemaError};
+pub use event::{EventSchema, FieldSpec, FieldType};
+pub use output::{columns, provenance_fields, score_fields};
+
+/// The time zone of every timestamp column: an offset, which Arrow, Parquet
+/// readers and DataFusion all understand without a tz database.
+pub const UTC: &str = "+00:00";

@@ -1,0 +1,57 @@
+//! Column names scorestream adds to every scored row.
+
+use arrow::datatypes::{DataType, Field, TimeUnit};
+
+/// Names of the columns scorestream itself adds. Event fields may not use them.
+pub mod columns {
+    pub const SOURCE_TOPIC: &str = "source_topic";
+    pub const SOURCE_PARTITION: &str = "source_partition";
+    pub const SOURCE_OFFSET: &str = "source_offset";
+    pub const INGEST_TIME: &str = "ingest_time";
+    pub const FEATURES_MISSING: &str = "features_missing";
+    pub const SCORE: &str = "score";
+    pub const MODEL_NAME: &str = "model_name";
+    pub const MODEL_VERSION: &str = "model_version";
+    pub const SCORED_AT: &str = "scored_at";
+
+    pub(crate) const ALL: [&str; 9] = [
+        SOURCE_TOPIC,
+        SOURCE_PARTITION,
+        SOURCE_OFFSET,
+        INGEST_TIME,
+        FEATURES_MISSING,
+        SCORE,
+        MODEL_NAME,
+        MODEL_VERSION,
+        SCORED_AT,
+    ];
+}
+
+pub(crate) fn is_reserved(name: &str) -> bool {
+    columns::ALL.contains(&name)
+}
+
+fn utc_millis() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some(crate::UTC.into()))
+}
+
+/// Where each row came from: appended by the decoder, kept to the output so an
+/// analyst can trace any score back to its Kafka message.
+pub fn provenance_fields() -> Vec<Field> {
+    vec![
+        Field::new(columns::SOURCE_TOPIC, DataType::Utf8, false),
+        Field::new(columns::SOURCE_PARTITION, DataType::Int32, false),
+        Field::new(columns::SOURCE_OFFSET, DataType::Int64, false),
+        Field::new(columns::INGEST_TIME, utc_millis(), false),
+    ]
+}
+
+/// Appended by the scorer.
+pub fn score_fields() -> Vec<Field> {
+    vec![
+        Field::new(columns::SCORE, DataType::Float32, false),
+        Field::new(columns::MODEL_NAME, DataType::Utf8, false),
+        Field::new(columns::MODEL_VERSION, DataType::Utf8, false),
+        Field::new(columns::SCORED_AT, utc_millis(), false),
+    ]
+}
