@@ -1,1 +1,23 @@
-//! todo
+//! Scoring with candle models.
+//!
+//! A model package is a directory holding `manifest.json` (what the model is
+//! and which inputs it takes, in order, with their transforms) and
+//! `model.safetensors` (its weights). The same code path runs on CPU and CUDA:
+//! only the [`candle_core::Device`] differs.
+
+mod device;
+mod input;
+mod manifest;
+mod mlp;
+mod package;
+mod scorer;
+#[cfg(test)]
+mod tests;
+pub mod train;
+
+pub use device::DeviceChoice;
+pub use input::InputMatrix;
+pub use manifest::{Activation, Architecture, InputSpec, ModelManifest, Transform};
+pub use mlp::Mlp;
+pub use package::ModelPackage;
+pub use scorer::{Scorer, ScorerConfig};

@@ -1,1 +1,3 @@
-//! todo
+//! Sinks: where scored rows and dead letters are made durable.
+
+pub mod parquet;

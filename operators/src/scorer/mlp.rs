@@ -1,0 +1,47 @@
+use candle_core::{D, Module, Tensor};
+use candle_nn::Linear;
+
+use super::Activation;
+
+/// A multi-layer perceptron ending in one logit.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    layers: Vec<Linear>,
+    activation: Activation,
+}
+
+impl Mlp {
+    /// `layers` as `(weight [out, in], bias [out])`, first layer first.
+    pub fn new(layers: Vec<(Tensor, Tensor)>, activation: Activation) -> Self {
+        Self {
+            layers: layers
+                .into_iter()
+                .map(|(w, b)| Linear::new(w, Some(b)))
+                .collect(),
+            activation,
+        }
+    }
+
+    /// Logits, shape `[rows]`.
+    pub fn logits(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut h = x.clone();
+        let last = self.layers.len().saturating_sub(1);
+        for (i, layer) in self.layers.iter().enumerate() {
+            h = layer.forward(&h)?;
+            if i < last {
+                h = match self.activation {
+                    Activation::Relu => h.relu()?,
+                    Activation::Tanh => h.tanh()?,
+                    Activation::Gelu => h.gelu()?,
+                    Activation::Sigmoid => candle_nn::ops::sigmoid(&h)?,
+                };
+            }
+        }
+        h.squeeze(D::Minus1)
+    }
+
+    /// Probabilities in `[0, 1]`, shape `[rows]`.
+    pub fn predict(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.logits(x)?)
+    }
+}

@@ -1,0 +1,97 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float32Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{Schema, SchemaRef};
+use candle_core::{Device, Tensor};
+use scorestream_schemas::score_fields;
+use serde::Deserialize;
+
+use super::{DeviceChoice, InputMatrix, ModelPackage};
+use crate::{Envelope, OperatorError, Result};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScorerConfig {
+    /// The model package directory; relative paths are resolved against the job file.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub device: DeviceChoice,
+}
+
+/// Scores whole batches: one input tensor per batch, one forward pass.
+pub struct Scorer {
+    package: ModelPackage,
+    inputs: InputMatrix,
+    device: Device,
+    out_schema: SchemaRef,
+}
+
+impl Scorer {
+    /// Binds the package's inputs to the batches it will receive; every input
+    /// that does not fit is reported.
+    pub fn new(
+        package: ModelPackage,
+        device: Device,
+        input: &SchemaRef,
+    ) -> Result<Self, Vec<OperatorError>> {
+        let inputs = InputMatrix::bind(&package.manifest.inputs, input)?;
+        let mut fields: Vec<_> = input.fields().iter().cloned().collect();
+        fields.extend(score_fields().into_iter().map(Arc::new));
+        Ok(Self {
+            package,
+            inputs,
+            device,
+            out_schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    pub fn output_schema(&self) -> &SchemaRef {
+        &self.out_schema
+    }
+
+    pub fn model_name(&self) -> &str {
+        &self.package.manifest.name
+    }
+
+    pub fn model_version(&self) -> &str {
+        &self.package.manifest.version
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Scores of every row of `batch`, in row order.
+    pub fn scores(&self, batch: &RecordBatch) -> Result<Float32Array> {
+        let rows = batch.num_rows();
+        let x = self.inputs.build(batch)?;
+        let x = Tensor::from_vec(x, (rows, self.inputs.width()), &self.device)?;
+        let p = self.package.mlp.predict(&x)?.to_vec1::<f32>()?;
+        Ok(Float32Array::from(p))
+    }
+
+    /// Appends `score`, `model_name`, `model_version` and `scored_at`.
+    pub fn process(&self, mut env: Envelope) -> Result<Envelope> {
+        let Some(batch) = env.batch.take() else {
+            return Ok(env);
+        };
+        let n = batch.num_rows();
+        let scores = self.scores(&batch)?;
+        let now = crate::now_ms();
+        let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+        cols.push(Arc::new(scores));
+        cols.push(Arc::new(StringArray::from_iter_values(
+            std::iter::repeat_n(self.model_name(), n),
+        )));
+        cols.push(Arc::new(StringArray::from_iter_values(
+            std::iter::repeat_n(self.model_version(), n),
+        )));
+        cols.push(Arc::new(
+            TimestampMillisecondArray::from_iter_values(std::iter::repeat_n(now, n))
+                .with_timezone(scorestream_schemas::UTC),
+        ));
+        env.batch = Some(RecordBatch::try_new(self.out_schema.clone(), cols)?);
+        Ok(env)
+    }
+}

@@ -1,0 +1,296 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{AsArray, Float64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Float32Type, Schema};
+use candle_core::{Device, Tensor};
+
+use super::train::{TrainOptions, auc, fit_standardisation, train};
+use super::*;
+use crate::Envelope;
+
+fn batch() -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("amount", DataType::Float64, true),
+        Field::new("country", DataType::Utf8, true),
+        Field::new("home", DataType::Utf8, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Float64Array::from(vec![Some(10.0), None, Some(30.0)])),
+            Arc::new(StringArray::from(vec![Some("DE"), Some("FR"), None])),
+            Arc::new(StringArray::from(vec![Some("DE"), Some("DE"), Some("DE")])),
+        ],
+    )
+    .expect("batch")
+}
+
+fn spec(name: &str, column: &str, transform: Transform) -> InputSpec {
+    InputSpec {
+        name: name.into(),
+        column: column.into(),
+        transform,
+    }
+}
+
+fn specs() -> Vec<InputSpec> {
+    vec![
+        spec(
+            "amount",
+            "amount",
+            Transform::Standard {
+                mean: 20.0,
+                std: 10.0,
+            },
+        ),
+        spec(
+            "log_amount",
+            "amount",
+            Transform::LogStandard {
+                mean: 0.0,
+                std: 1.0,
+            },
+        ),
+        spec("is_de", "country", Transform::Equals { value: "DE".into() }),
+        spec(
+            "at_home",
+            "country",
+            Transform::SameAs {
+                other: "home".into(),
+            },
+        ),
+    ]
+}
+
+#[test]
+fn input_matrix_applies_transforms_row_major_and_imputes_missing_as_mean() {
+    let m = InputMatrix::bind(&specs(), &batch().schema()).expect("bind");
+    let x = m.build(&batch()).expect("build");
+    let expect = [
+        [-1.0, (11f32).ln(), 1.0, 1.0],
+        [0.0, 0.0, 0.0, 0.0],
+        [1.0, (31f32).ln(), 0.0, 0.0],
+    ];
+    for (i, row) in expect.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            assert!(
+                (x[i * 4 + j] - v).abs() < 1e-6,
+                "x[{i},{j}] = {} want {v}",
+                x[i * 4 + j]
+            );
+        }
+    }
+}
+
+#[test]
+fn binding_reports_every_bad_input_by_name() {
+    let bad = vec![
+        spec(
+            "a",
+            "nope",
+            Transform::Standard {
+                mean: 0.0,
+                std: 1.0,
+            },
+        ),
+        spec(
+            "b",
+            "country",
+            Transform::Standard {
+                mean: 0.0,
+                std: 1.0,
+            },
+        ),
+        spec("c", "amount", Transform::Equals { value: "x".into() }),
+        spec(
+            "ok",
+            "amount",
+            Transform::Standard {
+                mean: 0.0,
+                std: 1.0,
+            },
+        ),
+    ];
+    let errs = InputMatrix::bind(&bad, &batch().schema()).expect_err("three bad inputs");
+    let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 3, "{text:?}");
+    assert!(text[0].contains("input `a`") && text[0].contains("`nope`"));
+    assert!(text[1].contains("input `b`") && text[1].contains("numeric"));
+    assert!(text[2].contains("input `c`") && text[2].contains("string"));
+}
+
+fn logistic_package(dir: &std::path::Path, w: Vec<f32>, b: f32) -> ModelManifest {
+    let manifest = ModelManifest {
+        name: "lr".into(),
+        version: "7".into(),
+        architecture: Architecture::Mlp {
+            hidden: vec![],
+            activation: Activation::Relu,
+        },
+        inputs: specs(),
+        training: Default::default(),
+    };
+    let mut t = HashMap::new();
+    t.insert(
+        "layers.0.weight".to_owned(),
+        Tensor::from_vec(w, (1, 4), &Device::Cpu).expect("w"),
+    );
+    t.insert(
+        "layers.0.bias".to_owned(),
+        Tensor::from_vec(vec![b], 1, &Device::Cpu).expect("b"),
+    );
+    ModelPackage::save(dir, &manifest, &t).expect("save");
+    manifest
+}
+
+#[test]
+fn scorer_matches_a_hand_computed_logistic_regression() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let w = vec![0.5f32, -0.25, 2.0, 1.0];
+    logistic_package(dir.path(), w.clone(), -1.0);
+    let pkg = ModelPackage::load(dir.path(), &Device::Cpu).expect("load");
+    let scorer = Scorer::new(pkg, Device::Cpu, &batch().schema()).expect("bind");
+    let out = scorer
+        .process(Envelope {
+            batch: Some(batch()),
+            ..Default::default()
+        })
+        .expect("score");
+    let b = out.batch.expect("rows");
+    let scores = b
+        .column_by_name("score")
+        .expect("score")
+        .as_primitive::<Float32Type>();
+    let x = InputMatrix::bind(&specs(), &batch().schema())
+        .expect("bind")
+        .build(&batch())
+        .expect("x");
+    for i in 0..3 {
+        let z: f32 = (0..4).map(|j| w[j] * x[i * 4 + j]).sum::<f32>() - 1.0;
+        let want = 1.0 / (1.0 + (-z).exp());
+        assert!(
+            (scores.value(i) - want).abs() < 1e-6,
+            "row {i}: {} vs {want}",
+            scores.value(i)
+        );
+    }
+    assert_eq!(
+        b.column_by_name("model_version")
+            .expect("v")
+            .as_string::<i32>()
+            .value(2),
+        "7"
+    );
+    assert_eq!(
+        b.column_by_name("model_name")
+            .expect("n")
+            .as_string::<i32>()
+            .value(0),
+        "lr"
+    );
+}
+
+#[test]
+fn weights_that_do_not_match_the_manifest_are_refused_with_shapes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut manifest = logistic_package(dir.path(), vec![0.0; 4], 0.0);
+    manifest.inputs.pop();
+    std::fs::write(
+        dir.path().join("manifest.json"),
+        serde_json::to_string(&manifest).expect("json"),
+    )
+    .expect("write");
+    let e = ModelPackage::load(dir.path(), &Device::Cpu)
+        .expect_err("3 inputs vs 4 columns")
+        .to_string();
+    assert!(
+        e.contains("layers.0.weight") && e.contains("[1, 4]") && e.contains("[1, 3]"),
+        "{e}"
+    );
+
+    std::fs::write(dir.path().join("manifest.json"), "{\"name\": 1}").expect("write");
+    let e = ModelPackage::load(dir.path(), &Device::Cpu)
+        .expect_err("bad json")
+        .to_string();
+    assert!(e.contains("manifest.json is invalid"), "{e}");
+}
+
+#[test]
+fn device_choice_errors_list_the_valid_values() {
+    assert_eq!(DeviceChoice::parse("cuda:1"), Ok(DeviceChoice::Cuda(1)));
+    assert_eq!(DeviceChoice::parse("cpu"), Ok(DeviceChoice::Cpu));
+    let e = DeviceChoice::parse("gpu").expect_err("gpu is not a device");
+    assert!(e.contains("auto, cpu, cuda:N"), "{e}");
+    assert!(
+        DeviceChoice::Auto.open().is_ok(),
+        "auto always finds a device"
+    );
+    if !cfg!(feature = "cuda") {
+        let e = DeviceChoice::Cuda(0)
+            .open()
+            .expect_err("no cuda in this build")
+            .to_string();
+        assert!(e.contains("without the `cuda` feature"), "{e}");
+    }
+}
+
+#[test]
+fn training_learns_a_nonlinear_rule() {
+    // label = 1 when |x0| > 1 XOR x1 > 0: not linearly separable.
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    let mut s = 12345u64;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 33) as f32 / (1u64 << 31) as f32) * 4.0 - 2.0
+    };
+    for _ in 0..6000 {
+        let (a, b) = (next(), next());
+        x.extend([a, b]);
+        y.push(f32::from((a.abs() > 1.0) ^ (b > 0.0)));
+    }
+    let mut specs = vec![
+        spec(
+            "a",
+            "a",
+            Transform::Standard {
+                mean: 0.0,
+                std: 1.0,
+            },
+        ),
+        spec(
+            "b",
+            "b",
+            Transform::Standard {
+                mean: 0.0,
+                std: 1.0,
+            },
+        ),
+    ];
+    fit_standardisation(&mut specs, &x, 2);
+    let opts = TrainOptions {
+        hidden: vec![16, 8],
+        activation: Activation::Relu,
+        epochs: 40,
+        batch_size: 128,
+        learning_rate: 0.01,
+        seed: 7,
+    };
+    let (tensors, mlp) = train(&x, &y, 2, &opts).expect("train");
+    assert_eq!(tensors.len(), 6);
+    let p = mlp
+        .predict(&Tensor::from_vec(x, (6000, 2), &Device::Cpu).expect("x"))
+        .expect("p");
+    let a = auc(&p.to_vec1::<f32>().expect("vec"), &y);
+    assert!(a > 0.95, "AUC {a}");
+}
+
+#[test]
+fn auc_of_known_rankings() {
+    assert_eq!(auc(&[0.1, 0.2, 0.8, 0.9], &[0.0, 0.0, 1.0, 1.0]), 1.0);
+    assert_eq!(auc(&[0.9, 0.8, 0.2, 0.1], &[0.0, 0.0, 1.0, 1.0]), 0.0);
+    assert_eq!(auc(&[0.5, 0.5], &[0.0, 1.0]), 0.5);
+}
