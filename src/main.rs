@@ -1,1 +1,74 @@
-fn main() {}
+//! `scorestream`: streaming batch scoring. Kafka in, features joined,
+//! candle models, Parquet out.
+
+mod assets;
+mod commands;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "scorestream",
+    version,
+    about = "Streaming batch scoring: Kafka in, features joined, candle models, Parquet out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the demo job end to end on embedded parts (in-process Kafka, generated events).
+    Demo(commands::demo::Args),
+    /// Run a scoring job until Ctrl-C / SIGTERM, then drain, flush and commit.
+    Run {
+        /// The job config (TOML).
+        job: PathBuf,
+        /// Stop by itself once every event read has been committed and nothing
+        /// new arrived for this long (for batch replays and tests), e.g. "5s".
+        #[arg(long, value_parser = humantime::parse_duration)]
+        exit_on_idle: Option<std::time::Duration>,
+    },
+    /// Check a job config: syntax, types, files, and that features and model inputs fit.
+    Validate { job: PathBuf },
+    /// Run SQL over a job's output: tables `scores` and `dead_letters`.
+    Query(commands::query::Args),
+    /// Regenerate the demo's feature file and retrain its model (reproducible for a seed).
+    Train(commands::train::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    commands::init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => commands::demo::run(args).await,
+            Command::Run { job, exit_on_idle } => commands::run::run(&job, exit_on_idle).await,
+            Command::Validate { job } => commands::validate::run(&job),
+            Command::Query(args) => commands::query::run(args).await,
+            Command::Train(args) => commands::train::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,10 @@
-//! placeholder
+//! scorestream's job layer: typed job configs, the wiring of operators into a
+//! running job, its shutdown, and the synthetic world the demo runs on.
+
+pub mod config;
+pub mod demo;
+mod error;
+pub mod runtime;
+pub mod synth;
+
+pub use error::{PipelineError, Problem};

@@ -1,0 +1,109 @@
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use scorestream_operators::batch::BatchConfig;
+use scorestream_operators::features::{FeatureStoreConfig, FeaturesConfig};
+use scorestream_operators::scorer::ScorerConfig;
+use scorestream_operators::sink::parquet::ParquetSinkConfig;
+use scorestream_operators::source::kafka::KafkaSourceConfig;
+use scorestream_schemas::FieldSpec;
+use serde::{Deserialize, Deserializer};
+
+/// A whole scoring job, as written in its TOML file.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    pub job: JobSection,
+    pub source: KafkaSourceConfig,
+    pub schema: SchemaSection,
+    pub features: FeaturesConfig,
+    pub batch: BatchConfig,
+    pub model: ScorerConfig,
+    pub sink: ParquetSinkConfig,
+    pub queues: QueueConfig,
+}
+
+impl JobConfig {
+    /// Resolves the paths a job file gives relative to itself (feature file,
+    /// model package) against the file's directory.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.model.path);
+        match &mut self.features.store {
+            FeatureStoreConfig::File(f) => fix(&mut f.path),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSection {
+    pub name: JobName,
+}
+
+/// A job name: used in file names, metrics and logs, so restricted to
+/// `[A-Za-z0-9_-]`, 1 to 64 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobName(String);
+
+impl JobName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "invalid job name \"{s}\": use 1 to 64 letters, digits, '-' or '_'"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        JobName::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaSection {
+    pub fields: Vec<FieldSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Rows each queue between two operators may hold.
+    #[serde(default = "default_capacity_rows")]
+    pub capacity_rows: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            capacity_rows: default_capacity_rows(),
+        }
+    }
+}
+
+fn default_capacity_rows() -> usize {
+    262_144
+}

@@ -1,0 +1,231 @@
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
+use toml::{Table, Value};
+
+use super::{JobConfig, QueueConfig};
+use crate::{PipelineError, Problem};
+
+/// Sections of a job file; anything else at the top level is an error.
+const SECTIONS: [(&str, bool); 8] = [
+    ("job", true),
+    ("source", true),
+    ("schema", true),
+    ("features", true),
+    ("batch", false),
+    ("model", true),
+    ("sink", true),
+    ("queues", false),
+];
+
+/// Reads and checks a job file; relative model and feature paths are
+/// resolved against the file's directory.
+pub fn load_file(path: &Path) -> Result<JobConfig, PipelineError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| PipelineError::io(format!("reading {}", path.display()), e))?;
+    let mut job = load_str(&text).map_err(|problems| PipelineError::InvalidConfig {
+        path: path.display().to_string(),
+        problems,
+    })?;
+    job.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+    Ok(job)
+}
+
+/// Parses a job config, collecting every problem it can find rather than
+/// stopping at the first, each named by its dotted key.
+pub fn load_str(text: &str) -> Result<JobConfig, Vec<Problem>> {
+    let table: Table =
+        toml::from_str(text).map_err(|e| vec![Problem::new("", format!("not valid TOML: {e}"))])?;
+    let mut problems = Vec::new();
+    for key in table.keys() {
+        if !SECTIONS.iter().any(|(s, _)| s == key) {
+            let known: Vec<_> = SECTIONS.iter().map(|(s, _)| *s).collect();
+            problems.push(Problem::new(
+                key.as_str(),
+                format!("unknown section; expected one of {}", known.join(", ")),
+            ));
+        }
+    }
+    for (s, required) in SECTIONS {
+        if required && !table.contains_key(s) {
+            problems.push(Problem::new(s, "missing section"));
+        }
+    }
+    let job = section(&table, "job", &mut problems);
+    let source = section(&table, "source", &mut problems);
+    let schema = schema_section(&table, &mut problems);
+    let features = section(&table, "features", &mut problems);
+    let batch = section(&table, "batch", &mut problems);
+    let model = section(&table, "model", &mut problems);
+    let sink = section(&table, "sink", &mut problems);
+    let queues: Option<QueueConfig> = section(&table, "queues", &mut problems);
+
+    if let Some(s) = &source {
+        push_all(
+            &mut problems,
+            "source",
+            scorestream_operators::source::kafka::KafkaSourceConfig::problems(s),
+        );
+    }
+    if let Some(b) = &batch {
+        push_all(
+            &mut problems,
+            "batch",
+            scorestream_operators::batch::BatchConfig::problems(b),
+        );
+    }
+    if let Some(q) = &queues
+        && q.capacity_rows == 0
+    {
+        problems.push(Problem::new("queues.capacity_rows", "must be at least 1"));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    match (job, source, schema, features, model, sink) {
+        (Some(job), Some(source), Some(schema), Some(features), Some(model), Some(sink)) => {
+            Ok(JobConfig {
+                job,
+                source,
+                schema,
+                features,
+                batch: batch.unwrap_or_default(),
+                model,
+                sink,
+                queues: queues.unwrap_or_default(),
+            })
+        }
+        _ => Err(vec![Problem::new("", "incomplete job config")]),
+    }
+}
+
+/// The schema's fields are checked one by one, so a bad field does not hide
+/// the problems of the fields after it.
+fn schema_section(table: &Table, problems: &mut Vec<Problem>) -> Option<super::SchemaSection> {
+    let value = table.get("schema")?;
+    let Some(fields) = value.get("fields").and_then(Value::as_array) else {
+        return section(table, "schema", problems);
+    };
+    let mut rest = value.clone();
+    if let Some(t) = rest.as_table_mut() {
+        t.insert("fields".into(), Value::Array(Vec::new()));
+    }
+    let shell: Option<super::SchemaSection> = parse_value(rest, "schema", problems);
+    let before = problems.len();
+    let parsed: Vec<_> = fields
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| parse_value(f.clone(), &format!("schema.fields[{i}]"), problems))
+        .collect();
+    if problems.len() > before {
+        return None;
+    }
+    if let Err(e) = scorestream_schemas::EventSchema::try_new(parsed.clone()) {
+        problems.push(Problem::new("schema.fields", e.to_string()));
+        return None;
+    }
+    shell.map(|_| super::SchemaSection { fields: parsed })
+}
+
+fn push_all(problems: &mut Vec<Problem>, section: &str, found: Vec<(String, String)>) {
+    problems.extend(
+        found
+            .into_iter()
+            .map(|(k, m)| Problem::new(format!("{section}.{k}"), m)),
+    );
+}
+
+/// Deserializes one section. On an error it records it, removes the offending
+/// key and tries again, so one run reports every bad key of the section.
+fn section<T: DeserializeOwned>(
+    table: &Table,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    parse_value(table.get(name)?.clone(), name, problems)
+}
+
+fn parse_value<T: DeserializeOwned>(
+    mut value: Value,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    let mut failed = false;
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(t) => return (!failed).then_some(t),
+            Err(e) => {
+                failed = true;
+                let mut segments: Vec<Segment> = e.path().iter().cloned().collect();
+                let message = e.inner().to_string();
+                // An unknown field is reported at its parent; name the field itself.
+                if let Some(field) = quoted_after(&message, "unknown field `") {
+                    segments.push(Segment::Map { key: field });
+                }
+                problems.push(Problem::new(dotted(name, &segments), clean(&message)));
+                if message.starts_with("missing field") || !remove(&mut value, &segments) {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+fn quoted_after(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split('`').next().map(str::to_owned)
+}
+
+fn clean(message: &str) -> String {
+    message.trim().trim_end_matches('\n').to_owned()
+}
+
+fn dotted(section: &str, segments: &[Segment]) -> String {
+    let mut s = section.to_owned();
+    for seg in segments {
+        match seg {
+            Segment::Seq { index } => s.push_str(&format!("[{index}]")),
+            Segment::Map { key } => {
+                if key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    s.push('.');
+                    s.push_str(key);
+                } else {
+                    s.push_str(&format!(".\"{key}\""));
+                }
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    s
+}
+
+/// Removes the value at `path`; false when the path cannot be followed.
+fn remove(value: &mut Value, path: &[Segment]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut cur = value;
+    for seg in parents {
+        cur = match (seg, cur) {
+            (Segment::Map { key }, Value::Table(t)) => match t.get_mut(key) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Segment::Seq { index }, Value::Array(a)) => match a.get_mut(*index) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Segment::Enum { .. } | Segment::Unknown, v) => v,
+            _ => return false,
+        };
+    }
+    match (last, cur) {
+        (Segment::Map { key }, Value::Table(t)) => t.remove(key).is_some(),
+        _ => false,
+    }
+}

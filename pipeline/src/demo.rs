@@ -1,0 +1,201 @@
+//! The demo: an in-process Kafka (librdkafka's mock cluster), the synthetic
+//! transaction generator producing into it while the demo job consumes it,
+//! and the job's real operators writing Parquet.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::mocking::MockCluster;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{JobConfig, load_str};
+use crate::runtime::{Job, JobReport, JobStats, StatsSnapshot};
+use crate::synth::{EventGen, GenOptions, ProduceReport, World, produce};
+use crate::{PipelineError, Problem};
+
+/// The demo job and the files it refers to, as embedded in the binary.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoAssets {
+    pub job_toml: &'static str,
+    pub features_csv: &'static [u8],
+    pub model_manifest: &'static [u8],
+    pub model_weights: &'static [u8],
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub events: u64,
+    pub partitions: i32,
+    pub out: PathBuf,
+    pub seed: u64,
+    /// Events per second to produce; as fast as possible when `None`.
+    pub rate: Option<u64>,
+    /// Give up when no event has been acknowledged for this long.
+    pub stall_timeout: Duration,
+    /// Accounts in the generated world; must match the embedded feature file.
+    pub accounts: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    pub produced: ProduceReport,
+    pub job: JobReport,
+    pub out: PathBuf,
+    pub model: String,
+    pub device: String,
+}
+
+pub const DEMO_TOPIC: &str = "transactions";
+/// Marks a directory as demo output, so a rerun may replace it.
+pub const DEMO_MARKER: &str = ".scorestream-demo";
+
+/// Parses the embedded job config and writes its assets under `out/job`.
+pub fn prepare(assets: &DemoAssets, out: &Path) -> Result<JobConfig, PipelineError> {
+    let invalid = |problems: Vec<Problem>| PipelineError::InvalidConfig {
+        path: "embedded demo job".into(),
+        problems,
+    };
+    if out.exists() {
+        if !out.join(DEMO_MARKER).exists() {
+            return Err(PipelineError::Incomplete(format!(
+                "{} exists and is not demo output; choose another directory with --out",
+                out.display()
+            )));
+        }
+        std::fs::remove_dir_all(out)
+            .map_err(|e| PipelineError::io(format!("clearing {}", out.display()), e))?;
+    }
+    let job_dir = out.join("job");
+    let write = |rel: &str, bytes: &[u8]| {
+        let p = job_dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| PipelineError::io(format!("creating {}", parent.display()), e))?;
+        }
+        std::fs::write(&p, bytes)
+            .map_err(|e| PipelineError::io(format!("writing {}", p.display()), e))
+    };
+    write("job.toml", assets.job_toml.as_bytes())?;
+    write("features.csv", assets.features_csv)?;
+    write("model/manifest.json", assets.model_manifest)?;
+    write("model/model.safetensors", assets.model_weights)?;
+    std::fs::write(out.join(DEMO_MARKER), b"")
+        .map_err(|e| PipelineError::io("writing demo marker", e))?;
+    let mut config = load_str(assets.job_toml).map_err(invalid)?;
+    config.resolve_paths(&job_dir);
+    config.sink.path = out.to_owned();
+    Ok(config)
+}
+
+/// Runs the whole demo; `progress` is called about once a second.
+pub async fn run_demo(
+    assets: &DemoAssets,
+    opts: &DemoOptions,
+    mut progress: impl FnMut(&StatsSnapshot, u64),
+) -> Result<DemoReport, PipelineError> {
+    let mut config = prepare(assets, &opts.out)?;
+    let cluster = MockCluster::new(3)?;
+    cluster.create_topic(DEMO_TOPIC, opts.partitions, 1)?;
+    config.source.brokers = cluster.bootstrap_servers();
+    config.source.topics = vec![DEMO_TOPIC.into()];
+
+    let job = Job::build(config)?;
+    let model = format!("{} v{}", job.model_name(), job.model_version());
+    let device = job.device();
+    let stats = Arc::new(JobStats::default());
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(job.run(stop.clone(), stats.clone()));
+
+    let produced = Arc::new(AtomicU64::new(0));
+    let halt = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (brokers, produced, halt) =
+            (cluster.bootstrap_servers(), produced.clone(), halt.clone());
+        let (n, rate, seed, accounts) = (opts.events, opts.rate, opts.seed, opts.accounts);
+        tokio::task::spawn_blocking(move || {
+            let world = World::new(accounts, seed);
+            let mut generator = EventGen::new(
+                &world,
+                GenOptions {
+                    seed: seed + 1_000,
+                    start_ms: scorestream_operators::now_ms(),
+                    ..Default::default()
+                },
+            );
+            produce(
+                &brokers,
+                DEMO_TOPIC,
+                &mut generator,
+                n,
+                rate,
+                &produced,
+                &halt,
+            )
+        })
+    };
+
+    // Watch until every delivered event is acknowledged (scored or dead-lettered).
+    let mut delivered: Option<ProduceReport> = None;
+    let mut producer = Some(producer);
+    let mut last_acked = 0;
+    let mut last_change = Instant::now();
+    let outcome = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let snap = stats.snapshot();
+        progress(&snap, produced.load(Ordering::Relaxed));
+        if let Some(p) = producer.as_ref().filter(|p| p.is_finished()) {
+            let _ = p;
+            if let Some(handle) = producer.take() {
+                match handle.await {
+                    Ok(Ok(r)) => delivered = Some(r),
+                    Ok(Err(e)) => break Err(e),
+                    Err(e) => break Err(PipelineError::TaskFailed(format!("producer: {e}"))),
+                }
+            }
+        }
+        if running.is_finished() {
+            break Ok(());
+        }
+        if let Some(d) = &delivered
+            && snap.messages_acked >= d.delivered
+        {
+            break Ok(());
+        }
+        if snap.messages_acked != last_acked {
+            last_acked = snap.messages_acked;
+            last_change = Instant::now();
+        } else if last_change.elapsed() > opts.stall_timeout {
+            break Err(PipelineError::Incomplete(format!(
+                "no progress for {:?}: {} of {} produced events accounted for",
+                opts.stall_timeout,
+                snap.messages_acked,
+                produced.load(Ordering::Relaxed)
+            )));
+        }
+    };
+    halt.store(true, Ordering::Relaxed);
+    stop.cancel();
+    let job = running
+        .await
+        .map_err(|e| PipelineError::TaskFailed(format!("job: {e}")))??;
+    outcome?;
+    let produced = delivered.ok_or_else(|| {
+        PipelineError::Incomplete("the job stopped before the generator finished".into())
+    })?;
+    if job.stats.messages_acked != produced.delivered {
+        return Err(PipelineError::Incomplete(format!(
+            "{} events were produced but {} were accounted for",
+            produced.delivered, job.stats.messages_acked
+        )));
+    }
+    drop(cluster);
+    Ok(DemoReport {
+        produced,
+        job,
+        out: opts.out.clone(),
+        model,
+        device,
+    })
+}

@@ -1,0 +1,81 @@
+use std::fmt;
+
+use scorestream_operators::{ErrorKind, OperatorError};
+
+/// One thing wrong with a job config, named by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path of the offending key, such as `batch.max_wait`.
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("job config {path} has {} problem(s):\n{}", .problems.len(), list(.problems))]
+    InvalidConfig {
+        path: String,
+        problems: Vec<Problem>,
+    },
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the demo's broker: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("{0}")]
+    Incomplete(String),
+    #[error("internal error: task {0} panicked or was aborted")]
+    TaskFailed(String),
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl PipelineError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        PipelineError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PipelineError::InvalidConfig { .. } => ErrorKind::User,
+            PipelineError::Operator(e) => e.kind(),
+            PipelineError::Io { .. } | PipelineError::Kafka(_) | PipelineError::Incomplete(_) => {
+                ErrorKind::External
+            }
+            PipelineError::TaskFailed(_) => ErrorKind::Internal,
+        }
+    }
+}

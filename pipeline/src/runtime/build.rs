@@ -1,0 +1,110 @@
+use scorestream_operators::decode::JsonDecoder;
+use scorestream_operators::features::{FeatureJoin, build_store};
+use scorestream_operators::scorer::{ModelPackage, Scorer};
+use scorestream_schemas::EventSchema;
+
+use crate::config::JobConfig;
+use crate::{PipelineError, Problem};
+
+/// A job whose operators are built and whose schemas have been checked end to
+/// end: event fields, features and model inputs fit together. Building does
+/// not touch Kafka or the output directory, so it doubles as `validate`.
+pub struct Job {
+    pub(super) config: JobConfig,
+    pub(super) decoder: JsonDecoder,
+    pub(super) join: FeatureJoin,
+    pub(super) scorer: Scorer,
+}
+
+impl Job {
+    pub fn build(config: JobConfig) -> Result<Self, PipelineError> {
+        let mut problems = Vec::new();
+        let name = format!("for job `{}`", config.job.name);
+        let invalid = |problems| PipelineError::InvalidConfig {
+            path: name.clone(),
+            problems,
+        };
+
+        let events = match EventSchema::try_new(config.schema.fields.clone()) {
+            Ok(e) => e,
+            Err(e) => return Err(invalid(vec![Problem::new("schema.fields", e.to_string())])),
+        };
+        let decoder = JsonDecoder::new(events, config.source.max_message_bytes.0 as usize);
+
+        let join = match build_store(&config.features.store) {
+            Ok(store) => FeatureJoin::try_new(
+                store,
+                decoder.output_schema(),
+                &config.features.key,
+                config.features.on_missing,
+            )
+            .map_err(|m| problems.push(Problem::new("features.key", m)))
+            .ok(),
+            Err(e) => {
+                problems.push(Problem::new("features.store.path", e.to_string()));
+                None
+            }
+        };
+        let device = config
+            .model
+            .device
+            .open()
+            .map_err(|e| problems.push(Problem::new("model.device", e.to_string())))
+            .ok();
+        let package = device.as_ref().and_then(|d| {
+            ModelPackage::load(&config.model.path, d)
+                .map_err(|e| problems.push(Problem::new("model.path", e.to_string())))
+                .ok()
+        });
+        if config.sink.path.is_file() {
+            problems.push(Problem::new(
+                "sink.path",
+                format!("{} is a file, not a directory", config.sink.path.display()),
+            ));
+        }
+        let (Some(join), Some(package), Some(device)) = (join, package, device) else {
+            return Err(invalid(problems));
+        };
+        let scorer = match Scorer::new(package, device, join.output_schema()) {
+            Ok(s) => Some(s),
+            Err(errors) => {
+                problems.extend(
+                    errors
+                        .into_iter()
+                        .map(|e| Problem::new("model", e.to_string())),
+                );
+                None
+            }
+        };
+        match scorer {
+            Some(scorer) if problems.is_empty() => Ok(Self {
+                config,
+                decoder,
+                join,
+                scorer,
+            }),
+            _ => Err(invalid(problems)),
+        }
+    }
+
+    pub fn config(&self) -> &JobConfig {
+        &self.config
+    }
+
+    pub fn model_name(&self) -> &str {
+        self.scorer.model_name()
+    }
+
+    pub fn model_version(&self) -> &str {
+        self.scorer.model_version()
+    }
+
+    /// The schema of the scored Parquet output.
+    pub fn output_schema(&self) -> &arrow::datatypes::SchemaRef {
+        self.scorer.output_schema()
+    }
+
+    pub fn device(&self) -> String {
+        format!("{:?}", self.scorer.device())
+    }
+}

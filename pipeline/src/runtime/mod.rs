@@ -1,0 +1,10 @@
+//! A running job: operators built from a [`crate::config::JobConfig`], joined
+//! by row-bounded queues, each its own task, drained in order on shutdown.
+
+mod build;
+mod run;
+mod stats;
+
+pub use build::Job;
+pub use run::JobReport;
+pub use stats::{JobStats, StatsSnapshot};

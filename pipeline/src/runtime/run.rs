@@ -1,0 +1,225 @@
+use std::future::Future;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::TimestampMillisecondType;
+use metrics::{counter, histogram};
+use scorestream_operators::batch::{Coalescer, run_batcher};
+use scorestream_operators::queue::{RowSender, channel};
+use scorestream_operators::sink::parquet::{Committed, ParquetSink};
+use scorestream_operators::source::kafka::{KafkaSource, RawChunk, SourceReport};
+use scorestream_operators::{Acks, Envelope, OperatorError};
+use scorestream_schemas::columns;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span};
+
+use super::{Job, JobStats, StatsSnapshot};
+use crate::PipelineError;
+
+/// How a job ended.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    pub stats: StatsSnapshot,
+    pub source: SourceReport,
+}
+
+type TaskResult = Result<Option<SourceReport>, OperatorError>;
+
+impl Job {
+    /// Runs until `stop` fires, then drains: the source stops reading, every
+    /// operator flushes what it holds, the sink commits, and the source
+    /// commits the acknowledged offsets. An operator failure stops the others
+    /// the same way and is returned.
+    pub async fn run(
+        self,
+        stop: CancellationToken,
+        stats: Arc<JobStats>,
+    ) -> Result<JobReport, PipelineError> {
+        let Job {
+            config,
+            decoder,
+            join,
+            scorer,
+        } = self;
+        let cap = config.queues.capacity_rows;
+        let job = config.job.name.to_string();
+        let source = KafkaSource::build(&config.source)?;
+        let mut sink = ParquetSink::open(&config.sink)?;
+        info!(job, output = %config.sink.path.display(), "job starting");
+
+        let (raw_tx, mut raw_rx) = channel::<RawChunk>(cap);
+        let (dec_tx, mut dec_rx) = channel::<Envelope>(cap);
+        let (join_tx, join_rx) = channel::<Envelope>(cap);
+        let (batch_tx, mut batch_rx) = channel::<Envelope>(cap);
+        let (score_tx, mut score_rx) = channel::<Envelope>(cap);
+        // Acks are control messages, one per committed file: unbounded so the
+        // sink never blocks on the source (which may itself wait on the queue).
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Acks>();
+
+        let cancel = stop.child_token();
+        let mut tasks: JoinSet<(&'static str, TaskResult)> = JoinSet::new();
+        let mut spawn =
+            |name: &'static str,
+             fut: std::pin::Pin<Box<dyn Future<Output = TaskResult> + Send>>| {
+                let span = info_span!("operator", job = %job, operator = name);
+                tasks.spawn(async move { (name, fut.await) }.instrument(span));
+            };
+
+        spawn(
+            "source",
+            Box::pin({
+                let cancel = cancel.clone();
+                async move { source.run(raw_tx, ack_rx, cancel).await.map(Some) }
+            }),
+        );
+
+        let s = stats.clone();
+        spawn(
+            "decode",
+            Box::pin(async move {
+                while let Some(chunk) = raw_rx.recv().await {
+                    JobStats::add(&s.events_in, chunk.len() as u64);
+                    counter!("scorestream_events_total").increment(chunk.len() as u64);
+                    let env = tokio::task::block_in_place(|| decoder.decode(&chunk))?;
+                    forward(&dec_tx, env, "decode").await?;
+                }
+                Ok(None)
+            }),
+        );
+
+        let coalescer = Coalescer::new(
+            join.output_schema().clone(),
+            config.batch.max_rows,
+            config.batch.max_wait.0,
+        );
+        spawn(
+            "feature_join",
+            Box::pin(async move {
+                while let Some(env) = dec_rx.recv().await {
+                    let env = join.process(env).await?;
+                    forward(&join_tx, env, "feature_join").await?;
+                }
+                Ok(None)
+            }),
+        );
+
+        spawn(
+            "batcher",
+            Box::pin(async move {
+                run_batcher(coalescer, join_rx, batch_tx)
+                    .await
+                    .map(|()| None)
+            }),
+        );
+
+        let s = stats.clone();
+        spawn(
+            "scorer",
+            Box::pin(async move {
+                while let Some(env) = batch_rx.recv().await {
+                    let rows = env.rows();
+                    let started = std::time::Instant::now();
+                    let env = tokio::task::block_in_place(|| scorer.process(env))?;
+                    if rows > 0 {
+                        histogram!("scorestream_score_seconds")
+                            .record(started.elapsed().as_secs_f64());
+                        histogram!("scorestream_batch_rows").record(rows as f64);
+                        JobStats::add(&s.batches_scored, 1);
+                    }
+                    forward(&score_tx, env, "scorer").await?;
+                }
+                Ok(None)
+            }),
+        );
+
+        let s = stats.clone();
+        spawn(
+            "sink",
+            Box::pin(async move {
+                while let Some(env) = score_rx.recv().await {
+                    let committed = tokio::task::block_in_place(|| sink.write(env))?;
+                    account(&s, &committed);
+                    // The source may already be gone after a failure elsewhere;
+                    // then these offsets are simply re-read on restart.
+                    let _ = ack_tx.send(committed.acks);
+                }
+                Ok(None)
+            }),
+        );
+
+        let mut first_error: Option<OperatorError> = None;
+        let mut source_report = SourceReport::default();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((_, Ok(Some(report)))) => source_report = report,
+                Ok((_, Ok(None))) => {}
+                Ok((name, Err(e))) => {
+                    error!(operator = name, error = %e, "operator failed; stopping the job");
+                    cancel.cancel();
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    cancel.cancel();
+                    tasks.abort_all();
+                    return Err(PipelineError::TaskFailed(e.to_string()));
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e.into());
+        }
+        let snapshot = stats.snapshot();
+        info!(
+            job,
+            rows = snapshot.rows_scored,
+            dead_letters = snapshot.dead_letters,
+            "job stopped"
+        );
+        Ok(JobReport {
+            stats: snapshot,
+            source: source_report,
+        })
+    }
+}
+
+async fn forward(
+    tx: &RowSender<Envelope>,
+    env: Envelope,
+    from: &'static str,
+) -> Result<(), OperatorError> {
+    tx.send(env)
+        .await
+        .map_err(|_| OperatorError::Disconnected(from))
+}
+
+/// Counts a commit and the Kafka-to-durable latency of its rows.
+fn account(stats: &JobStats, c: &Committed) {
+    let now = scorestream_operators::now_ms();
+    JobStats::add(&stats.rows_scored, c.rows as u64);
+    JobStats::add(&stats.dead_letters, c.dead_letters as u64);
+    JobStats::add(&stats.files_written, c.files.len() as u64);
+    JobStats::add(&stats.bytes_written, c.bytes);
+    JobStats::add(&stats.messages_acked, c.acks.messages());
+    counter!("scorestream_rows_scored_total").increment(c.rows as u64);
+    counter!("scorestream_dead_letters_total").increment(c.dead_letters as u64);
+    counter!("scorestream_files_written_total").increment(c.files.len() as u64);
+    let Some(ingest) = c
+        .batch
+        .as_ref()
+        .and_then(|b| b.column_by_name(columns::INGEST_TIME))
+    else {
+        return;
+    };
+    let ingest = ingest.as_primitive::<TimestampMillisecondType>();
+    if ingest.null_count() > 0 {
+        return;
+    }
+    stats.record_latencies(
+        ingest
+            .values()
+            .iter()
+            .map(|t| now.saturating_sub(*t).max(0) as u64),
+    );
+}

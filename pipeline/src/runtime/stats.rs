@@ -1,0 +1,116 @@
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// Counters a job keeps while it runs, updated once per batch (never per
+/// row) and read by progress output, summaries and metrics.
+#[derive(Debug)]
+pub struct JobStats {
+    started: Instant,
+    pub events_in: AtomicU64,
+    pub rows_scored: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub files_written: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub batches_scored: AtomicU64,
+    /// Kafka messages whose offsets are acknowledged (rows + dead letters).
+    pub messages_acked: AtomicU64,
+    /// Milliseconds from the event's Kafka timestamp to its file's commit.
+    latency_ms: Mutex<Histogram<u64>>,
+}
+
+impl Default for JobStats {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            events_in: AtomicU64::new(0),
+            rows_scored: AtomicU64::new(0),
+            dead_letters: AtomicU64::new(0),
+            files_written: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            batches_scored: AtomicU64::new(0),
+            messages_acked: AtomicU64::new(0),
+            // 1 ms to 1 hour at 3 significant digits; bounds are constants, so this cannot fail.
+            latency_ms: Mutex::new(Histogram::new_with_bounds(1, 3_600_000, 3).unwrap_or_else(
+                |_| {
+                    Histogram::new(3)
+                        .unwrap_or_else(|_| unreachable!("3 significant figures is valid"))
+                },
+            )),
+        }
+    }
+}
+
+/// A consistent-enough copy of the counters for display.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsSnapshot {
+    pub elapsed: Duration,
+    pub events_in: u64,
+    pub rows_scored: u64,
+    pub dead_letters: u64,
+    pub files_written: u64,
+    pub bytes_written: u64,
+    pub batches_scored: u64,
+    pub messages_acked: u64,
+    pub latency_p50_ms: u64,
+    pub latency_p99_ms: u64,
+    pub latency_max_ms: u64,
+}
+
+impl StatsSnapshot {
+    /// Events per second over the whole run.
+    pub fn throughput(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 {
+            self.messages_acked as f64 / s
+        } else {
+            0.0
+        }
+    }
+}
+
+impl JobStats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records, under one lock per batch, how many milliseconds each event
+    /// took from Kafka to durable output.
+    pub fn record_latencies(&self, ms: impl Iterator<Item = u64>) {
+        if let Ok(mut h) = self.latency_ms.lock() {
+            for v in ms {
+                h.saturating_record(v.max(1));
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (p50, p99, max) = self
+            .latency_ms
+            .lock()
+            .map(|h| {
+                if h.is_empty() {
+                    (0, 0, 0)
+                } else {
+                    (h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max())
+                }
+            })
+            .unwrap_or_default();
+        StatsSnapshot {
+            elapsed: self.started.elapsed(),
+            events_in: load(&self.events_in),
+            rows_scored: load(&self.rows_scored),
+            dead_letters: load(&self.dead_letters),
+            files_written: load(&self.files_written),
+            bytes_written: load(&self.bytes_written),
+            batches_scored: load(&self.batches_scored),
+            messages_acked: load(&self.messages_acked),
+            latency_p50_ms: p50,
+            latency_p99_ms: p99,
+            latency_max_ms: max,
+        }
+    }
+}

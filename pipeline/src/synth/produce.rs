@@ -1,0 +1,104 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+
+use super::{EventGen, EventKind};
+use crate::PipelineError;
+
+/// Counts what the broker confirmed, so the generator knows how many events
+/// really exist in the topic.
+#[derive(Default)]
+struct Deliveries {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct Ctx(Arc<Deliveries>);
+impl ClientContext for Ctx {}
+impl ProducerContext for Ctx {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let c = if result.is_ok() {
+            &self.0.ok
+        } else {
+            &self.0.failed
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProduceReport {
+    pub delivered: u64,
+    pub failed: u64,
+    pub good: u64,
+    pub unknown_account: u64,
+    pub malformed: u64,
+}
+
+/// Produces `n` generated events to `topic`, keyed by account, at most `rate`
+/// per second when given. Blocking: run it on its own thread. `progress` is
+/// bumped as events are handed to the client.
+pub fn produce(
+    brokers: &str,
+    topic: &str,
+    generator: &mut EventGen<'_>,
+    n: u64,
+    rate: Option<u64>,
+    progress: &AtomicU64,
+    stop: &AtomicBool,
+) -> Result<ProduceReport, PipelineError> {
+    let deliveries = Arc::new(Deliveries::default());
+    let producer: BaseProducer<Ctx> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "200000")
+        .set("compression.type", "lz4")
+        .create_with_context(Ctx(deliveries.clone()))?;
+    let mut report = ProduceReport::default();
+    let (mut buf, mut key) = (String::new(), String::new());
+    let started = Instant::now();
+    for i in 0..n {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        match generator.next_into(&mut buf, &mut key) {
+            EventKind::Good { .. } => report.good += 1,
+            EventKind::UnknownAccount => report.unknown_account += 1,
+            EventKind::Malformed => report.malformed += 1,
+        }
+        let mut record = BaseRecord::to(topic)
+            .payload(buf.as_bytes())
+            .key(key.as_bytes());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(20));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+        progress.fetch_add(1, Ordering::Relaxed);
+        if i % 1024 == 0 {
+            producer.poll(Duration::ZERO);
+            if let Some(rate) = rate.filter(|r| *r > 0) {
+                let due = Duration::from_secs_f64(i as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60))?;
+    report.delivered = deliveries.ok.load(Ordering::Relaxed);
+    report.failed = deliveries.failed.load(Ordering::Relaxed);
+    Ok(report)
+}

@@ -1,0 +1,212 @@
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use scorestream_operators::decode::JsonDecoder;
+use scorestream_operators::features::{FeatureJoin, FeatureStore, FileFeatureStore, OnMissing};
+use scorestream_operators::scorer::train::{TrainOptions, auc, fit_standardisation, train};
+use scorestream_operators::scorer::{
+    Activation, Architecture, InputMatrix, InputSpec, ModelManifest, ModelPackage, Transform,
+};
+use scorestream_operators::source::kafka::RawChunk;
+use scorestream_operators::{Envelope, OperatorError};
+use scorestream_schemas::EventSchema;
+use serde_json::json;
+
+use super::{EventGen, EventKind, GenOptions, World};
+use crate::PipelineError;
+use crate::config::JobConfig;
+
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub rows: usize,
+    pub fraud_rate: f64,
+    pub holdout_auc: f64,
+}
+
+/// The demo model's 20 inputs (the small 20-64-32-1 shape).
+fn demo_inputs() -> Vec<InputSpec> {
+    let num = |name: &str, log: bool| InputSpec {
+        name: name.into(),
+        column: name.into(),
+        transform: if log {
+            Transform::LogStandard {
+                mean: 0.0,
+                std: 1.0,
+            }
+        } else {
+            Transform::Standard {
+                mean: 0.0,
+                std: 1.0,
+            }
+        },
+    };
+    let eq = |column: &str, value: &str| InputSpec {
+        name: format!("{column}={value}"),
+        column: column.into(),
+        transform: Transform::Equals {
+            value: value.into(),
+        },
+    };
+    let mut v = vec![
+        num("amount", true),
+        num("avg_amount_30d", true),
+        num("account_age_days", true),
+        num("chargeback_rate_90d", false),
+        num("failed_logins_7d", false),
+        num("is_verified", false),
+        num("distinct_countries_30d", false),
+        num("txn_count_7d", true),
+        num("utilization", false),
+        InputSpec {
+            name: "at_home".into(),
+            column: "country".into(),
+            transform: Transform::SameAs {
+                other: "home_country".into(),
+            },
+        },
+    ];
+    v.extend(["pos", "web", "mobile"].map(|c| eq("channel", c)));
+    v.extend(
+        [
+            "grocery",
+            "restaurants",
+            "travel",
+            "electronics",
+            "entertainment",
+            "gift_cards",
+            "crypto",
+        ]
+        .map(|m| eq("merchant_category", m)),
+    );
+    v
+}
+
+/// Builds the demo's feature file and trains its model from generated data,
+/// through the same decode, join and input code the pipeline scores with.
+/// Writes `features.csv` and `model/` under `out`.
+pub async fn train_demo_model(
+    job: &JobConfig,
+    out: &Path,
+    accounts: usize,
+    events: usize,
+    seed: u64,
+) -> Result<TrainSummary, PipelineError> {
+    std::fs::create_dir_all(out)
+        .map_err(|e| PipelineError::io(format!("creating {}", out.display()), e))?;
+    let world = World::new(accounts, seed);
+    let features = out.join("features.csv");
+    world.write_features_csv(&features)?;
+    let store = std::sync::Arc::new(FileFeatureStore::load(&features, "account_id")?);
+
+    let opts = GenOptions {
+        seed: seed + 1,
+        malformed_rate: 0.0,
+        unknown_account_rate: 0.0,
+        ..Default::default()
+    };
+    let mut generator = EventGen::new(&world, opts);
+    let mut chunk = RawChunk::with_capacity(events);
+    let (mut buf, mut key) = (String::new(), String::new());
+    let mut labels = Vec::with_capacity(events);
+    for i in 0..events {
+        if let EventKind::Good { fraud } = generator.next_into(&mut buf, &mut key) {
+            chunk.push(
+                "train",
+                0,
+                i as i64,
+                0,
+                Some(key.as_bytes()),
+                buf.as_bytes(),
+            );
+            labels.push(f32::from(fraud));
+        }
+    }
+    let schema = EventSchema::try_new(job.schema.fields.clone()).map_err(OperatorError::from)?;
+    let decoder = JsonDecoder::new(schema, usize::MAX);
+    let decoded = decoder.decode(&chunk)?;
+    if !decoded.dead_letters.is_empty() {
+        return Err(PipelineError::Incomplete(format!(
+            "{} generated training events did not decode: {}",
+            decoded.dead_letters.len(),
+            decoded.dead_letters[0].reason
+        )));
+    }
+    let join = FeatureJoin::try_new(
+        store.clone() as std::sync::Arc<dyn FeatureStore>,
+        decoder.output_schema(),
+        "account_id",
+        OnMissing::Fail,
+    )
+    .map_err(PipelineError::Incomplete)?;
+    let joined = join.process(decoded).await?;
+    let Envelope {
+        batch: Some(batch), ..
+    } = joined
+    else {
+        return Err(PipelineError::Incomplete("no training rows".into()));
+    };
+
+    let bind = |specs: &[InputSpec]| {
+        InputMatrix::bind(specs, &batch.schema())
+            .map_err(|e| PipelineError::Incomplete(format!("{e:?}")))
+    };
+    let mut specs = demo_inputs();
+    let width = specs.len();
+    let raw = bind(&specs)?.build(&batch)?;
+    fit_standardisation(&mut specs, &raw, width);
+    let x = bind(&specs)?.build(&batch)?;
+
+    let rows = labels.len();
+    let split = rows * 4 / 5;
+    let options = TrainOptions {
+        hidden: vec![64, 32],
+        activation: Activation::Relu,
+        epochs: 6,
+        batch_size: 512,
+        learning_rate: 2e-3,
+        seed,
+    };
+    let (tensors, mlp) = train(&x[..split * width], &labels[..split], width, &options)?;
+    let holdout = Tensor::from_slice(&x[split * width..], (rows - split, width), &Device::Cpu)
+        .map_err(OperatorError::from)?;
+    let p = mlp
+        .predict(&holdout)
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(OperatorError::from)?;
+    let holdout_auc = auc(&p, &labels[split..]);
+    let fraud_rate = labels.iter().sum::<f32>() as f64 / rows as f64;
+
+    let mut training = serde_json::Map::new();
+    training.insert(
+        "command".into(),
+        json!(format!(
+            "scorestream train --accounts {accounts} --events {events} --seed {seed}"
+        )),
+    );
+    training.insert("rows".into(), json!(split));
+    training.insert("holdout_rows".into(), json!(rows - split));
+    training.insert(
+        "holdout_auc".into(),
+        json!((holdout_auc * 10_000.0).round() / 10_000.0),
+    );
+    training.insert(
+        "fraud_rate".into(),
+        json!((fraud_rate * 10_000.0).round() / 10_000.0),
+    );
+    let manifest = ModelManifest {
+        name: "fraud-mlp".into(),
+        version: "1".into(),
+        architecture: Architecture::Mlp {
+            hidden: options.hidden.clone(),
+            activation: options.activation,
+        },
+        inputs: specs,
+        training,
+    };
+    ModelPackage::save(&out.join("model"), &manifest, &tensors)?;
+    Ok(TrainSummary {
+        rows,
+        fraud_rate,
+        holdout_auc,
+    })
+}

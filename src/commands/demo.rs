@@ -1,0 +1,76 @@
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use scorestream_pipeline::demo::{DemoOptions, run_demo};
+
+use crate::{assets, progress};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// How many events the generator produces.
+    #[arg(long, default_value_t = 200_000)]
+    events: u64,
+    /// Partitions of the demo topic.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Output directory (replaced if it holds earlier demo output).
+    #[arg(long, default_value = "out/demo")]
+    out: PathBuf,
+    /// Produce at most this many events per second (default: as fast as possible).
+    #[arg(long)]
+    rate: Option<u64>,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let opts = DemoOptions {
+        events: args.events,
+        partitions: args.partitions,
+        out: args.out,
+        seed: args.seed,
+        rate: args.rate,
+        stall_timeout: Duration::from_secs(60),
+        accounts: 20_000,
+    };
+    eprintln!(
+        "scorestream demo: {} synthetic transactions -> in-process Kafka topic `transactions` ({} partitions) -> \
+         decode -> feature join -> batch -> model -> Parquet",
+        progress::thousands(opts.events),
+        opts.partitions
+    );
+    let mut last = Instant::now();
+    let report = run_demo(&assets::DEMO, &opts, |snap, produced| {
+        if last.elapsed() >= Duration::from_secs(1) {
+            last = Instant::now();
+            eprintln!("{}", progress::line(snap, Some(produced)));
+        }
+    })
+    .await
+    .context("the demo failed")?;
+    let p = &report.produced;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "\nscorestream demo finished: model {} on {}",
+        report.model, report.device
+    )?;
+    writeln!(
+        out,
+        "  events produced: {} ({} well-formed, {} for unknown accounts, {} malformed)",
+        progress::thousands(p.delivered),
+        progress::thousands(p.good),
+        progress::thousands(p.unknown_account),
+        progress::thousands(p.malformed)
+    )?;
+    writeln!(out, "{}", progress::summary(&report.job.stats))?;
+    writeln!(out, "  output: {}", report.out.display())?;
+    writeln!(
+        out,
+        "\nQuery it:\n  scorestream query --path {} \"SELECT channel, count(*) AS n, avg(score) AS avg_score FROM scores GROUP BY channel\"",
+        report.out.display()
+    )?;
+    Ok(())
+}
