@@ -33,7 +33,7 @@ pub fn line(s: &StatsSnapshot, produced: Option<u64>) -> String {
 pub fn summary(s: &StatsSnapshot) -> String {
     format!(
         "  events in:      {}\n  rows scored:    {}\n  dead letters:   {}\n  files written:  {} ({:.1} MiB)\n  \
-         batches scored: {}\n  throughput:     {} events/s over {:.1}s\n  latency (Kafka timestamp to committed file): \
+         batches scored: {}\n  throughput:     {} events/s ({:.1}s from first event to last commit, {:.1}s in all)\n  latency (Kafka timestamp to committed file): \
          p50 {} ms, p99 {} ms, max {} ms",
         thousands(s.events_in),
         thousands(s.rows_scored),
@@ -42,6 +42,7 @@ pub fn summary(s: &StatsSnapshot) -> String {
         s.bytes_written as f64 / (1024.0 * 1024.0),
         thousands(s.batches_scored),
         thousands(s.throughput() as u64),
+        s.active.as_secs_f64(),
         s.elapsed.as_secs_f64(),
         s.latency_p50_ms,
         s.latency_p99_ms,

@@ -108,6 +108,21 @@ pub async fn run_demo(
     let stop = CancellationToken::new();
     let running = tokio::spawn(job.run(stop.clone(), stats.clone()));
 
+    // Produce only once the consumer owns partitions, so the job consumes
+    // while the generator produces (the mock cluster keeps little per partition).
+    let joined = Instant::now();
+    while stats.partitions_assigned.load(Ordering::Relaxed) <= 0 {
+        if running.is_finished() || joined.elapsed() > opts.stall_timeout {
+            stop.cancel();
+            running
+                .await
+                .map_err(|e| PipelineError::TaskFailed(format!("job: {e}")))??;
+            return Err(PipelineError::Incomplete(
+                "the demo job never joined its consumer group".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let produced = Arc::new(AtomicU64::new(0));
     let halt = Arc::new(AtomicBool::new(false));
     let producer = {
@@ -145,14 +160,13 @@ pub async fn run_demo(
         tokio::time::sleep(Duration::from_millis(250)).await;
         let snap = stats.snapshot();
         progress(&snap, produced.load(Ordering::Relaxed));
-        if let Some(p) = producer.as_ref().filter(|p| p.is_finished()) {
-            let _ = p;
-            if let Some(handle) = producer.take() {
-                match handle.await {
-                    Ok(Ok(r)) => delivered = Some(r),
-                    Ok(Err(e)) => break Err(e),
-                    Err(e) => break Err(PipelineError::TaskFailed(format!("producer: {e}"))),
-                }
+        if producer.as_ref().is_some_and(|p| p.is_finished())
+            && let Some(handle) = producer.take()
+        {
+            match handle.await {
+                Ok(Ok(r)) => delivered = Some(r),
+                Ok(Err(e)) => break Err(e),
+                Err(e) => break Err(PipelineError::TaskFailed(format!("producer: {e}"))),
             }
         }
         if running.is_finished() {

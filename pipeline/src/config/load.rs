@@ -151,26 +151,41 @@ fn parse_value<T: DeserializeOwned>(
     name: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
-    let mut failed = false;
+    let mut removed: Vec<Vec<Segment>> = Vec::new();
     for _ in 0..64 {
         match serde_path_to_error::deserialize::<_, T>(value.clone()) {
-            Ok(t) => return (!failed).then_some(t),
+            Ok(t) => return removed.is_empty().then_some(t),
             Err(e) => {
-                failed = true;
                 let mut segments: Vec<Segment> = e.path().iter().cloned().collect();
-                let message = e.inner().to_string();
-                // An unknown field is reported at its parent; name the field itself.
-                if let Some(field) = quoted_after(&message, "unknown field `") {
+                let message = clean(&e.inner().to_string());
+                // An unknown field may be reported at its parent; name the field itself.
+                if let Some(field) = quoted_after(&message, "unknown field `")
+                    && !matches!(segments.last(), Some(Segment::Map { key }) if *key == field)
+                {
                     segments.push(Segment::Map { key: field });
                 }
-                problems.push(Problem::new(dotted(name, &segments), clean(&message)));
-                if message.starts_with("missing field") || !remove(&mut value, &segments) {
+                if let Some(field) = quoted_after(&message, "missing field `") {
+                    // Missing only because we removed a bad value: already reported.
+                    let mut path = segments.clone();
+                    path.push(Segment::Map { key: field });
+                    if !removed.iter().any(|r| same_path(r, &path)) {
+                        problems.push(Problem::new(dotted(name, &segments), message));
+                    }
                     return None;
                 }
+                problems.push(Problem::new(dotted(name, &segments), message));
+                if !remove(&mut value, &segments) {
+                    return None;
+                }
+                removed.push(segments);
             }
         }
     }
     None
+}
+
+fn same_path(a: &[Segment], b: &[Segment]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_string() == y.to_string())
 }
 
 fn quoted_after(message: &str, prefix: &str) -> Option<String> {
@@ -178,8 +193,10 @@ fn quoted_after(message: &str, prefix: &str) -> Option<String> {
     rest.split('`').next().map(str::to_owned)
 }
 
+/// The first line of a serde message (toml appends "in `key`", which the
+/// dotted key already says).
 fn clean(message: &str) -> String {
-    message.trim().trim_end_matches('\n').to_owned()
+    message.lines().next().unwrap_or_default().trim().to_owned()
 }
 
 fn dotted(section: &str, segments: &[Segment]) -> String {

@@ -105,6 +105,10 @@ impl Job {
     }
 
     pub fn device(&self) -> String {
-        format!("{:?}", self.scorer.device())
+        match self.scorer.device().location() {
+            candle_core::DeviceLocation::Cpu => "cpu".into(),
+            candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+            other => format!("{other:?}"),
+        }
     }
 }

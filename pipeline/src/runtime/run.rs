@@ -45,7 +45,7 @@ impl Job {
         } = self;
         let cap = config.queues.capacity_rows;
         let job = config.job.name.to_string();
-        let source = KafkaSource::build(&config.source)?;
+        let source = KafkaSource::build(&config.source, stats.partitions_assigned.clone())?;
         let mut sink = ParquetSink::open(&config.sink)?;
         info!(job, output = %config.sink.path.display(), "job starting");
 
@@ -80,7 +80,7 @@ impl Job {
             "decode",
             Box::pin(async move {
                 while let Some(chunk) = raw_rx.recv().await {
-                    JobStats::add(&s.events_in, chunk.len() as u64);
+                    s.events_arrived(chunk.len() as u64);
                     counter!("scorestream_events_total").increment(chunk.len() as u64);
                     let env = tokio::task::block_in_place(|| decoder.decode(&chunk))?;
                     forward(&dec_tx, env, "decode").await?;

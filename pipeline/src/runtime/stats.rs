@@ -1,5 +1,5 @@
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -9,6 +9,9 @@ use hdrhistogram::Histogram;
 #[derive(Debug)]
 pub struct JobStats {
     started: Instant,
+    /// When the first event arrived: throughput counts from here, not from
+    /// start-up (joining a consumer group takes seconds).
+    first_event: OnceLock<Instant>,
     pub events_in: AtomicU64,
     pub rows_scored: AtomicU64,
     pub dead_letters: AtomicU64,
@@ -17,6 +20,8 @@ pub struct JobStats {
     pub batches_scored: AtomicU64,
     /// Kafka messages whose offsets are acknowledged (rows + dead letters).
     pub messages_acked: AtomicU64,
+    /// Partitions this job's consumer currently owns.
+    pub partitions_assigned: Arc<AtomicI64>,
     /// Milliseconds from the event's Kafka timestamp to its file's commit.
     latency_ms: Mutex<Histogram<u64>>,
 }
@@ -25,6 +30,7 @@ impl Default for JobStats {
     fn default() -> Self {
         Self {
             started: Instant::now(),
+            first_event: OnceLock::new(),
             events_in: AtomicU64::new(0),
             rows_scored: AtomicU64::new(0),
             dead_letters: AtomicU64::new(0),
@@ -32,6 +38,7 @@ impl Default for JobStats {
             bytes_written: AtomicU64::new(0),
             batches_scored: AtomicU64::new(0),
             messages_acked: AtomicU64::new(0),
+            partitions_assigned: Arc::new(AtomicI64::new(0)),
             // 1 ms to 1 hour at 3 significant digits; bounds are constants, so this cannot fail.
             latency_ms: Mutex::new(Histogram::new_with_bounds(1, 3_600_000, 3).unwrap_or_else(
                 |_| {
@@ -47,6 +54,8 @@ impl Default for JobStats {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatsSnapshot {
     pub elapsed: Duration,
+    /// Since the first event arrived.
+    pub active: Duration,
     pub events_in: u64,
     pub rows_scored: u64,
     pub dead_letters: u64,
@@ -60,9 +69,9 @@ pub struct StatsSnapshot {
 }
 
 impl StatsSnapshot {
-    /// Events per second over the whole run.
+    /// Events acknowledged per second since the first event arrived.
     pub fn throughput(&self) -> f64 {
-        let s = self.elapsed.as_secs_f64();
+        let s = self.active.as_secs_f64();
         if s > 0.0 {
             self.messages_acked as f64 / s
         } else {
@@ -72,6 +81,12 @@ impl StatsSnapshot {
 }
 
 impl JobStats {
+    /// Counts events read from the source.
+    pub fn events_arrived(&self, n: u64) {
+        self.first_event.get_or_init(Instant::now);
+        self.events_in.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
@@ -101,6 +116,11 @@ impl JobStats {
             .unwrap_or_default();
         StatsSnapshot {
             elapsed: self.started.elapsed(),
+            active: self
+                .first_event
+                .get()
+                .map(Instant::elapsed)
+                .unwrap_or_default(),
             events_in: load(&self.events_in),
             rows_scored: load(&self.rows_scored),
             dead_letters: load(&self.dead_letters),

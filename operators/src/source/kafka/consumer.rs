@@ -1,4 +1,6 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
@@ -15,16 +17,26 @@ use super::{KafkaSourceConfig, RawChunk, StartFrom};
 use crate::queue::RowSender;
 use crate::{Acks, OperatorError, Result};
 
-/// Logs group membership changes; issue-level rebalance handling builds on it.
-pub struct SourceContext;
+/// Tracks and logs group membership changes.
+pub struct SourceContext {
+    assigned: Arc<AtomicI64>,
+}
 
 impl ClientContext for SourceContext {}
 
 impl ConsumerContext for SourceContext {
     fn post_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Assign(tpl) => info!(partitions = tpl.count(), "partitions assigned"),
-            Rebalance::Revoke(tpl) => info!(partitions = tpl.count(), "partitions revoked"),
+            Rebalance::Assign(tpl) => {
+                self.assigned
+                    .fetch_add(tpl.count() as i64, Ordering::Relaxed);
+                info!(partitions = tpl.count(), "partitions assigned");
+            }
+            Rebalance::Revoke(tpl) => {
+                self.assigned
+                    .fetch_sub(tpl.count() as i64, Ordering::Relaxed);
+                info!(partitions = tpl.count(), "partitions revoked");
+            }
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
         }
     }
@@ -45,8 +57,9 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     /// Creates the consumer and joins the group. Fails on settings librdkafka
-    /// refuses, naming them.
-    pub fn build(config: &KafkaSourceConfig) -> Result<Self> {
+    /// refuses, naming them. `assigned` follows how many partitions this
+    /// member currently owns.
+    pub fn build(config: &KafkaSourceConfig, assigned: Arc<AtomicI64>) -> Result<Self> {
         let mut cc = ClientConfig::new();
         for (k, v) in &config.options {
             cc.set(k, v);
@@ -62,7 +75,8 @@ impl KafkaSource {
                     StartFrom::Latest => "latest",
                 },
             );
-        let consumer: StreamConsumer<SourceContext> = cc.create_with_context(SourceContext)?;
+        let consumer: StreamConsumer<SourceContext> =
+            cc.create_with_context(SourceContext { assigned })?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Self {

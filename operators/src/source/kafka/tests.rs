@@ -43,7 +43,8 @@ async fn reads_everything_and_commits_only_acknowledged_offsets() {
             .expect("produce");
     }
 
-    let source = KafkaSource::build(&config(&brokers, "t")).expect("source");
+    let assigned = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let source = KafkaSource::build(&config(&brokers, "t"), assigned.clone()).expect("source");
     let (tx, mut rx) = channel::<RawChunk>(256);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
@@ -75,6 +76,11 @@ async fn reads_everything_and_commits_only_acknowledged_offsets() {
     while rx.recv().await.is_some() {}
     let report = run.await.expect("join").expect("source");
     assert_eq!(report.messages_read, 500);
+    assert_eq!(
+        assigned.load(std::sync::atomic::Ordering::Relaxed),
+        3,
+        "all three partitions were assigned"
+    );
     assert_eq!(report.messages_committed, 500 - held_back.messages());
 
     let check: BaseConsumer = ClientConfig::new()
