@@ -34,8 +34,6 @@ pub struct DemoOptions {
     pub rate: Option<u64>,
     /// Give up when no event has been acknowledged for this long.
     pub stall_timeout: Duration,
-    /// Accounts in the generated world; must match the embedded feature file.
-    pub accounts: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +48,31 @@ pub struct DemoReport {
 pub const DEMO_TOPIC: &str = "transactions";
 /// Marks a directory as demo output, so a rerun may replace it.
 pub const DEMO_MARKER: &str = ".scorestream-demo";
+
+/// The generator settings the demo uses for a seed, so tests can replay the
+/// exact events it produced.
+pub fn generator_options(seed: u64) -> GenOptions {
+    GenOptions {
+        seed: seed + 1_000,
+        start_ms: scorestream_operators::now_ms(),
+        ..Default::default()
+    }
+}
+
+/// The world the embedded feature file was generated from, as recorded by
+/// `scorestream train` in the model manifest: events must come from the same
+/// accounts the feature store describes, or the scores mean nothing.
+pub fn demo_world(assets: &DemoAssets) -> Result<World, PipelineError> {
+    let manifest: serde_json::Value = serde_json::from_slice(assets.model_manifest)
+        .map_err(|e| PipelineError::Incomplete(format!("embedded model manifest: {e}")))?;
+    let get = |k: &str| manifest["training"][k].as_u64();
+    match (get("world_seed"), get("accounts")) {
+        (Some(seed), Some(accounts)) => Ok(World::new(accounts as usize, seed)),
+        _ => Err(PipelineError::Incomplete(
+            "the embedded model manifest does not record training.world_seed and training.accounts; rerun `scorestream train`".into(),
+        )),
+    }
+}
 
 /// Parses the embedded job config and writes its assets under `out/job`.
 pub fn prepare(assets: &DemoAssets, out: &Path) -> Result<JobConfig, PipelineError> {
@@ -128,17 +151,10 @@ pub async fn run_demo(
     let producer = {
         let (brokers, produced, halt) =
             (cluster.bootstrap_servers(), produced.clone(), halt.clone());
-        let (n, rate, seed, accounts) = (opts.events, opts.rate, opts.seed, opts.accounts);
+        let (n, rate, seed) = (opts.events, opts.rate, opts.seed);
+        let world = demo_world(assets)?;
         tokio::task::spawn_blocking(move || {
-            let world = World::new(accounts, seed);
-            let mut generator = EventGen::new(
-                &world,
-                GenOptions {
-                    seed: seed + 1_000,
-                    start_ms: scorestream_operators::now_ms(),
-                    ..Default::default()
-                },
-            );
+            let mut generator = EventGen::new(&world, generator_options(seed));
             produce(
                 &brokers,
                 DEMO_TOPIC,

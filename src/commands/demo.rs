@@ -21,6 +21,7 @@ pub struct Args {
     /// Produce at most this many events per second (default: as fast as possible).
     #[arg(long)]
     rate: Option<u64>,
+    /// Seed of the event generator (the accounts are those the model was trained on).
     #[arg(long, default_value_t = 7)]
     seed: u64,
 }
@@ -33,7 +34,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         rate: args.rate,
         stall_timeout: Duration::from_secs(60),
-        accounts: 20_000,
     };
     eprintln!(
         "scorestream demo: {} synthetic transactions -> in-process Kafka topic `transactions` ({} partitions) -> \

@@ -161,7 +161,7 @@ pub async fn train_demo_model(
     let options = TrainOptions {
         hidden: vec![64, 32],
         activation: Activation::Relu,
-        epochs: 6,
+        epochs: 10,
         batch_size: 512,
         learning_rate: 2e-3,
         seed,
@@ -183,6 +183,8 @@ pub async fn train_demo_model(
             "scorestream train --accounts {accounts} --events {events} --seed {seed}"
         )),
     );
+    training.insert("world_seed".into(), json!(seed));
+    training.insert("accounts".into(), json!(accounts));
     training.insert("rows".into(), json!(split));
     training.insert("holdout_rows".into(), json!(rows - split));
     training.insert(

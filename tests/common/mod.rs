@@ -1,0 +1,119 @@
+//! Helpers shared by the integration tests: reading output back and
+//! replaying what the generator produced.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use scorestream_pipeline::synth::{EventGen, EventKind, GenOptions, World};
+
+pub const DEMO_ASSETS: scorestream_pipeline::demo::DemoAssets =
+    scorestream_pipeline::demo::DemoAssets {
+        job_toml: include_str!("../../jobs/demo/job.toml"),
+        features_csv: include_bytes!("../../jobs/demo/features.csv"),
+        model_manifest: include_bytes!("../../jobs/demo/model/manifest.json"),
+        model_weights: include_bytes!("../../jobs/demo/model/model.safetensors"),
+    };
+
+/// Every committed Parquet file under `dir`, read with the parquet crate.
+/// Panics on a leftover temporary file: readers must never see one.
+pub fn read_dir(dir: &Path) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(
+            !name.ends_with(".tmp"),
+            "uncommitted file left behind: {name}"
+        );
+        if !name.ends_with(".parquet") {
+            continue;
+        }
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(e.path()).expect("open"))
+            .expect("valid parquet")
+            .build()
+            .expect("reader");
+        out.extend(reader.map(|b| b.expect("batch")));
+    }
+    out
+}
+
+/// `event_id`s of the scored rows, with how often each appears.
+pub fn scored_ids(out: &Path) -> HashMap<String, usize> {
+    let mut ids = HashMap::new();
+    for b in read_dir(&out.join("scores")) {
+        let col = b
+            .column_by_name("event_id")
+            .expect("event_id column")
+            .as_string::<i32>()
+            .clone();
+        for i in 0..col.len() {
+            *ids.entry(col.value(i).to_owned()).or_insert(0) += 1;
+        }
+    }
+    ids
+}
+
+/// Event ids found in dead letters' raw bytes (every generated event, even a
+/// broken one, carries `evt-` and 12 digits).
+pub fn dead_letter_ids(out: &Path) -> HashMap<String, usize> {
+    let mut ids = HashMap::new();
+    for b in read_dir(&out.join("dead_letters")) {
+        let raw = b
+            .column_by_name("raw")
+            .expect("raw column")
+            .as_binary::<i32>()
+            .clone();
+        for i in 0..raw.len() {
+            let text = String::from_utf8_lossy(raw.value(i));
+            let id = text
+                .find("evt-")
+                .map(|p| text[p..p + 16].to_owned())
+                .expect("dead letter carries its event id");
+            *ids.entry(id).or_insert(0) += 1;
+        }
+    }
+    ids
+}
+
+/// What the generator produced for these options: (id, kind) in order.
+pub fn replay(world: &World, opts: GenOptions, n: u64) -> Vec<(String, EventKind)> {
+    let mut g = EventGen::new(world, opts);
+    let (mut buf, mut key) = (String::new(), String::new());
+    (0..n)
+        .map(|seq| {
+            let kind = g.next_into(&mut buf, &mut key);
+            (EventGen::event_id(seq), kind)
+        })
+        .collect()
+}
+
+/// Asserts the exactly-once property: every produced event is in exactly one
+/// of the outputs, exactly once, and nothing else is.
+pub fn assert_exactly_once(out: &Path, produced: &[(String, EventKind)]) {
+    let scored = scored_ids(out);
+    let dead = dead_letter_ids(out);
+    for (id, kind) in produced {
+        let s = scored.get(id).copied().unwrap_or(0);
+        let d = dead.get(id).copied().unwrap_or(0);
+        assert_eq!(
+            s + d,
+            1,
+            "event {id} ({kind:?}) appears {s} time(s) in scores and {d} in dead letters"
+        );
+        match kind {
+            EventKind::Malformed => assert_eq!(d, 1, "malformed event {id} must be a dead letter"),
+            _ => assert_eq!(s, 1, "event {id} ({kind:?}) must be scored"),
+        }
+    }
+    assert_eq!(
+        scored.len() + dead.len(),
+        produced.len(),
+        "the output holds events that were never produced"
+    );
+}
