@@ -26,7 +26,9 @@ pub async fn run(path: &Path, exit_on_idle: Option<Duration>) -> anyhow::Result<
     let mut running = tokio::spawn(job.run(stop.clone(), stats.clone()));
 
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let (mut last_in, mut last_change) = (0, Instant::now());
+    // Idle means: partitions owned, and neither new events nor a new
+    // assignment for the whole period.
+    let (mut last_in, mut last_assigned, mut last_change) = (0, 0, Instant::now());
     let report = loop {
         tokio::select! {
             r = &mut running => break r.context("the job task failed")??,
@@ -37,8 +39,9 @@ pub async fn run(path: &Path, exit_on_idle: Option<Duration>) -> anyhow::Result<
             _ = tick.tick() => {
                 let snap = stats.snapshot();
                 eprintln!("{}", progress::line(&snap, None));
-                if snap.events_in != last_in {
-                    (last_in, last_change) = (snap.events_in, Instant::now());
+                let assigned = stats.partitions_assigned.load(std::sync::atomic::Ordering::Relaxed);
+                if snap.events_in != last_in || assigned != last_assigned || assigned <= 0 {
+                    (last_in, last_assigned, last_change) = (snap.events_in, assigned, Instant::now());
                 } else if let Some(idle) = exit_on_idle
                     && !stop.is_cancelled()
                     && snap.messages_acked == snap.events_in

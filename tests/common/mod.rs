@@ -96,6 +96,18 @@ pub fn replay(world: &World, opts: GenOptions, n: u64) -> Vec<(String, EventKind
 /// Asserts the exactly-once property: every produced event is in exactly one
 /// of the outputs, exactly once, and nothing else is.
 pub fn assert_exactly_once(out: &Path, produced: &[(String, EventKind)]) {
+    for sub in ["scores", "dead_letters"] {
+        for e in std::fs::read_dir(out.join(sub))
+            .expect("output dir")
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.ends_with(".tmp"),
+                "a stopped job left an uncommitted file: {name}"
+            );
+        }
+    }
     let scored = scored_ids(out);
     let dead = dead_letter_ids(out);
     for (id, kind) in produced {

@@ -1,0 +1,291 @@
+//! The real `scorestream` binary, run as a user would.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::{Offset, TopicPartitionList};
+use scorestream_pipeline::demo::{demo_world, generator_options};
+use scorestream_pipeline::synth::{EventGen, produce};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scorestream"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The demo job pointed at `brokers`, writing to `out`, with absolute asset paths.
+fn job_file(dir: &Path, brokers: &str, out: &Path, group: &str) -> PathBuf {
+    let demo = repo().join("jobs/demo");
+    let toml = std::fs::read_to_string(demo.join("job.toml"))
+        .expect("demo job")
+        .replace(
+            "brokers = \"127.0.0.1:9092\"",
+            &format!("brokers = \"{brokers}\""),
+        )
+        .replace(
+            "group_id = \"scorestream-fraud-demo\"",
+            &format!("group_id = \"{group}\""),
+        )
+        .replace(
+            "path = \"features.csv\"",
+            &format!("path = {:?}", demo.join("features.csv")),
+        )
+        .replace(
+            "path = \"model\"",
+            &format!("path = {:?}", demo.join("model")),
+        )
+        .replace("path = \"out/fraud-demo\"", &format!("path = {out:?}"))
+        .replace("max_rows = 65536", "max_rows = 2000");
+    let p = dir.join("job.toml");
+    std::fs::write(&p, toml).expect("write job");
+    p
+}
+
+#[test]
+fn validate_accepts_the_demo_job() {
+    let o = run(bin()
+        .args(["validate", "jobs/demo/job.toml"])
+        .current_dir(repo()));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        out.contains("valid") && out.contains("fraud-mlp v1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn validate_reports_every_problem_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = std::fs::read_to_string(repo().join("jobs/demo/job.toml"))
+        .expect("demo")
+        .replace("max_wait = \"250ms\"", "max_wait = \"eventually\"")
+        .replace("device = \"auto\"", "device = \"tpu\"")
+        .replace("path = \"model\"", "path = \"no-such-model\"")
+        .replace("topics = [\"transactions\"]", "topics = []");
+    let p = dir.path().join("bad.toml");
+    std::fs::write(&p, bad).expect("write");
+    let o = run(bin().arg("validate").arg(&p));
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    for key in ["batch.max_wait", "model.device", "source.topics"] {
+        assert!(err.contains(key), "`{key}` missing from:\n{err}");
+    }
+
+    // Once the syntax is right, the semantic checks name the missing model.
+    let p2 = dir.path().join("bad2.toml");
+    let only_model = std::fs::read_to_string(repo().join("jobs/demo/job.toml"))
+        .expect("demo")
+        .replace("path = \"model\"", "path = \"no-such-model\"")
+        .replace(
+            "path = \"features.csv\"",
+            &format!("path = {:?}", repo().join("jobs/demo/features.csv")),
+        );
+    std::fs::write(&p2, only_model).expect("write");
+    let o = run(bin().arg("validate").arg(&p2));
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("model.path") && err.contains("no-such-model"),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_then_query_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("demo");
+    let o = run(bin()
+        .args(["demo", "--events", "5000", "--partitions", "3", "--out"])
+        .arg(&out));
+    assert!(o.status.success(), "demo failed:\n{}", text(&o.stderr));
+    let summary = text(&o.stdout);
+    assert!(summary.contains("events produced: 5,000"), "{summary}");
+    for line in [
+        "rows scored:",
+        "dead letters:",
+        "files written:",
+        "throughput:",
+        "p50",
+        "p99",
+    ] {
+        assert!(summary.contains(line), "summary lacks `{line}`:\n{summary}");
+    }
+    let rows_scored: u64 = summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("rows scored:"))
+        .map(|v| v.trim().replace(',', "").parse().expect("number"))
+        .expect("rows scored line");
+
+    let q = run(bin()
+        .args(["query", "--path"])
+        .arg(&out)
+        .arg("SELECT count(*) AS n FROM scores"));
+    assert!(q.status.success(), "{}", text(&q.stderr));
+    assert!(
+        text(&q.stdout).contains(&format!("| {rows_scored} ")),
+        "{}",
+        text(&q.stdout)
+    );
+
+    let q = run(bin()
+        .args(["query", "--path"])
+        .arg(&out)
+        .arg("SELECT count(*) AS n FROM no_such_table"));
+    assert!(!q.status.success());
+    assert!(
+        text(&q.stderr).contains("no_such_table"),
+        "{}",
+        text(&q.stderr)
+    );
+
+    // A second demo into the same directory replaces its own earlier output...
+    let o = run(bin().args(["demo", "--events", "1000", "--out"]).arg(&out));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // ...but never a directory it did not create.
+    let foreign = dir.path().join("mine");
+    std::fs::create_dir_all(&foreign).expect("mkdir");
+    let o = run(bin()
+        .args(["demo", "--events", "10", "--out"])
+        .arg(&foreign));
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("not demo output"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .map(|e| {
+            if let Offset::Offset(o) = e.offset() {
+                o
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+fn wait_for<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SIGTERM mid-stream: the job drains, commits what it wrote and exits 0; a
+/// restart picks up exactly where it stopped. Together the two runs hold
+/// every event exactly once.
+#[test]
+fn sigterm_drains_and_commits_then_a_restart_resumes_without_loss_or_duplicates() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("transactions", 4, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    let job = job_file(dir.path(), &brokers, &out, "cli-sigterm");
+
+    let world = demo_world(&DEMO_ASSETS).expect("world");
+    let opts = generator_options(99);
+    let n = 30_000;
+    let producer = {
+        let (brokers, world, opts) = (brokers.clone(), world.clone(), opts.clone());
+        std::thread::spawn(move || {
+            let mut g = EventGen::new(&world, opts);
+            produce(
+                &brokers,
+                "transactions",
+                &mut g,
+                n,
+                Some(6_000),
+                &AtomicU64::new(0),
+                &AtomicBool::new(false),
+            )
+        })
+    };
+
+    let child = bin()
+        .arg("run")
+        .arg(&job)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for("the first scored file", Duration::from_secs(60), || {
+        !read_dir(&out.join("scores")).is_empty()
+    });
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let first = child.wait_with_output().expect("wait");
+    assert!(
+        first.status.success(),
+        "run must exit 0 after SIGTERM:\n{}",
+        text(&first.stderr)
+    );
+    assert!(
+        text(&first.stdout).contains("stopped cleanly"),
+        "{}",
+        text(&first.stdout)
+    );
+    let in_output = (scored_ids(&out).len() + dead_letter_ids(&out).len()) as i64;
+    assert!(in_output > 0);
+    assert_eq!(
+        committed_total(&brokers, "cli-sigterm", "transactions", 4),
+        in_output,
+        "committed offsets must cover exactly what the first run wrote"
+    );
+
+    let report = producer.join().expect("producer thread").expect("produce");
+    assert_eq!(report.delivered, n);
+    assert!(
+        in_output < n as i64,
+        "SIGTERM should have landed mid-stream ({in_output} of {n} done)"
+    );
+
+    let second = run(bin().arg("run").arg(&job).args(["--exit-on-idle", "3s"]));
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let produced = replay(&world, opts, n);
+    assert_exactly_once(&out, &produced);
+    assert_eq!(
+        committed_total(&brokers, "cli-sigterm", "transactions", 4),
+        n as i64
+    );
+}
