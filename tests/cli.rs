@@ -53,7 +53,13 @@ fn job_file(dir: &Path, brokers: &str, out: &Path, group: &str) -> PathBuf {
             &format!("path = {:?}", demo.join("model")),
         )
         .replace("path = \"out/fraud-demo\"", &format!("path = {out:?}"))
-        .replace("max_rows = 65536", "max_rows = 2000");
+        .replace("max_rows = 65536", "max_rows = 2000")
+        // The mock cluster makes a rejoining group wait out the session
+        // timeout of the member that left; keep it short.
+        .replace(
+            "[schema]",
+            "[source.options]\n\"session.timeout.ms\" = \"3000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\n[schema]",
+        );
     let p = dir.join("job.toml");
     std::fs::write(&p, toml).expect("write job");
     p
