@@ -58,7 +58,7 @@ impl FileFeatureStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| err(e.to_string()))?;
         let all = concat_batches(&file_schema, &batches)?;
-        Self::from_batch(all, key_idx).map_err(|reason| err(reason))
+        Self::from_batch(all, key_idx).map_err(err)
     }
 
     /// Builds the store from an in-memory batch whose column `key_idx` is the key.

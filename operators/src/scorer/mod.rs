@@ -9,8 +9,8 @@ mod device;
 mod input;
 mod manifest;
 mod mlp;
+mod operator;
 mod package;
-mod scorer;
 #[cfg(test)]
 mod tests;
 pub mod train;
@@ -19,5 +19,5 @@ pub use device::DeviceChoice;
 pub use input::InputMatrix;
 pub use manifest::{Activation, Architecture, InputSpec, ModelManifest, Transform};
 pub use mlp::Mlp;
+pub use operator::{Scorer, ScorerConfig};
 pub use package::ModelPackage;
-pub use scorer::{Scorer, ScorerConfig};

@@ -4,7 +4,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::World;
-use super::world::{COUNTRIES, normal, pick};
+use super::world::{COUNTRIES, normal, pick_index};
 
 const MCC: [&str; 8] = [
     "grocery",
@@ -101,14 +101,8 @@ impl<'w> EventGen<'w> {
             .round()
             / 100.0;
         let amount = amount.max(0.5);
-        let m = MCC
-            .iter()
-            .position(|x| x == pick(r, &MCC, &MCC_WEIGHTS))
-            .unwrap_or(0);
-        let c = CHANNELS
-            .iter()
-            .position(|x| x == pick(r, &CHANNELS, &CHANNEL_WEIGHTS))
-            .unwrap_or(0);
+        let m = pick_index(r, &MCC_WEIGHTS);
+        let c = pick_index(r, &CHANNEL_WEIGHTS);
         let country = if r.random::<f64>() < 0.92 {
             acct.home_country
         } else {

@@ -44,15 +44,20 @@ pub(crate) fn normal(rng: &mut impl Rng) -> f64 {
     (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
 }
 
-pub(crate) fn pick<'a, T>(rng: &mut impl Rng, items: &'a [T], weights: &[f64]) -> &'a T {
+/// An index drawn with the given relative weights.
+pub(crate) fn pick_index(rng: &mut impl Rng, weights: &[f64]) -> usize {
     let mut x = rng.random::<f64>() * weights.iter().sum::<f64>();
-    for (item, w) in items.iter().zip(weights) {
+    for (i, w) in weights.iter().enumerate() {
         if x < *w {
-            return item;
+            return i;
         }
         x -= w;
     }
-    &items[items.len() - 1]
+    weights.len() - 1
+}
+
+pub(crate) fn pick<'a, T>(rng: &mut impl Rng, items: &'a [T], weights: &[f64]) -> &'a T {
+    &items[pick_index(rng, weights)]
 }
 
 fn poisson(rng: &mut impl Rng, mean: f64) -> i64 {
@@ -89,7 +94,7 @@ impl World {
                 );
                 Account {
                     id: format!("acc-{i:06}"),
-                    home_country: *pick(r, &COUNTRIES, &COUNTRY_WEIGHTS),
+                    home_country: COUNTRIES[pick_index(r, &COUNTRY_WEIGHTS)],
                     account_age_days: age,
                     avg_amount_30d: avg,
                     std_amount_30d: round2(avg * (0.3 + 0.5 * r.random::<f64>())),

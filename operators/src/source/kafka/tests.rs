@@ -71,17 +71,19 @@ async fn reads_everything_and_commits_only_acknowledged_offsets() {
         }
         ack_tx.send(acks).expect("ack");
     }
+    let owned = || assigned.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        owned(),
+        3,
+        "all three partitions are assigned while running"
+    );
     cancel.cancel();
     drop(ack_tx);
     while rx.recv().await.is_some() {}
     let report = run.await.expect("join").expect("source");
     assert_eq!(report.messages_read, 500);
-    assert_eq!(
-        assigned.load(std::sync::atomic::Ordering::Relaxed),
-        3,
-        "all three partitions were assigned"
-    );
     assert_eq!(report.messages_committed, 500 - held_back.messages());
+    assert_eq!(owned(), 0, "closing the consumer gives its partitions back");
 
     let check: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)

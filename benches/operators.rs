@@ -1,0 +1,127 @@
+//! Per-operator throughput on seeded demo data. Run with
+//! `cargo bench --bench operators`; setup is outside the timed loops.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use scorestream_operators::Envelope;
+use scorestream_operators::batch::Coalescer;
+use scorestream_operators::decode::JsonDecoder;
+use scorestream_operators::features::{FeatureJoin, FileFeatureStore, OnMissing};
+use scorestream_operators::scorer::{ModelPackage, Scorer};
+use scorestream_operators::source::kafka::RawChunk;
+use scorestream_pipeline::config::load_file;
+use scorestream_pipeline::demo::{DemoAssets, demo_world, generator_options};
+use scorestream_pipeline::synth::EventGen;
+use scorestream_schemas::EventSchema;
+
+const ROWS: usize = 16_384;
+
+fn chunk(rows: usize) -> RawChunk {
+    let assets = DemoAssets {
+        job_toml: "",
+        features_csv: b"",
+        model_manifest: include_bytes!("../jobs/demo/model/manifest.json"),
+        model_weights: b"",
+    };
+    let world = demo_world(&assets).expect("world");
+    let mut g = EventGen::new(&world, generator_options(3));
+    let mut c = RawChunk::with_capacity(rows);
+    let (mut buf, mut key) = (String::new(), String::new());
+    for i in 0..rows {
+        g.next_into(&mut buf, &mut key);
+        c.push(
+            "transactions",
+            (i % 6) as i32,
+            i as i64,
+            0,
+            Some(key.as_bytes()),
+            buf.as_bytes(),
+        );
+    }
+    c
+}
+
+fn operators(c: &mut Criterion) {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/demo");
+    let job = load_file(&demo.join("job.toml")).expect("demo job");
+    let decoder = JsonDecoder::new(
+        EventSchema::try_new(job.schema.fields.clone()).expect("schema"),
+        1 << 16,
+    );
+    let raw = chunk(ROWS);
+    let store =
+        Arc::new(FileFeatureStore::load(&demo.join("features.csv"), "account_id").expect("store"));
+    let join = FeatureJoin::try_new(
+        store,
+        decoder.output_schema(),
+        "account_id",
+        OnMissing::Null,
+    )
+    .expect("join");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let decoded = decoder.decode(&raw).expect("decode");
+    let joined = rt
+        .block_on(join.process(decoder.decode(&raw).expect("decode")))
+        .expect("join");
+    let package =
+        ModelPackage::load(&demo.join("model"), &candle_core::Device::Cpu).expect("model");
+    let scorer =
+        Scorer::new(package, candle_core::Device::Cpu, join.output_schema()).expect("scorer");
+
+    let mut g = c.benchmark_group("operators");
+    g.throughput(Throughput::Elements(ROWS as u64));
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("decode_json", |b| {
+        b.iter(|| decoder.decode(&raw).expect("decode"))
+    });
+    g.bench_function("feature_join", |b| {
+        b.iter_batched(
+            || Envelope {
+                batch: decoded.batch.clone(),
+                ..Default::default()
+            },
+            |e| rt.block_on(join.process(e)).expect("join"),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("coalesce_4x4096", |b| {
+        let batch = joined.batch.clone().expect("rows");
+        b.iter(|| {
+            let quarter = batch.num_rows() / 4;
+            let mut co = Coalescer::new(
+                join.output_schema().clone(),
+                quarter * 4,
+                Duration::from_secs(1),
+            );
+            let now = tokio::time::Instant::now();
+            let mut out = Vec::new();
+            for i in 0..4 {
+                let part = batch.slice(i * quarter, quarter);
+                out.extend(
+                    co.push(
+                        Envelope {
+                            batch: Some(part),
+                            ..Default::default()
+                        },
+                        now,
+                    )
+                    .expect("push"),
+                );
+            }
+            out
+        })
+    });
+    g.bench_function("score_mlp_20_64_32_1", |b| {
+        let batch = joined.batch.clone().expect("rows");
+        b.iter(|| scorer.scores(&batch).expect("score"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, operators);
+criterion_main!(benches);
