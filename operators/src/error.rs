@@ -11,6 +11,9 @@ pub type Result<T, E = OperatorError> = std::result::Result<T, E>;
 pub enum OperatorError {
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// librdkafka refused the client settings (secret values already redacted).
+    #[error("kafka client settings: {0}")]
+    KafkaSetup(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -62,7 +65,8 @@ impl OperatorError {
             | OperatorError::MissingFeatures { .. }
             | OperatorError::ModelPackage { .. }
             | OperatorError::ModelInput { .. }
-            | OperatorError::Device(..) => ErrorKind::User,
+            | OperatorError::Device(..)
+            | OperatorError::KafkaSetup(_) => ErrorKind::User,
             OperatorError::Schema(e) => e.kind(),
             OperatorError::Candle(_) | OperatorError::Arrow(_) | OperatorError::Disconnected(_) => {
                 ErrorKind::Internal

@@ -63,6 +63,18 @@ fn is_secret(key: &str) -> bool {
     .any(|s| k.contains(s))
 }
 
+/// `text` with every secret option value replaced, for errors from
+/// librdkafka, which may quote the settings it rejects.
+pub fn redact_text(text: &str, options: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_owned();
+    for (k, v) in options {
+        if is_secret(k) && !v.is_empty() {
+            out = out.replace(v.as_str(), "<redacted>");
+        }
+    }
+    out
+}
+
 /// The options as they may be shown to people: secret values replaced.
 pub fn redact_options(options: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
     options
@@ -148,6 +160,18 @@ group_id = "g"
         assert!(
             shown.contains("alice") && shown.contains("<redacted>"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_from_client_errors() {
+        let mut options = BTreeMap::new();
+        options.insert("ssl.key.password".to_owned(), "s3cr3t".to_owned());
+        options.insert("client.id".to_owned(), "scorer-1".to_owned());
+        let msg = "Invalid value \"s3cr3t\" for ssl.key.password (client scorer-1)";
+        assert_eq!(
+            redact_text(msg, &options),
+            "Invalid value \"<redacted>\" for ssl.key.password (client scorer-1)"
         );
     }
 

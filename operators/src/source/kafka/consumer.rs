@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{KafkaSourceConfig, RawChunk, StartFrom};
+use super::{KafkaSourceConfig, RawChunk, StartFrom, redact_text};
 use crate::queue::RowSender;
 use crate::{Acks, OperatorError, Result};
 
@@ -75,8 +75,9 @@ impl KafkaSource {
                     StartFrom::Latest => "latest",
                 },
             );
-        let consumer: StreamConsumer<SourceContext> =
-            cc.create_with_context(SourceContext { assigned })?;
+        let consumer: StreamConsumer<SourceContext> = cc
+            .create_with_context(SourceContext { assigned })
+            .map_err(|e| OperatorError::KafkaSetup(redact_text(&e.to_string(), &config.options)))?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Self {

@@ -9,5 +9,5 @@ mod consumer;
 mod tests;
 
 pub use chunk::RawChunk;
-pub use config::{KafkaSourceConfig, StartFrom, redact_options};
+pub use config::{KafkaSourceConfig, StartFrom, redact_options, redact_text};
 pub use consumer::{KafkaSource, SourceReport};
