@@ -20,6 +20,11 @@ fn schema() -> EventSchema {
     .expect("schema")
 }
 
+fn offsets(b: arrow::array::RecordBatch) -> Vec<i64> {
+    let col = b.column_by_name("source_offset").expect("source_offset");
+    col.as_primitive::<Int64Type>().values().to_vec()
+}
+
 fn chunk(payloads: &[&str]) -> RawChunk {
     let mut c = RawChunk::with_capacity(payloads.len());
     for (i, p) in payloads.iter().enumerate() {
@@ -131,14 +136,7 @@ fn every_kind_of_bad_event_becomes_a_dead_letter_with_its_reason() {
         "{}",
         by_offset(107).reason
     );
-    let offsets = env
-        .batch
-        .expect("rows")
-        .column_by_name("source_offset")
-        .expect("o")
-        .as_primitive::<Int64Type>()
-        .values()
-        .to_vec();
+    let offsets = offsets(env.batch.expect("rows"));
     assert_eq!(offsets, vec![100, 108]);
 }
 
@@ -163,14 +161,7 @@ fn isolation_finds_scattered_bad_events_in_a_large_chunk() {
     let expected_bad = (0..1000).filter(|i| i % 97 == 13).count();
     assert_eq!(env.dead_letters.len(), expected_bad);
     assert_eq!(env.rows(), 1000 - expected_bad);
-    let offsets = env
-        .batch
-        .expect("rows")
-        .column_by_name("source_offset")
-        .expect("o")
-        .as_primitive::<Int64Type>()
-        .values()
-        .to_vec();
+    let offsets = offsets(env.batch.expect("rows"));
     assert!(
         offsets.windows(2).all(|w| w[0] < w[1]),
         "rows keep their order"
