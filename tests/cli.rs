@@ -152,6 +152,51 @@ fn demo_then_query_from_the_command_line() {
         text(&q.stdout)
     );
 
+    // Analysts' tools read the same files: pyarrow and DuckDB.
+    let py = run(Command::new("python3")
+        .arg(repo().join("tests/readers/read_output.py"))
+        .arg(&out));
+    assert!(
+        py.status.success(),
+        "pyarrow/DuckDB could not read the output (CI installs them with pip):\n{}",
+        text(&py.stderr)
+    );
+    let seen: serde_json::Value =
+        serde_json::from_slice(&py.stdout).expect("json from the reader script");
+    let dead: u64 = summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("dead letters:"))
+        .map(|v| v.trim().replace(',', "").parse().expect("number"))
+        .expect("dead letters line");
+    assert_eq!(seen["pyarrow_rows"], rows_scored);
+    assert_eq!(seen["duckdb_rows"], rows_scored);
+    assert_eq!(
+        seen["duckdb_distinct_event_ids"], rows_scored,
+        "no event is scored twice"
+    );
+    assert_eq!(seen["pyarrow_dead_letters"], dead);
+    assert_eq!(seen["duckdb_dead_letters"], dead);
+    assert_eq!(seen["pyarrow_score_type"], "float");
+    assert!(seen["duckdb_score_min"].as_f64().expect("min") >= 0.0);
+    assert!(seen["duckdb_score_max"].as_f64().expect("max") <= 1.0);
+    let columns: Vec<&str> = seen["pyarrow_columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    for c in [
+        "event_id",
+        "amount",
+        "avg_amount_30d",
+        "features_missing",
+        "score",
+        "model_version",
+        "source_offset",
+    ] {
+        assert!(columns.contains(&c), "column {c} missing from {columns:?}");
+    }
+
     let q = run(bin()
         .args(["query", "--path"])
         .arg(&out)
