@@ -135,11 +135,7 @@ fn demo_then_query_from_the_command_line() {
     ] {
         assert!(summary.contains(line), "summary lacks `{line}`:\n{summary}");
     }
-    let rows_scored: u64 = summary
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("rows scored:"))
-        .map(|v| v.trim().replace(',', "").parse().expect("number"))
-        .expect("rows scored line");
+    let rows_scored = summary_number(&summary, "rows scored:");
 
     let q = run(bin()
         .args(["query", "--path"])
@@ -163,11 +159,7 @@ fn demo_then_query_from_the_command_line() {
     );
     let seen: serde_json::Value =
         serde_json::from_slice(&py.stdout).expect("json from the reader script");
-    let dead: u64 = summary
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("dead letters:"))
-        .map(|v| v.trim().replace(',', "").parse().expect("number"))
-        .expect("dead letters line");
+    let dead = summary_number(&summary, "dead letters:");
     assert_eq!(seen["pyarrow_rows"], rows_scored);
     assert_eq!(seen["duckdb_rows"], rows_scored);
     assert_eq!(
@@ -339,4 +331,55 @@ fn sigterm_drains_and_commits_then_a_restart_resumes_without_loss_or_duplicates(
         committed_total(&brokers, "cli-sigterm", "transactions", 4),
         n as i64
     );
+}
+
+fn summary_number(summary: &str, label: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|v| v.split_whitespace().next())
+        .map(|v| v.replace(',', "").parse().expect("number"))
+        .unwrap_or_else(|| panic!("no `{label}` line in:\n{summary}"))
+}
+
+/// Ctrl-C during the demo: the generator stops, the job drains and commits
+/// everything it read, the summary says so, and the exit code is 0.
+#[test]
+fn ctrl_c_during_the_demo_drains_and_exits_zero() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("demo");
+    let child = bin()
+        .args(["demo", "--events", "5000000", "--rate", "20000", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for("the first scored file", Duration::from_secs(60), || {
+        !read_dir(&out.join("scores")).is_empty()
+    });
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let o = child.wait_with_output().expect("wait");
+    assert!(
+        o.status.success(),
+        "demo must exit 0 after Ctrl-C:\n{}",
+        text(&o.stderr)
+    );
+    let summary = text(&o.stdout);
+    assert!(summary.contains("interrupted"), "{summary}");
+    let events_in = summary_number(&summary, "events in:");
+    let scored = summary_number(&summary, "rows scored:");
+    let dead = summary_number(&summary, "dead letters:");
+    assert!(events_in > 0 && events_in < 5_000_000);
+    assert_eq!(
+        scored + dead,
+        events_in,
+        "everything read was drained:\n{summary}"
+    );
+    assert_eq!(scored_ids(&out).len() as u64, scored);
+    assert_eq!(dead_letter_ids(&out).len() as u64, dead);
 }

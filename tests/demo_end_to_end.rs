@@ -25,7 +25,8 @@ async fn every_event_is_scored_or_dead_lettered_exactly_once_and_scores_rank_fra
         stall_timeout: Duration::from_secs(60),
     };
     let mut progress_calls = 0;
-    let report = run_demo(&DEMO_ASSETS, &opts, |_, _| progress_calls += 1)
+    let never = tokio_util::sync::CancellationToken::new();
+    let report = run_demo(&DEMO_ASSETS, &opts, never, |_, _| progress_calls += 1)
         .await
         .expect("demo runs");
     assert!(progress_calls > 0);

@@ -43,6 +43,9 @@ pub struct DemoReport {
     pub out: PathBuf,
     pub model: String,
     pub device: String,
+    /// Stopped early by `interrupt`: everything read was drained and
+    /// committed, the rest of the generated events were not produced.
+    pub interrupted: bool,
 }
 
 pub const DEMO_TOPIC: &str = "transactions";
@@ -112,10 +115,12 @@ pub fn prepare(assets: &DemoAssets, out: &Path) -> Result<JobConfig, PipelineErr
     Ok(config)
 }
 
-/// Runs the whole demo; `progress` is called about once a second.
+/// Runs the whole demo; `progress` is called about four times a second.
+/// Cancelling `interrupt` (Ctrl-C) stops the generator and drains the job.
 pub async fn run_demo(
     assets: &DemoAssets,
     opts: &DemoOptions,
+    interrupt: CancellationToken,
     mut progress: impl FnMut(&StatsSnapshot, u64),
 ) -> Result<DemoReport, PipelineError> {
     let mut config = prepare(assets, &opts.out)?;
@@ -173,7 +178,10 @@ pub async fn run_demo(
     let mut last_acked = 0;
     let mut last_change = Instant::now();
     let outcome = loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::select! {
+            _ = interrupt.cancelled() => break Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
         let snap = stats.snapshot();
         progress(&snap, produced.load(Ordering::Relaxed));
         if producer.as_ref().is_some_and(|p| p.is_finished())
@@ -211,10 +219,18 @@ pub async fn run_demo(
         .await
         .map_err(|e| PipelineError::TaskFailed(format!("job: {e}")))??;
     outcome?;
+    let interrupted = interrupt.is_cancelled();
+    if interrupted && let Some(handle) = producer.take() {
+        delivered = Some(
+            handle
+                .await
+                .map_err(|e| PipelineError::TaskFailed(format!("producer: {e}")))??,
+        );
+    }
     let produced = delivered.ok_or_else(|| {
         PipelineError::Incomplete("the job stopped before the generator finished".into())
     })?;
-    if job.stats.messages_acked != produced.delivered {
+    if !interrupted && job.stats.messages_acked != produced.delivered {
         return Err(PipelineError::Incomplete(format!(
             "{} events were produced but {} were accounted for",
             produced.delivered, job.stats.messages_acked
@@ -227,5 +243,6 @@ pub async fn run_demo(
         out: opts.out.clone(),
         model,
         device,
+        interrupted,
     })
 }

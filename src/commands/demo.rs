@@ -42,7 +42,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         opts.partitions
     );
     let mut last = Instant::now();
-    let report = run_demo(&assets::DEMO, &opts, |snap, produced| {
+    let interrupt = tokio_util::sync::CancellationToken::new();
+    let on_signal = interrupt.clone();
+    tokio::spawn(async move {
+        crate::commands::shutdown_signal().await;
+        eprintln!("interrupted: stopping the generator, draining and committing...");
+        on_signal.cancel();
+    });
+    let report = run_demo(&assets::DEMO, &opts, interrupt, |snap, produced| {
         if last.elapsed() >= Duration::from_secs(1) {
             last = Instant::now();
             eprintln!("{}", progress::line(snap, Some(produced)));
@@ -52,9 +59,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .context("the demo failed")?;
     let p = &report.produced;
     let mut out = std::io::stdout().lock();
+    let how = if report.interrupted {
+        "interrupted (drained and committed)"
+    } else {
+        "finished"
+    };
     writeln!(
         out,
-        "\nscorestream demo finished: model {} on {}",
+        "\nscorestream demo {how}: model {} on {}",
         report.model, report.device
     )?;
     writeln!(
