@@ -282,27 +282,7 @@ fn sigterm_drains_and_commits_then_a_restart_resumes_without_loss_or_duplicates(
         })
     };
 
-    let child = bin()
-        .arg("run")
-        .arg(&job)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    wait_for("the first scored file", Duration::from_secs(60), || {
-        !read_dir(&out.join("scores")).is_empty()
-    });
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let first = child.wait_with_output().expect("wait");
-    assert!(
-        first.status.success(),
-        "run must exit 0 after SIGTERM:\n{}",
-        text(&first.stderr)
-    );
+    let first = signal_mid_stream(bin().arg("run").arg(&job), &out, "TERM");
     assert!(
         text(&first.stdout).contains("stopped cleanly"),
         "{}",
@@ -333,6 +313,32 @@ fn sigterm_drains_and_commits_then_a_restart_resumes_without_loss_or_duplicates(
     );
 }
 
+/// Starts `cmd`, sends it `signal` once its first scored file is committed
+/// under `out`, and checks it then exits 0.
+fn signal_mid_stream(cmd: &mut Command, out: &Path, signal: &str) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for("the first scored file", Duration::from_secs(60), || {
+        !read_dir(&out.join("scores")).is_empty()
+    });
+    let kill = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let o = child.wait_with_output().expect("wait");
+    assert!(
+        o.status.success(),
+        "must exit 0 after SIG{signal}:\n{}",
+        text(&o.stderr)
+    );
+    o
+}
+
 fn summary_number(summary: &str, label: &str) -> u64 {
     summary
         .lines()
@@ -348,26 +354,12 @@ fn summary_number(summary: &str, label: &str) -> u64 {
 fn ctrl_c_during_the_demo_drains_and_exits_zero() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("demo");
-    let child = bin()
-        .args(["demo", "--events", "5000000", "--rate", "20000", "--out"])
-        .arg(&out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    wait_for("the first scored file", Duration::from_secs(60), || {
-        !read_dir(&out.join("scores")).is_empty()
-    });
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let o = child.wait_with_output().expect("wait");
-    assert!(
-        o.status.success(),
-        "demo must exit 0 after Ctrl-C:\n{}",
-        text(&o.stderr)
+    let o = signal_mid_stream(
+        bin()
+            .args(["demo", "--events", "5000000", "--rate", "20000", "--out"])
+            .arg(&out),
+        &out,
+        "INT",
     );
     let summary = text(&o.stdout);
     assert!(summary.contains("interrupted"), "{summary}");
