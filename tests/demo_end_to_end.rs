@@ -98,3 +98,28 @@ async fn every_event_is_scored_or_dead_lettered_exactly_once_and_scores_rank_fra
     let a = auc(&scores, &labels);
     assert!(a > 0.8, "the demo model should rank fraud well; AUC {a}");
 }
+
+/// Embedders may drive a job from a current-thread runtime; CPU-bound
+/// operator work must not panic there (as `block_in_place` would).
+#[tokio::test(flavor = "current_thread")]
+async fn a_job_runs_on_a_current_thread_runtime_too() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let opts = DemoOptions {
+        events: 5_000,
+        partitions: 2,
+        out: dir.path().join("out"),
+        seed: 5,
+        rate: None,
+        stall_timeout: Duration::from_secs(60),
+    };
+    let never = tokio_util::sync::CancellationToken::new();
+    let report = run_demo(&DEMO_ASSETS, &opts, never, |_, _| {})
+        .await
+        .expect("demo runs");
+    let world = demo_world(&DEMO_ASSETS).expect("world");
+    assert_exactly_once(
+        &opts.out,
+        &replay(&world, generator_options(opts.seed), opts.events),
+    );
+    assert_eq!(report.job.stats.messages_acked, 5_000);
+}

@@ -82,7 +82,7 @@ impl Job {
                 while let Some(chunk) = raw_rx.recv().await {
                     s.events_arrived(chunk.len() as u64);
                     counter!("scorestream_events_total").increment(chunk.len() as u64);
-                    let env = tokio::task::block_in_place(|| decoder.decode(&chunk))?;
+                    let env = cpu_bound(|| decoder.decode(&chunk))?;
                     forward(&dec_tx, env, "decode").await?;
                 }
                 Ok(None)
@@ -121,7 +121,7 @@ impl Job {
                 while let Some(env) = batch_rx.recv().await {
                     let rows = env.rows();
                     let started = std::time::Instant::now();
-                    let env = tokio::task::block_in_place(|| scorer.process(env))?;
+                    let env = cpu_bound(|| scorer.process(env))?;
                     if rows > 0 {
                         histogram!("scorestream_score_seconds")
                             .record(started.elapsed().as_secs_f64());
@@ -139,7 +139,7 @@ impl Job {
             "sink",
             Box::pin(async move {
                 while let Some(env) = score_rx.recv().await {
-                    let committed = tokio::task::block_in_place(|| sink.write(env))?;
+                    let committed = cpu_bound(|| sink.write(env))?;
                     account(&s, &committed);
                     // The source may already be gone after a failure elsewhere;
                     // then these offsets are simply re-read on restart.
@@ -181,6 +181,16 @@ impl Job {
             stats: snapshot,
             source: source_report,
         })
+    }
+}
+
+/// Runs CPU-heavy operator work (decode, scoring, Parquet encoding) without
+/// starving other tasks on a multi-threaded runtime; on a current-thread
+/// runtime, where `block_in_place` would panic, it simply runs inline.
+fn cpu_bound<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
