@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::{Offset, TopicPartitionList};
 use scorestream_pipeline::demo::{demo_world, generator_options};
-use scorestream_pipeline::synth::{EventGen, produce};
+use scorestream_pipeline::synth::{EventGen, Pace, produce};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scorestream"))
@@ -270,15 +270,14 @@ fn sigterm_drains_and_commits_then_a_restart_resumes_without_loss_or_duplicates(
         let (brokers, world, opts) = (brokers.clone(), world.clone(), opts.clone());
         std::thread::spawn(move || {
             let mut g = EventGen::new(&world, opts);
-            produce(
-                &brokers,
-                "transactions",
-                &mut g,
-                n,
-                Some(6_000),
-                &AtomicU64::new(0),
-                &AtomicBool::new(false),
-            )
+            let (progress, stop) = (AtomicU64::new(0), AtomicBool::new(false));
+            let pace = Pace {
+                rate: Some(6_000),
+                progress: &progress,
+                stop: &stop,
+                ahead_of: None,
+            };
+            produce(&brokers, "transactions", &mut g, n, &pace)
         })
     };
 

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{JobConfig, load_str};
 use crate::runtime::{Job, JobReport, JobStats, StatsSnapshot};
-use crate::synth::{EventGen, GenOptions, ProduceReport, World, produce};
+use crate::synth::{EventGen, GenOptions, Pace, ProduceReport, World, produce};
 use crate::{PipelineError, Problem};
 
 /// The demo job and the files it refers to, as embedded in the binary.
@@ -49,6 +49,9 @@ pub struct DemoReport {
 }
 
 pub const DEMO_TOPIC: &str = "transactions";
+/// How far the generator may run ahead of the job, per partition: well
+/// inside what the mock cluster retains (~5 MiB, about 25,000 demo events).
+const MAX_AHEAD_PER_PARTITION: u64 = 15_000;
 /// Marks a directory as demo output, so a rerun may replace it.
 pub const DEMO_MARKER: &str = ".scorestream-demo";
 
@@ -157,18 +160,18 @@ pub async fn run_demo(
         let (brokers, produced, halt) =
             (cluster.bootstrap_servers(), produced.clone(), halt.clone());
         let (n, rate, seed) = (opts.events, opts.rate, opts.seed);
+        let window = MAX_AHEAD_PER_PARTITION * opts.partitions.max(1) as u64;
         let world = demo_world(assets)?;
+        let stats = stats.clone();
         tokio::task::spawn_blocking(move || {
             let mut generator = EventGen::new(&world, generator_options(seed));
-            produce(
-                &brokers,
-                DEMO_TOPIC,
-                &mut generator,
-                n,
+            let pace = Pace {
                 rate,
-                &produced,
-                &halt,
-            )
+                progress: &produced,
+                stop: &halt,
+                ahead_of: Some((&stats.events_in, window)),
+            };
+            produce(&brokers, DEMO_TOPIC, &mut generator, n, &pace)
         })
     };
 

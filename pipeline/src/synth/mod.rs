@@ -8,6 +8,6 @@ mod train;
 mod world;
 
 pub use events::{EventGen, EventKind, GenOptions};
-pub use produce::{ProduceReport, produce};
+pub use produce::{Pace, ProduceReport, produce};
 pub use train::{TrainSummary, train_demo_model};
 pub use world::{Account, World};

@@ -32,6 +32,21 @@ impl ProducerContext for Ctx {
     }
 }
 
+/// How fast [`produce`] may go, and how it is told to stop.
+#[derive(Clone, Copy)]
+pub struct Pace<'a> {
+    /// At most this many events per second; unlimited when `None`.
+    pub rate: Option<u64>,
+    /// Bumped as events are handed to the client.
+    pub progress: &'a AtomicU64,
+    /// Set to stop early.
+    pub stop: &'a AtomicBool,
+    /// `(consumed, window)`: never get more than `window` events ahead of
+    /// `consumed`. The in-process mock broker keeps only a few MiB per
+    /// partition and drops older messages, so the demo must not outrun its consumer.
+    pub ahead_of: Option<(&'a AtomicU64, u64)>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProduceReport {
     pub delivered: u64,
@@ -41,18 +56,21 @@ pub struct ProduceReport {
     pub malformed: u64,
 }
 
-/// Produces `n` generated events to `topic`, keyed by account, at most `rate`
-/// per second when given. Blocking: run it on its own thread. `progress` is
-/// bumped as events are handed to the client.
+/// Produces `n` generated events to `topic`, keyed by account, paced by
+/// `pace`. Blocking: run it on its own thread.
 pub fn produce(
     brokers: &str,
     topic: &str,
     generator: &mut EventGen<'_>,
     n: u64,
-    rate: Option<u64>,
-    progress: &AtomicU64,
-    stop: &AtomicBool,
+    pace: &Pace<'_>,
 ) -> Result<ProduceReport, PipelineError> {
+    let Pace {
+        rate,
+        progress,
+        stop,
+        ahead_of,
+    } = *pace;
     let deliveries = Arc::new(Deliveries::default());
     let producer: BaseProducer<Ctx> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -89,6 +107,13 @@ pub fn produce(
         progress.fetch_add(1, Ordering::Relaxed);
         if i % 1024 == 0 {
             producer.poll(Duration::ZERO);
+            if let Some((consumed, window)) = ahead_of {
+                while i.saturating_sub(consumed.load(Ordering::Relaxed)) > window
+                    && !stop.load(Ordering::Relaxed)
+                {
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
             if let Some(rate) = rate.filter(|r| *r > 0) {
                 let due = Duration::from_secs_f64(i as f64 / rate as f64);
                 if let Some(wait) = due.checked_sub(started.elapsed()) {
