@@ -2,68 +2,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::process::*;
 use common::*;
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::{Offset, TopicPartitionList};
 use scorestream_pipeline::demo::{demo_world, generator_options};
 use scorestream_pipeline::synth::{EventGen, Pace, produce};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scorestream"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("the binary runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The demo job pointed at `brokers`, writing to `out`, with absolute asset paths.
-fn job_file(dir: &Path, brokers: &str, out: &Path, group: &str) -> PathBuf {
-    let demo = repo().join("jobs/demo");
-    let toml = std::fs::read_to_string(demo.join("job.toml"))
-        .expect("demo job")
-        .replace(
-            "brokers = \"127.0.0.1:9092\"",
-            &format!("brokers = \"{brokers}\""),
-        )
-        .replace(
-            "group_id = \"scorestream-fraud-demo\"",
-            &format!("group_id = \"{group}\""),
-        )
-        .replace(
-            "path = \"features.csv\"",
-            &format!("path = {:?}", demo.join("features.csv")),
-        )
-        .replace(
-            "path = \"model\"",
-            &format!("path = {:?}", demo.join("model")),
-        )
-        .replace("path = \"out/fraud-demo\"", &format!("path = {out:?}"))
-        .replace("max_rows = 65536", "max_rows = 2000")
-        // The mock cluster makes a rejoining group wait out the session
-        // timeout of the member that left; keep it short.
-        .replace(
-            "[schema]",
-            "[source.options]\n\"session.timeout.ms\" = \"3000\"\n\"heartbeat.interval.ms\" = \"1000\"\n\n[schema]",
-        );
-    let p = dir.join("job.toml");
-    std::fs::write(&p, toml).expect("write job");
-    p
-}
 
 #[test]
 fn validate_accepts_the_demo_job() {
@@ -217,40 +165,6 @@ fn demo_then_query_from_the_command_line() {
     );
 }
 
-fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let committed = c
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
-    committed
-        .elements()
-        .iter()
-        .map(|e| {
-            if let Offset::Offset(o) = e.offset() {
-                o
-            } else {
-                0
-            }
-        })
-        .sum()
-}
-
-fn wait_for<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// SIGTERM mid-stream: the job drains, commits what it wrote and exits 0; a
 /// restart picks up exactly where it stopped. Together the two runs hold
 /// every event exactly once.
@@ -261,7 +175,7 @@ fn sigterm_drains_and_commits_then_a_restart_resumes_without_loss_or_duplicates(
     let brokers = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("out");
-    let job = job_file(dir.path(), &brokers, &out, "cli-sigterm");
+    let job = job_file(dir.path(), &brokers, &out, "cli-sigterm", MOCK_SESSION);
 
     let world = demo_world(&DEMO_ASSETS).expect("world");
     let opts = generator_options(99);

@@ -2,6 +2,9 @@
 //! replaying what the generator produced.
 #![allow(dead_code)]
 
+pub mod process;
+pub mod tansu;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;

@@ -1,0 +1,117 @@
+//! Running the real binary and talking to brokers from tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scorestream"))
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the binary runs")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The demo job pointed at `brokers`, writing to `out`, with absolute asset paths.
+/// Group timing for the test brokers: both tie it to the session timeout (the
+/// mock makes a rejoining group wait it out, tansu takes half of it to join).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTimeout {
+    pub session_ms: u32,
+    pub heartbeat_ms: u32,
+}
+
+pub const MOCK_SESSION: SessionTimeout = SessionTimeout {
+    session_ms: 3000,
+    heartbeat_ms: 1000,
+};
+pub const TANSU_SESSION: SessionTimeout = SessionTimeout {
+    session_ms: 2000,
+    heartbeat_ms: 600,
+};
+
+pub fn job_file(
+    dir: &Path,
+    brokers: &str,
+    out: &Path,
+    group: &str,
+    session: SessionTimeout,
+) -> PathBuf {
+    let demo = repo().join("jobs/demo");
+    let toml = std::fs::read_to_string(demo.join("job.toml"))
+        .expect("demo job")
+        .replace(
+            "brokers = \"127.0.0.1:9092\"",
+            &format!("brokers = \"{brokers}\""),
+        )
+        .replace(
+            "group_id = \"scorestream-fraud-demo\"",
+            &format!("group_id = \"{group}\""),
+        )
+        .replace(
+            "path = \"features.csv\"",
+            &format!("path = {:?}", demo.join("features.csv")),
+        )
+        .replace(
+            "path = \"model\"",
+            &format!("path = {:?}", demo.join("model")),
+        )
+        .replace("path = \"out/fraud-demo\"", &format!("path = {out:?}"))
+        .replace("max_rows = 65536", "max_rows = 2000")
+        .replace(
+            "[schema]",
+            &format!(
+                "[source.options]\n\"session.timeout.ms\" = \"{}\"\n\"heartbeat.interval.ms\" = \"{}\"\n\n[schema]",
+                session.session_ms, session.heartbeat_ms
+            ),
+        );
+    let p = dir.join("job.toml");
+    std::fs::write(&p, toml).expect("write job");
+    p
+}
+
+pub fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .map(|e| {
+            if let Offset::Offset(o) = e.offset() {
+                o
+            } else {
+                0
+            }
+        })
+        .sum()
+}
+
+pub fn wait_for<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
