@@ -13,20 +13,14 @@ use scorestream_operators::features::{FeatureJoin, FileFeatureStore, OnMissing};
 use scorestream_operators::scorer::{ModelPackage, Scorer};
 use scorestream_operators::source::kafka::RawChunk;
 use scorestream_pipeline::config::load_file;
-use scorestream_pipeline::demo::{DemoAssets, demo_world, generator_options};
+use scorestream_pipeline::demo::{EMBEDDED, demo_world, generator_options};
 use scorestream_pipeline::synth::EventGen;
 use scorestream_schemas::EventSchema;
 
 const ROWS: usize = 16_384;
 
 fn chunk(rows: usize) -> RawChunk {
-    let assets = DemoAssets {
-        job_toml: "",
-        features_csv: b"",
-        model_manifest: include_bytes!("../jobs/demo/model/manifest.json"),
-        model_weights: b"",
-    };
-    let world = demo_world(&assets).expect("world");
+    let world = demo_world(&EMBEDDED).expect("world");
     let mut g = EventGen::new(&world, generator_options(3));
     let mut c = RawChunk::with_capacity(rows);
     let (mut buf, mut key) = (String::new(), String::new());

@@ -1,7 +1,6 @@
 //! `scorestream`: streaming batch scoring. Kafka in, features joined,
 //! candle models, Parquet out.
 
-mod assets;
 mod commands;
 mod progress;
 

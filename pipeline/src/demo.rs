@@ -24,6 +24,15 @@ pub struct DemoAssets {
     pub model_weights: &'static [u8],
 }
 
+/// The demo job with its feature file and model, built in so the demo runs
+/// from any directory. Regenerate the files with `scorestream train`.
+pub const EMBEDDED: DemoAssets = DemoAssets {
+    job_toml: include_str!("../../jobs/demo/job.toml"),
+    features_csv: include_bytes!("../../jobs/demo/features.csv"),
+    model_manifest: include_bytes!("../../jobs/demo/model/manifest.json"),
+    model_weights: include_bytes!("../../jobs/demo/model/model.safetensors"),
+};
+
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub events: u64,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use scorestream_pipeline::demo::{DemoOptions, run_demo};
 
-use crate::{assets, progress};
+use crate::progress;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,12 +49,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("interrupted: stopping the generator, draining and committing...");
         on_signal.cancel();
     });
-    let report = run_demo(&assets::DEMO, &opts, interrupt, |snap, produced| {
-        if last.elapsed() >= Duration::from_secs(1) {
-            last = Instant::now();
-            eprintln!("{}", progress::line(snap, Some(produced)));
-        }
-    })
+    let report = run_demo(
+        &scorestream_pipeline::demo::EMBEDDED,
+        &opts,
+        interrupt,
+        |snap, produced| {
+            if last.elapsed() >= Duration::from_secs(1) {
+                last = Instant::now();
+                eprintln!("{}", progress::line(snap, Some(produced)));
+            }
+        },
+    )
     .await
     .context("the demo failed")?;
     let p = &report.produced;

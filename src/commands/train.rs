@@ -4,8 +4,6 @@ use anyhow::Context;
 use scorestream_pipeline::config::load_str;
 use scorestream_pipeline::synth::train_demo_model;
 
-use crate::assets;
-
 #[derive(clap::Args)]
 pub struct Args {
     /// Where to write `features.csv` and `model/` (the demo's assets live in jobs/demo).
@@ -20,7 +18,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let job = load_str(assets::DEMO.job_toml)
+    let job = load_str(scorestream_pipeline::demo::EMBEDDED.job_toml)
         .map_err(|p| anyhow::anyhow!("embedded demo job is invalid: {p:?}"))?;
     eprintln!(
         "generating {} accounts and {} labelled events (seed {}), training 20-64-32-1 MLP...",

@@ -14,12 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use scorestream_pipeline::synth::{EventGen, EventKind, GenOptions, World};
 
 pub const DEMO_ASSETS: scorestream_pipeline::demo::DemoAssets =
-    scorestream_pipeline::demo::DemoAssets {
-        job_toml: include_str!("../../jobs/demo/job.toml"),
-        features_csv: include_bytes!("../../jobs/demo/features.csv"),
-        model_manifest: include_bytes!("../../jobs/demo/model/manifest.json"),
-        model_weights: include_bytes!("../../jobs/demo/model/model.safetensors"),
-    };
+    scorestream_pipeline::demo::EMBEDDED;
 
 /// Every committed Parquet file under `dir`, read with the parquet crate
 /// (files being written are hidden `.tmp` files and are skipped, as any

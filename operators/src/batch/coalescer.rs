@@ -72,8 +72,11 @@ impl Coalescer {
         if self.pending.is_empty() {
             return Ok(None);
         }
+        // `push` emits whenever `max_rows` is reached, so fewer than
+        // `max_rows` rows are pending here and `take` yields one envelope.
         let rows = self.pending_rows;
         let mut out = self.take(rows)?;
+        debug_assert_eq!(out.len(), 1);
         Ok(out.pop())
     }
 

@@ -112,11 +112,14 @@ impl FileFeatureStore {
             .iter()
             .map(|c| take(c, &indices, None))
             .collect::<Result<Vec<_>, _>>()?;
-        let found = arrow::array::BooleanArray::from(
-            (0..indices.len())
-                .map(|i| indices.is_valid(i))
-                .collect::<Vec<bool>>(),
-        );
+        // Found exactly where the index is valid: reuse its validity bitmap.
+        let found = match indices.nulls() {
+            Some(n) => arrow::array::BooleanArray::new(n.inner().clone(), None),
+            None => arrow::array::BooleanArray::new(
+                arrow::buffer::BooleanBuffer::new_set(indices.len()),
+                None,
+            ),
+        };
         Ok(FeatureRows { columns, found })
     }
 }
