@@ -91,7 +91,8 @@ fn operators(c: &mut Criterion) {
                 join.output_schema().clone(),
                 quarter * 4,
                 Duration::from_secs(1),
-            );
+            )
+            .expect("provenance columns");
             let now = tokio::time::Instant::now();
             let mut out = Vec::new();
             for i in 0..4 {

@@ -1,51 +1,73 @@
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use scorestream_schemas::DeadLetter;
 
-/// The Kafka offsets a piece of data covers: per topic-partition, the highest
-/// offset seen. Offsets become committable only once the sink has durably
-/// written every row and dead letter that came from them.
+use crate::{OperatorError, Result};
+
+/// A Kafka topic-partition.
+pub type TopicPartition = (Arc<str>, i32);
+
+/// The Kafka offsets a piece of data accounts for: per topic-partition, one
+/// contiguous half-open range `[start, end)`. Every message in the range is in
+/// the data, as a row or as a dead letter, and no other message of that
+/// partition is.
+///
+/// This is what makes exactly-once output possible: the sink commits each
+/// file together with its range, ranges of one partition chain end to start,
+/// and a restart resumes at the end of the chain. Offsets that hold no
+/// message (compaction, transaction markers) belong to a range too, so the
+/// chain has no holes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Acks {
-    highest: BTreeMap<(Arc<str>, i32), i64>,
-    messages: u64,
+pub struct Coverage {
+    ranges: BTreeMap<TopicPartition, Range<i64>>,
 }
 
-impl Acks {
-    pub fn record(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
-        self.messages += 1;
-        self.highest
-            .entry((topic.clone(), partition))
-            .and_modify(|o| *o = (*o).max(offset))
-            .or_insert(offset);
-    }
-
-    pub fn merge(&mut self, other: Acks) {
-        self.messages += other.messages;
-        for (k, off) in other.highest {
-            self.highest
-                .entry(k)
-                .and_modify(|o| *o = (*o).max(off))
-                .or_insert(off);
+impl Coverage {
+    /// Adds `range` for a partition. Ranges of one partition must arrive in
+    /// order and touch: anything else means offsets were skipped or repeated.
+    pub fn extend(&mut self, topic: &Arc<str>, partition: i32, range: Range<i64>) -> Result<()> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        match self.ranges.get_mut(&(topic.clone(), partition)) {
+            Some(have) if have.end == range.start => {
+                have.end = range.end;
+                Ok(())
+            }
+            Some(have) => Err(OperatorError::Internal(format!(
+                "offsets of {topic}/{partition} out of order: {have:?} then {range:?}"
+            ))),
+            None => {
+                self.ranges.insert((topic.clone(), partition), range);
+                Ok(())
+            }
         }
     }
 
-    /// Number of Kafka messages covered (good rows plus dead letters).
-    pub fn messages(&self) -> u64 {
-        self.messages
+    /// Appends everything `other` covers; `other` must come after `self`.
+    pub fn merge(&mut self, other: Coverage) -> Result<()> {
+        for ((t, p), r) in other.ranges {
+            self.extend(&t, p, r)?;
+        }
+        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.messages == 0
+        self.ranges.is_empty()
     }
 
-    /// `(topic, partition, next offset to consume)`: what Kafka expects in a commit.
-    pub fn commit_positions(&self) -> impl Iterator<Item = (&str, i32, i64)> {
-        self.highest
+    pub fn get(&self, topic: &str, partition: i32) -> Option<&Range<i64>> {
+        self.ranges
             .iter()
-            .map(|((t, p), o)| (t.as_ref(), *p, o + 1))
+            .find(|((t, p), _)| t.as_ref() == topic && *p == partition)
+            .map(|(_, r)| r)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, i32, &Range<i64>)> {
+        self.ranges.iter().map(|((t, p), r)| (t, *p, r))
     }
 }
 
@@ -55,7 +77,12 @@ pub struct Envelope {
     /// Good rows; `None` when every message of the chunk became a dead letter.
     pub batch: Option<RecordBatch>,
     pub dead_letters: Vec<DeadLetter>,
-    pub acks: Acks,
+    pub coverage: Coverage,
+    /// Emit everything held so far once this envelope is in: the source asks
+    /// for it when partitions are revoked, so what it read from them gets
+    /// committed before another member takes them over. It travels in the
+    /// data queue so it cannot overtake the data it is about.
+    pub flush: bool,
 }
 
 impl Envelope {
@@ -74,17 +101,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn acks_keep_the_highest_offset_per_partition() {
+    fn coverage_chains_ranges_per_partition() {
         let t: Arc<str> = "tx".into();
-        let mut a = Acks::default();
-        a.record(&t, 0, 5);
-        a.record(&t, 0, 3);
-        let mut b = Acks::default();
-        b.record(&t, 1, 9);
-        b.record(&t, 0, 7);
-        a.merge(b);
-        let pos: Vec<_> = a.commit_positions().collect();
-        assert_eq!(pos, vec![("tx", 0, 8), ("tx", 1, 10)]);
-        assert_eq!(a.messages(), 4);
+        let mut a = Coverage::default();
+        a.extend(&t, 0, 0..5).unwrap();
+        a.extend(&t, 1, 10..12).unwrap();
+        let mut b = Coverage::default();
+        b.extend(&t, 0, 5..9).unwrap();
+        b.extend(&t, 2, 3..4).unwrap();
+        a.merge(b).unwrap();
+        let got: Vec<_> = a.iter().map(|(t, p, r)| (t.to_string(), p, r.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("tx".into(), 0, 0..9),
+                ("tx".into(), 1, 10..12),
+                ("tx".into(), 2, 3..4)
+            ]
+        );
+    }
+
+    #[test]
+    fn coverage_refuses_gaps_and_overlaps() {
+        let t: Arc<str> = "tx".into();
+        let mut a = Coverage::default();
+        a.extend(&t, 0, 0..5).unwrap();
+        assert!(a.extend(&t, 0, 6..8).is_err(), "gap");
+        assert!(a.extend(&t, 0, 4..8).is_err(), "overlap");
+        a.extend(&t, 0, 5..5).unwrap();
+        assert_eq!(a.get("tx", 0), Some(&(0..5)));
     }
 }

@@ -46,6 +46,29 @@ pub enum OperatorError {
     Arrow(#[from] ArrowError),
     #[error("{0} stopped unexpectedly: its downstream queue closed")]
     Disconnected(&'static str),
+    /// Another writer committed this partition's range first: this process no
+    /// longer owns the partition (it was rebalanced away while stalled).
+    /// Nothing was written twice; restarting resumes from the commit log.
+    #[error(
+        "{topic}/{partition}: offsets from {offset} were already committed by another writer ({other}); this process lost the partition and stops so that nothing is written twice"
+    )]
+    Fenced {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        other: String,
+    },
+    /// The output's commit log is unreadable or inconsistent.
+    #[error("commit log {path}: {reason}")]
+    CommitLog { path: PathBuf, reason: String },
+    /// Partitions were revoked but the pipeline did not commit what it read
+    /// from them in time.
+    #[error(
+        "rebalance: the pipeline did not commit in-flight data of revoked partitions within {0:?} (source.revoke_timeout)"
+    )]
+    RevokeTimeout(std::time::Duration),
+    #[error("internal error (a bug): {0}")]
+    Internal(String),
 }
 
 impl OperatorError {
@@ -58,9 +81,12 @@ impl OperatorError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            OperatorError::Kafka(_) | OperatorError::Io { .. } | OperatorError::Parquet { .. } => {
-                ErrorKind::External
-            }
+            OperatorError::Kafka(_)
+            | OperatorError::Io { .. }
+            | OperatorError::Parquet { .. }
+            | OperatorError::Fenced { .. }
+            | OperatorError::CommitLog { .. }
+            | OperatorError::RevokeTimeout(_) => ErrorKind::External,
             OperatorError::FeatureFile { .. }
             | OperatorError::MissingFeatures { .. }
             | OperatorError::ModelPackage { .. }
@@ -68,9 +94,10 @@ impl OperatorError {
             | OperatorError::Device(..)
             | OperatorError::KafkaSetup(_) => ErrorKind::User,
             OperatorError::Schema(e) => e.kind(),
-            OperatorError::Candle(_) | OperatorError::Arrow(_) | OperatorError::Disconnected(_) => {
-                ErrorKind::Internal
-            }
+            OperatorError::Candle(_)
+            | OperatorError::Arrow(_)
+            | OperatorError::Disconnected(_)
+            | OperatorError::Internal(_) => ErrorKind::Internal,
         }
     }
 }

@@ -16,7 +16,7 @@ pub mod scorer;
 pub mod sink;
 pub mod source;
 
-pub use envelope::{Acks, Envelope};
+pub use envelope::{Coverage, Envelope, TopicPartition};
 pub use error::{OperatorError, Result};
 pub use scorestream_schemas::ErrorKind;
 

@@ -70,6 +70,38 @@ impl<T: Weighted> RowSender<T> {
             .map_err(|_| Closed)?;
         self.tx.send((item, permit)).await.map_err(|_| Closed)
     }
+
+    /// Enqueues the item if its rows fit now; otherwise hands it back, so a
+    /// caller that must not block (the Kafka source, which pauses partitions
+    /// instead) can decide what to do.
+    pub fn try_send(&self, item: T) -> Result<(), TrySend<T>> {
+        let n = (item.weight() as u32).clamp(1, self.capacity);
+        let permit = match self.permits.clone().try_acquire_many_owned(n) {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(TrySend::Full(item)),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(TrySend::Closed),
+        };
+        self.tx.try_send((item, permit)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full((item, _)) => TrySend::Full(item),
+            mpsc::error::TrySendError::Closed(_) => TrySend::Closed,
+        })
+    }
+
+    /// Rows currently queued.
+    pub fn queued_rows(&self) -> usize {
+        (self.capacity as usize).saturating_sub(self.permits.available_permits())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Why [`RowSender::try_send`] did not enqueue.
+#[derive(Debug)]
+pub enum TrySend<T> {
+    Full(T),
+    Closed,
 }
 
 pub struct RowReceiver<T> {
@@ -117,6 +149,22 @@ mod tests {
         assert_eq!(rx.recv().await.map(|r| r.0), Some(60));
         blocked.await.expect("join").expect("open");
         assert_eq!(rx.queued_rows(), 50);
+    }
+
+    #[tokio::test]
+    async fn try_send_hands_the_item_back_when_full() {
+        let (tx, mut rx) = channel::<Rows>(100);
+        assert!(tx.try_send(Rows(70)).is_ok());
+        match tx.try_send(Rows(40)) {
+            Err(TrySend::Full(r)) => assert_eq!(r.0, 40),
+            Ok(()) => panic!("110 rows must not fit in a 100-row queue"),
+            Err(TrySend::Closed) => panic!("queue closed"),
+        }
+        assert_eq!(tx.queued_rows(), 70);
+        assert_eq!(rx.recv().await.map(|r| r.0), Some(70));
+        assert!(tx.try_send(Rows(40)).is_ok());
+        drop(rx);
+        assert!(matches!(tx.try_send(Rows(1)), Err(TrySend::Closed)));
     }
 
     #[tokio::test]

@@ -1,44 +1,63 @@
 use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::concat_batches;
-use arrow::datatypes::SchemaRef;
-use scorestream_schemas::DeadLetter;
+use arrow::datatypes::{Int32Type, Int64Type, SchemaRef};
+use scorestream_schemas::{DeadLetter, columns};
 use tokio::time::Instant;
 
-use crate::{Acks, Envelope, Result};
+use crate::{Coverage, Envelope, OperatorError, Result};
 
-/// One input envelope waiting in the coalescer.
+/// One input envelope (or the unsent rest of one) waiting in the coalescer.
 struct Pending {
+    rows: usize,
     batch: Option<RecordBatch>,
     dead_letters: Vec<DeadLetter>,
-    acks: Acks,
+    coverage: Coverage,
     arrived: Instant,
 }
 
 /// The coalescer's state machine, free of I/O and clocks so it can be tested
 /// exhaustively; [`super::run_batcher`] drives it.
 ///
-/// Offsets are released conservatively: an input's acks and dead letters ride
-/// with the output batch that holds the input's *last* row, so no offset is
-/// acknowledged before all of its rows are.
+/// Output batches hold exactly `max_rows` rows, so an input may be split
+/// between two outputs. Its offset coverage is split with it, partition by
+/// partition, at the first offset that went to the later output; dead letters
+/// follow the range their offset falls in. Each output therefore covers
+/// exactly the messages it holds, which is what lets the sink commit it
+/// exactly once.
 pub struct Coalescer {
     schema: SchemaRef,
     max_rows: usize,
     max_wait: std::time::Duration,
     pending: VecDeque<Pending>,
     pending_rows: usize,
+    topic_col: usize,
+    partition_col: usize,
+    offset_col: usize,
 }
 
 impl Coalescer {
-    pub fn new(schema: SchemaRef, max_rows: usize, max_wait: std::time::Duration) -> Self {
-        Self {
+    /// `schema` must carry the provenance columns (`source_topic`,
+    /// `source_partition`, `source_offset`): they say where to split coverage.
+    pub fn new(schema: SchemaRef, max_rows: usize, max_wait: std::time::Duration) -> Result<Self> {
+        let col = |name: &str| {
+            schema.index_of(name).map_err(|_| {
+                OperatorError::Internal(format!("coalescer input has no `{name}` column"))
+            })
+        };
+        Ok(Self {
+            topic_col: col(columns::SOURCE_TOPIC)?,
+            partition_col: col(columns::SOURCE_PARTITION)?,
+            offset_col: col(columns::SOURCE_OFFSET)?,
             schema,
             max_rows: max_rows.max(1),
             max_wait,
             pending: VecDeque::new(),
             pending_rows: 0,
-        }
+        })
     }
 
     pub fn pending_rows(&self) -> usize {
@@ -53,11 +72,13 @@ impl Coalescer {
     /// Adds an input; returns every batch that reached `max_rows`, each exactly
     /// `max_rows` long. The rest stays pending.
     pub fn push(&mut self, env: Envelope, now: Instant) -> Result<Vec<Envelope>> {
-        self.pending_rows += env.rows();
+        let rows = env.rows();
+        self.pending_rows += rows;
         self.pending.push_back(Pending {
+            rows,
             batch: env.batch,
             dead_letters: env.dead_letters,
-            acks: env.acks,
+            coverage: env.coverage,
             arrived: now,
         });
         if self.pending_rows < self.max_rows {
@@ -67,7 +88,8 @@ impl Coalescer {
         self.take(full)
     }
 
-    /// Emits everything pending as one envelope (for the deadline and for shutdown).
+    /// Emits everything pending as one envelope (for the deadline, for a
+    /// flush request and for shutdown).
     pub fn flush(&mut self) -> Result<Option<Envelope>> {
         if self.pending.is_empty() {
             return Ok(None);
@@ -81,59 +103,137 @@ impl Coalescer {
     }
 
     /// Emits the first `rows` pending rows, in `max_rows` pieces (the last one
-    /// may be shorter when flushing).
+    /// may be shorter when flushing); the rest stays pending.
     fn take(&mut self, rows: usize) -> Result<Vec<Envelope>> {
         let inputs: Vec<Pending> = self.pending.drain(..).collect();
         let batches: Vec<&RecordBatch> = inputs.iter().filter_map(|p| p.batch.as_ref()).collect();
         let all = concat_batches(&self.schema, batches)?;
         let total = all.num_rows();
+        let m = self.max_rows;
 
-        let mut outputs: Vec<Envelope> = Vec::new();
-        let mut start = 0;
-        while start < rows || (rows == 0 && outputs.is_empty()) {
-            let len = (rows - start).min(self.max_rows);
-            let batch = (len > 0).then(|| all.slice(start, len));
-            outputs.push(Envelope {
-                batch,
-                ..Default::default()
-            });
-            start += len;
-            if len == 0 {
-                break;
-            }
-        }
-
-        // Give each input's acks to the output holding its last row; inputs
-        // whose last row is not emitted stay pending with the leftover rows.
-        let mut end = 0;
-        let mut leftover: Option<Pending> = None;
-        for p in inputs {
-            end += p.batch.as_ref().map_or(0, RecordBatch::num_rows);
-            if end <= rows {
-                let idx = if end == 0 {
-                    0
-                } else {
-                    (end - 1) / self.max_rows
-                };
-                let out = &mut outputs[idx];
-                out.dead_letters.extend(p.dead_letters);
-                out.acks.merge(p.acks);
+        // Segments: the outputs, then the leftover that stays pending.
+        let n_out = rows.div_ceil(m).max(1);
+        let mut segs: Vec<(Coverage, Vec<DeadLetter>)> =
+            (0..=n_out).map(|_| Default::default()).collect();
+        let seg_rows = |s: usize| -> Range<usize> {
+            if s == n_out {
+                rows..total
             } else {
-                let l = leftover.get_or_insert_with(|| Pending {
-                    batch: None,
-                    dead_letters: Vec::new(),
-                    acks: Acks::default(),
-                    arrived: p.arrived,
-                });
-                l.dead_letters.extend(p.dead_letters);
-                l.acks.merge(p.acks);
+                s * m..((s + 1) * m).min(rows)
             }
+        };
+        let seg_of = |row: usize| if row >= rows { n_out } else { row / m };
+        let mut leftover_arrived = None;
+
+        let mut base = 0;
+        for p in inputs {
+            let end = base + p.rows;
+            let last = if end > rows {
+                n_out
+            } else {
+                end.saturating_sub(1) / m
+            };
+            let first = if p.rows == 0 { last } else { seg_of(base) };
+            if last == n_out {
+                leftover_arrived.get_or_insert(p.arrived);
+            }
+            // Where each partition's range is cut: walking back from the last
+            // segment, a segment starts at its first row of that partition.
+            let mut hi: Vec<(&Arc<str>, i32, i64)> =
+                p.coverage.iter().map(|(t, q, r)| (t, q, r.end)).collect();
+            let mut parts: Vec<Vec<(usize, Range<i64>)>> = vec![Vec::new(); hi.len()];
+            for s in (first..=last).rev() {
+                let firsts = if s == first {
+                    Vec::new()
+                } else {
+                    let r = seg_rows(s);
+                    self.first_offsets(&all, r.start.max(base)..r.end.min(end))
+                };
+                for (i, (t, q, h)) in hi.iter_mut().enumerate() {
+                    let lo = if s == first {
+                        p.coverage.get(t, *q).map_or(*h, |r| r.start)
+                    } else {
+                        firsts
+                            .iter()
+                            .find(|(ft, fq, _)| *ft == t.as_ref() && fq == q)
+                            .map_or(*h, |f| f.2)
+                    };
+                    if lo < *h {
+                        parts[i].push((s, lo..*h));
+                    }
+                    *h = lo;
+                }
+            }
+            for (i, (t, q, _)) in hi.iter().enumerate() {
+                for (s, r) in parts[i].iter().rev() {
+                    segs[*s].0.extend(t, *q, r.clone())?;
+                }
+            }
+            for d in p.dead_letters {
+                let s = (first..=last)
+                    .find(|s| {
+                        segs[*s]
+                            .0
+                            .get(&d.topic, d.partition)
+                            .is_some_and(|r| r.contains(&d.offset))
+                    })
+                    .ok_or_else(|| {
+                        OperatorError::Internal(format!(
+                            "dead letter {}/{}@{} outside its input's offsets",
+                            d.topic, d.partition, d.offset
+                        ))
+                    })?;
+                segs[s].1.push(d);
+            }
+            base = end;
         }
+
+        let (left_cov, left_dead) = segs.pop().unwrap_or_default();
+        let outputs = segs
+            .into_iter()
+            .enumerate()
+            .map(|(s, (coverage, dead_letters))| {
+                let r = seg_rows(s);
+                Envelope {
+                    batch: (!r.is_empty()).then(|| all.slice(r.start, r.len())),
+                    dead_letters,
+                    coverage,
+                    flush: false,
+                }
+            })
+            .collect();
         self.pending_rows = total - rows;
-        if let Some(mut l) = leftover {
-            l.batch = Some(all.slice(rows, total - rows));
-            self.pending.push_back(l);
+        if let Some(arrived) = leftover_arrived {
+            self.pending.push_back(Pending {
+                rows: total - rows,
+                batch: (total > rows).then(|| all.slice(rows, total - rows)),
+                dead_letters: left_dead,
+                coverage: left_cov,
+                arrived,
+            });
         }
         Ok(outputs)
+    }
+
+    /// The first offset of each partition among `rows` of `batch`.
+    fn first_offsets<'a>(
+        &self,
+        batch: &'a RecordBatch,
+        rows: Range<usize>,
+    ) -> Vec<(&'a str, i32, i64)> {
+        let topics = batch.column(self.topic_col).as_string::<i32>();
+        let parts = batch.column(self.partition_col).as_primitive::<Int32Type>();
+        let offsets = batch.column(self.offset_col).as_primitive::<Int64Type>();
+        let mut out: Vec<(&str, i32, i64)> = Vec::new();
+        for i in rows {
+            if topics.is_null(i) {
+                continue;
+            }
+            let (t, q) = (topics.value(i), parts.value(i));
+            if !out.iter().any(|(ot, oq, _)| *ot == t && *oq == q) {
+                out.push((t, q, offsets.value(i)));
+            }
+        }
+        out
     }
 }

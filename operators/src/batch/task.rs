@@ -22,8 +22,12 @@ pub async fn run_batcher(
         tokio::select! {
             next = input.recv() => match next {
                 Some(env) => {
+                    let flush = env.flush;
                     for full in coalescer.push(env, Instant::now())? {
                         send(full).await?;
+                    }
+                    if flush && let Some(env) = coalescer.flush()? {
+                        send(env).await?;
                     }
                 }
                 None => break,

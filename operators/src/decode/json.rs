@@ -12,7 +12,7 @@ use serde::de::IgnoredAny;
 
 use super::explain::explain;
 use crate::source::kafka::RawChunk;
-use crate::{Acks, Envelope, Result};
+use crate::{Envelope, Result};
 
 /// Decodes JSON messages into Arrow with arrow-json's tape decoder.
 ///
@@ -44,11 +44,9 @@ impl JsonDecoder {
 
     pub fn decode(&self, chunk: &RawChunk) -> Result<Envelope> {
         let now = crate::now_ms();
-        let mut acks = Acks::default();
         let mut dead_letters = Vec::new();
         let mut candidates = Vec::with_capacity(chunk.len());
         for i in 0..chunk.len() {
-            acks.record(chunk.topic(i), chunk.partition(i), chunk.offset(i));
             let payload = chunk.payload(i);
             match self.precheck(payload) {
                 Ok(()) => candidates.push(i),
@@ -86,7 +84,8 @@ impl JsonDecoder {
         Ok(Envelope {
             batch,
             dead_letters,
-            acks,
+            coverage: chunk.coverage.clone(),
+            flush: chunk.flush,
         })
     }
 

@@ -27,8 +27,12 @@ fn offsets(b: arrow::array::RecordBatch) -> Vec<i64> {
 
 fn chunk(payloads: &[&str]) -> RawChunk {
     let mut c = RawChunk::with_capacity(payloads.len());
+    let mut ends = [None, None];
     for (i, p) in payloads.iter().enumerate() {
-        c.push(
+        let (part, offset) = ((i % 2) as i32, 100 + i as i64);
+        let start = ends[i % 2].unwrap_or(offset);
+        ends[i % 2] = Some(offset + 1);
+        let at = c.push(
             "tx",
             (i % 2) as i32,
             100 + i as i64,
@@ -36,6 +40,8 @@ fn chunk(payloads: &[&str]) -> RawChunk {
             Some(b"k"),
             p.as_bytes(),
         );
+        let topic = c.topic(at).clone();
+        c.coverage.extend(&topic, part, start..offset + 1).expect("in order");
     }
     c
 }
@@ -76,7 +82,8 @@ fn good_events_decode_with_provenance() {
             .value(1),
         101
     );
-    assert_eq!(env.acks.messages(), 2);
+    assert_eq!(env.coverage.get("tx", 0), Some(&(100..101)));
+    assert_eq!(env.coverage.get("tx", 1), Some(&(101..102)));
 }
 
 #[test]
@@ -97,13 +104,13 @@ fn every_kind_of_bad_event_becomes_a_dead_letter_with_its_reason() {
         r#"{"event_id":"e8","amount":2,"event_time":"yesterday"}"#, // bad timestamp
         GOOD,
     ];
-    let env = d.decode(&chunk(&payloads)).expect("decode");
+    let input = chunk(&payloads);
+    let env = d.decode(&input).expect("decode");
     assert_eq!(env.rows(), 2, "{:?}", env.dead_letters);
     assert_eq!(env.dead_letters.len(), 7);
     assert_eq!(
-        env.acks.messages(),
-        9,
-        "every message is acknowledged, good or dead"
+        env.coverage, input.coverage,
+        "every message is accounted for, good or dead"
     );
     let by_offset = |o: i64| {
         env.dead_letters

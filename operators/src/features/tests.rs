@@ -7,7 +7,7 @@ use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use scorestream_schemas::DeadLetterStage;
 
 use super::*;
-use crate::{Acks, Envelope, OperatorError};
+use crate::{Envelope, OperatorError};
 
 fn store() -> Arc<dyn FeatureStore> {
     let dir = tempfile::tempdir().expect("tmp");
@@ -44,8 +44,7 @@ fn events(keys: &[Option<&str>]) -> Envelope {
     .expect("batch");
     Envelope {
         batch: Some(batch),
-        dead_letters: vec![],
-        acks: Acks::default(),
+        ..Default::default()
     }
 }
 

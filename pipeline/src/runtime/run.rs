@@ -8,7 +8,7 @@ use scorestream_operators::batch::{Coalescer, run_batcher};
 use scorestream_operators::queue::{RowSender, channel};
 use scorestream_operators::sink::parquet::{Committed, ParquetSink};
 use scorestream_operators::source::kafka::{KafkaSource, RawChunk, SourceReport};
-use scorestream_operators::{Acks, Envelope, OperatorError};
+use scorestream_operators::{Coverage, Envelope, OperatorError};
 use scorestream_schemas::columns;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -45,8 +45,12 @@ impl Job {
         } = self;
         let cap = config.queues.capacity_rows;
         let job = config.job.name.to_string();
-        let source = KafkaSource::build(&config.source, stats.partitions_assigned.clone())?;
         let mut sink = ParquetSink::open(&config.sink)?;
+        let source = KafkaSource::build(
+            &config.source,
+            stats.partitions_assigned.clone(),
+            Arc::new(sink.commit_log().clone()),
+        )?;
         info!(job, output = %config.sink.path.display(), "job starting");
 
         let (raw_tx, mut raw_rx) = channel::<RawChunk>(cap);
@@ -54,9 +58,9 @@ impl Job {
         let (join_tx, join_rx) = channel::<Envelope>(cap);
         let (batch_tx, mut batch_rx) = channel::<Envelope>(cap);
         let (score_tx, mut score_rx) = channel::<Envelope>(cap);
-        // Acks are control messages, one per committed file: unbounded so the
-        // sink never blocks on the source (which may itself wait on the queue).
-        let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Acks>();
+        // Acks are control messages, one per commit: unbounded so the sink
+        // never blocks on the source (which may itself wait on the queue).
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Coverage>();
 
         let cancel = stop.child_token();
         let mut tasks: JoinSet<(&'static str, TaskResult)> = JoinSet::new();
@@ -93,7 +97,7 @@ impl Job {
             join.output_schema().clone(),
             config.batch.max_rows,
             config.batch.max_wait.0,
-        );
+        )?;
         spawn(
             "feature_join",
             Box::pin(async move {
@@ -143,8 +147,9 @@ impl Job {
                     account(&s, &committed);
                     // The source may already be gone after a failure elsewhere;
                     // then these offsets are simply re-read on restart.
-                    let _ = ack_tx.send(committed.acks);
+                    let _ = ack_tx.send(committed.coverage);
                 }
+                sink.close()?;
                 Ok(None)
             }),
         );
@@ -211,7 +216,7 @@ fn account(stats: &JobStats, c: &Committed) {
     JobStats::add(&stats.dead_letters, c.dead_letters as u64);
     JobStats::add(&stats.files_written, c.files.len() as u64);
     JobStats::add(&stats.bytes_written, c.bytes);
-    JobStats::add(&stats.messages_acked, c.acks.messages());
+    JobStats::add(&stats.messages_acked, c.messages());
     counter!("scorestream_rows_scored_total").increment(c.rows as u64);
     counter!("scorestream_dead_letters_total").increment(c.dead_letters as u64);
     counter!("scorestream_files_written_total").increment(c.files.len() as u64);

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use crate::Coverage;
 use crate::queue::Weighted;
 
 /// Raw Kafka messages laid out column by column in a few growable buffers, so
@@ -16,6 +17,10 @@ pub struct RawChunk {
     keys: Vec<u8>,
     /// End of each key in `keys`, or `None` for a message without a key.
     key_ends: Vec<Option<usize>>,
+    /// The offsets this chunk accounts for, gaps included.
+    pub coverage: Coverage,
+    /// Ask downstream operators to emit what they hold (see [`crate::Envelope::flush`]).
+    pub flush: bool,
 }
 
 impl RawChunk {
@@ -40,7 +45,7 @@ impl RawChunk {
         timestamp_ms: i64,
         key: Option<&[u8]>,
         payload: &[u8],
-    ) {
+    ) -> usize {
         let idx = match self.topics.iter().position(|t| t.as_ref() == topic) {
             Some(i) => i,
             None => {
@@ -58,6 +63,7 @@ impl RawChunk {
             self.keys.extend_from_slice(k);
             self.keys.len()
         }));
+        self.offsets.len() - 1
     }
 
     pub fn len(&self) -> usize {

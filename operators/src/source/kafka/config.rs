@@ -32,6 +32,11 @@ pub struct KafkaSourceConfig {
     /// Larger messages become dead letters instead of being decoded.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: ByteSize,
+    /// On a rebalance, how long the pipeline may take to commit what it read
+    /// from revoked partitions before the job gives up (and fails, to be
+    /// restarted from the commit log).
+    #[serde(default = "default_revoke_timeout")]
+    pub revoke_timeout: HumanDuration,
     /// Any librdkafka setting (`security.protocol`, `sasl.*`, `ssl.*`, ...),
     /// passed through as given. Values of secret keys are never printed.
     #[serde(default)]
@@ -43,6 +48,9 @@ fn default_chunk_rows() -> usize {
 }
 fn default_linger() -> HumanDuration {
     HumanDuration(std::time::Duration::from_millis(20))
+}
+fn default_revoke_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
 }
 fn default_max_message_bytes() -> ByteSize {
     ByteSize(1 << 20)
@@ -102,6 +110,7 @@ impl fmt::Debug for KafkaSourceConfig {
             .field("chunk_rows", &self.chunk_rows)
             .field("linger", &self.linger)
             .field("max_message_bytes", &self.max_message_bytes)
+            .field("revoke_timeout", &self.revoke_timeout)
             .field("options", &redact_options(&self.options))
             .finish()
     }
@@ -126,7 +135,12 @@ impl KafkaSourceConfig {
         if self.chunk_rows == 0 {
             p.push(("chunk_rows".into(), "must be at least 1".into()));
         }
-        for k in ["enable.auto.commit", "enable.auto.offset.store", "group.id"] {
+        for k in [
+            "enable.auto.commit",
+            "enable.auto.offset.store",
+            "group.id",
+            "bootstrap.servers",
+        ] {
             if self.options.contains_key(k) {
                 p.push((
                     format!("options.\"{k}\""),

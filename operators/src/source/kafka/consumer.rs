@@ -1,65 +1,356 @@
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use metrics::counter;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{KafkaSourceConfig, RawChunk, StartFrom, redact_text};
-use crate::queue::RowSender;
-use crate::{Acks, OperatorError, Result};
+use crate::queue::{RowSender, TrySend};
+use crate::{Coverage, OperatorError, Result};
 
-/// Tracks and logs group membership changes.
-pub struct SourceContext {
-    assigned: Arc<AtomicI64>,
-}
-
-impl ClientContext for SourceContext {}
-
-impl ConsumerContext for SourceContext {
-    fn post_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                self.assigned
-                    .fetch_add(tpl.count() as i64, Ordering::Relaxed);
-                info!(partitions = tpl.count(), "partitions assigned");
-            }
-            Rebalance::Revoke(tpl) => {
-                self.assigned
-                    .fetch_sub(tpl.count() as i64, Ordering::Relaxed);
-                info!(partitions = tpl.count(), "partitions revoked");
-            }
-            Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
-        }
-    }
+/// Where the source resumes each partition it is assigned: the output's
+/// commit log, so a restart or a new owner continues exactly where the
+/// committed output ends, whatever the group's committed offsets say.
+pub trait ResumePositions: Send + Sync {
+    /// For each partition, the first offset not yet committed to the output,
+    /// or `None` when the output has nothing from it (then the group's
+    /// committed offset, or `start_from`, decides).
+    fn resume_positions(&self, partitions: &[(String, i32)]) -> Result<Vec<Option<i64>>>;
 }
 
 /// What the source did over its life.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SourceReport {
     pub messages_read: u64,
-    pub messages_committed: u64,
     pub consume_errors: u64,
+    /// Times the source paused its partitions because the pipeline was full.
+    pub pauses: u64,
+    pub rebalances: u64,
+    /// Offsets a resumed partition skipped because the broker no longer had
+    /// them (retention): data lost before scorestream could read it.
+    pub offsets_skipped: u64,
+}
+
+/// A partition this member owns.
+struct Part {
+    topic: Arc<str>,
+    partition: i32,
+    /// Next offset expected; `None` until the first message when the output
+    /// had nothing to resume from.
+    next: Option<i64>,
+    /// Whether `next` came from the commit log and the first message is
+    /// still to be checked against it.
+    resumed: bool,
+    /// End of what was handed to the pipeline / committed by the sink.
+    handed: i64,
+    acked: i64,
+}
+
+struct State {
+    out: Option<RowSender<RawChunk>>,
+    acks: Option<mpsc::UnboundedReceiver<Coverage>>,
+    chunk: RawChunk,
+    /// A chunk the pipeline had no room for; partitions stay paused until it
+    /// is taken.
+    stalled: Option<RawChunk>,
+    paused: bool,
+    deadline: Option<Instant>,
+    parts: Vec<Part>,
+    last_part: usize,
+    fatal: Option<OperatorError>,
+    report: SourceReport,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    assigned: Arc<AtomicI64>,
+    resume: Arc<dyn ResumePositions>,
+    config: KafkaSourceConfig,
+    runtime: tokio::runtime::Handle,
+}
+
+/// The consumer's context: serves rebalances (resume from the commit log on
+/// assignment, flush and commit on revocation) and redacts secrets from
+/// librdkafka's logs.
+pub struct SourceContext {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for SourceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let msg = redact_text(log_message, &self.shared.config.options);
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => error!(target: "librdkafka", facility = fac, "{msg}"),
+            RDKafkaLogLevel::Warning => warn!(target: "librdkafka", facility = fac, "{msg}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                info!(target: "librdkafka", facility = fac, "{msg}")
+            }
+            RDKafkaLogLevel::Debug => debug!(target: "librdkafka", facility = fac, "{msg}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let reason = redact_text(reason, &self.shared.config.options);
+        warn!(target: "librdkafka", error = %error, "{reason}");
+    }
+}
+
+impl ConsumerContext for SourceContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.shared.on_assign(consumer, tpl);
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.shared.on_revoke(consumer, tpl);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                warn!(error = ?other, "rebalance error; dropping the assignment");
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            error!(error = %e, "applying the new assignment failed");
+            self.shared
+                .lock()
+                .fatal
+                .get_or_insert(OperatorError::Kafka(e));
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn on_assign(&self, consumer: &BaseConsumer<SourceContext>, tpl: &mut TopicPartitionList) {
+        let keys: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let positions = match self.resume.resume_positions(&keys) {
+            Ok(p) => p,
+            Err(e) => {
+                error!(error = %e, "cannot read where to resume; stopping");
+                self.lock().fatal.get_or_insert(e);
+                vec![None; keys.len()]
+            }
+        };
+        let mut st = self.lock();
+        st.report.rebalances += 1;
+        for ((topic, partition), pos) in keys.iter().zip(&positions) {
+            if let Some(o) = pos
+                && let Err(e) = tpl.set_partition_offset(topic, *partition, Offset::Offset(*o))
+            {
+                st.fatal.get_or_insert(OperatorError::Kafka(e));
+            }
+            st.parts.retain(|p| !(p.partition == *partition && *p.topic == **topic));
+            st.parts.push(Part {
+                topic: topic.as_str().into(),
+                partition: *partition,
+                next: *pos,
+                resumed: pos.is_some(),
+                handed: pos.unwrap_or(-1),
+                acked: pos.unwrap_or(-1),
+            });
+        }
+        let paused = st.paused;
+        drop(st);
+        self.assigned.fetch_add(keys.len() as i64, Ordering::Relaxed);
+        let shown: Vec<String> = keys
+            .iter()
+            .zip(&positions)
+            .map(|((t, p), o)| match o {
+                Some(o) => format!("{t}/{p}@{o}"),
+                None => format!("{t}/{p}@group"),
+            })
+            .collect();
+        info!(partitions = %shown.join(" "), "partitions assigned; resuming from the commit log");
+        if paused && let Err(e) = consumer.pause(tpl) {
+            warn!(error = %e, "pausing newly assigned partitions failed");
+        }
+    }
+
+    /// Hands over what was read from the revoked partitions, asks the
+    /// pipeline to flush, and waits until the sink has committed all of it,
+    /// so the next owner resumes exactly where this member stopped.
+    fn on_revoke(&self, consumer: &BaseConsumer<SourceContext>, tpl: &TopicPartitionList) {
+        let keys: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        info!(partitions = keys.len(), "partitions revoked; committing what was read from them");
+        let mut st = self.lock();
+        st.report.rebalances += 1;
+        if st.out.is_some() {
+            let mut flush = std::mem::take(&mut st.chunk);
+            flush.flush = true;
+            st.deadline = None;
+            let stalled = st.stalled.take();
+            for c in stalled.into_iter().chain(Some(flush)) {
+                if let Err(e) = self.send_blocking(&mut st, c) {
+                    st.fatal.get_or_insert(e);
+                }
+            }
+        }
+        let revoked = |p: &Part| {
+            keys.iter()
+                .any(|(t, q)| *q == p.partition && **t == *p.topic)
+        };
+        let deadline = Instant::now() + self.config.revoke_timeout.0;
+        loop {
+            self.take_acks(&mut st, consumer);
+            if st.parts.iter().filter(|p| revoked(p)).all(|p| p.acked >= p.handed)
+                || st.fatal.is_some()
+                || st.acks.is_none()
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                st.fatal
+                    .get_or_insert(OperatorError::RevokeTimeout(self.config.revoke_timeout.0));
+                break;
+            }
+            drop(st);
+            std::thread::sleep(Duration::from_millis(2));
+            st = self.lock();
+        }
+        self.commit_offsets(&st, consumer, CommitMode::Sync, |p| revoked(p));
+        st.parts.retain(|p| !revoked(p));
+        st.last_part = 0;
+        drop(st);
+        self.assigned.fetch_sub(keys.len() as i64, Ordering::Relaxed);
+    }
+
+    /// Sends a chunk, waiting for room: only for rebalances and shutdown,
+    /// where the source must hand over everything it read.
+    fn send_blocking(&self, st: &mut State, chunk: RawChunk) -> Result<()> {
+        let Some(out) = st.out.clone() else {
+            return Ok(());
+        };
+        self.mark_handed(st, &chunk);
+        self.runtime
+            .block_on(out.send(chunk))
+            .map_err(|_| OperatorError::Disconnected("kafka source"))
+    }
+
+    fn mark_handed(&self, st: &mut State, chunk: &RawChunk) {
+        for (t, q, r) in chunk.coverage.iter() {
+            if let Some(p) = st
+                .parts
+                .iter_mut()
+                .find(|p| p.partition == q && p.topic == *t)
+            {
+                p.handed = p.handed.max(r.end);
+            }
+        }
+    }
+
+    /// Applies every acknowledgement the sink has sent so far and commits
+    /// the group offsets (asynchronously: the commit log is the source of
+    /// truth, group offsets serve lag monitoring and tools).
+    fn take_acks(&self, st: &mut State, consumer: &BaseConsumer<SourceContext>) {
+        let mut changed = false;
+        loop {
+            let Some(rx) = st.acks.as_mut() else { break };
+            match rx.try_recv() {
+                Ok(cov) => {
+                    for (t, q, r) in cov.iter() {
+                        if let Some(p) = st
+                            .parts
+                            .iter_mut()
+                            .find(|p| p.partition == q && p.topic == *t)
+                        {
+                            p.acked = p.acked.max(r.end);
+                            changed = true;
+                        }
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    st.acks = None;
+                    break;
+                }
+            }
+        }
+        if changed {
+            self.commit_offsets(st, consumer, CommitMode::Async, |_| true);
+        }
+    }
+
+    fn commit_offsets(
+        &self,
+        st: &State,
+        consumer: &BaseConsumer<SourceContext>,
+        mode: CommitMode,
+        which: impl Fn(&Part) -> bool,
+    ) {
+        let mut tpl = TopicPartitionList::new();
+        for p in st.parts.iter().filter(|p| which(p) && p.acked >= 0) {
+            if let Err(e) = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.acked))
+            {
+                warn!(error = %e, "bad offset for commit");
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        if let Err(e) = consumer.commit(&tpl, mode) {
+            // The output is committed already; group offsets only lag.
+            warn!(error = %e, "committing group offsets failed; the commit log still has them");
+        }
+    }
 }
 
 pub struct KafkaSource {
-    consumer: StreamConsumer<SourceContext>,
-    config: KafkaSourceConfig,
+    consumer: BaseConsumer<SourceContext>,
+    shared: Arc<Shared>,
 }
 
 impl KafkaSource {
-    /// Creates the consumer and joins the group. Fails on settings librdkafka
-    /// refuses, naming them. `assigned` follows how many partitions this
-    /// member currently owns.
-    pub fn build(config: &KafkaSourceConfig, assigned: Arc<AtomicI64>) -> Result<Self> {
+    /// Creates the consumer and subscribes. Fails on settings librdkafka
+    /// refuses, naming them (secret values redacted). `assigned` follows how
+    /// many partitions this member owns; `resume` says where each assigned
+    /// partition continues. Must be called within a tokio runtime.
+    pub fn build(
+        config: &KafkaSourceConfig,
+        assigned: Arc<AtomicI64>,
+        resume: Arc<dyn ResumePositions>,
+    ) -> Result<Self> {
         let mut cc = ClientConfig::new();
         for (k, v) in &config.options {
             cc.set(k, v);
@@ -75,137 +366,260 @@ impl KafkaSource {
                     StartFrom::Latest => "latest",
                 },
             );
-        let consumer: StreamConsumer<SourceContext> = cc
-            .create_with_context(SourceContext { assigned })
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            OperatorError::Internal("the Kafka source must be built inside a tokio runtime".into())
+        })?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                out: None,
+                acks: None,
+                chunk: RawChunk::default(),
+                stalled: None,
+                paused: false,
+                deadline: None,
+                parts: Vec::new(),
+                last_part: 0,
+                fatal: None,
+                report: SourceReport::default(),
+            }),
+            assigned,
+            resume,
+            config: config.clone(),
+            runtime,
+        });
+        let consumer: BaseConsumer<SourceContext> = cc
+            .create_with_context(SourceContext {
+                shared: shared.clone(),
+            })
             .map_err(|e| OperatorError::KafkaSetup(redact_text(&e.to_string(), &config.options)))?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
-        Ok(Self {
-            consumer,
-            config: config.clone(),
-        })
+        Ok(Self { consumer, shared })
     }
 
-    /// Reads until `cancel` fires, then hands over what it holds, waits for the
-    /// sink to acknowledge everything in flight and commits those offsets.
+    /// Reads until `cancel` fires, then hands over what it holds, waits for
+    /// the sink to commit everything in flight and commits the group offsets.
     ///
-    /// Offsets are committed only from `acks`, which the sink sends after it
-    /// has durably written the rows and dead letters that came from them.
+    /// The consumer runs on its own thread: rebalance callbacks must block
+    /// until the pipeline has committed what was read from revoked
+    /// partitions, which an async task could not do on every runtime.
     pub async fn run(
         self,
         out: RowSender<RawChunk>,
-        mut acks: mpsc::UnboundedReceiver<Acks>,
+        acks: mpsc::UnboundedReceiver<Coverage>,
         cancel: CancellationToken,
     ) -> Result<SourceReport> {
-        let mut report = SourceReport::default();
-        let mut positions: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        let chunk_rows = self.config.chunk_rows.max(1);
-        let linger = self.config.linger.0;
-        let mut chunk = RawChunk::with_capacity(chunk_rows);
-        let mut deadline: Option<Instant> = None;
-        let mut acks_open = true;
+        {
+            let mut st = self.shared.lock();
+            st.out = Some(out);
+            st.acks = Some(acks);
+            st.chunk = RawChunk::with_capacity(self.shared.config.chunk_rows.max(1));
+        }
+        let (tx, rx) = oneshot::channel();
+        let span = tracing::Span::current();
+        std::thread::Builder::new()
+            .name("kafka-source".into())
+            .spawn(move || {
+                let _entered = span.enter();
+                let _ = tx.send(self.run_blocking(&cancel));
+            })
+            .map_err(|e| OperatorError::io("starting the kafka source thread", e))?;
+        rx.await
+            .map_err(|_| OperatorError::Internal("the kafka source thread panicked".into()))?
+    }
 
-        loop {
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => break,
-                ack = acks.recv(), if acks_open => match ack {
-                    Some(a) => self.commit(&a, &mut positions, &mut report, CommitMode::Async)?,
-                    None => acks_open = false,
-                },
-                _ = crate::sleep_until(deadline) => {
-                    self.hand_over(&out, &mut chunk, chunk_rows).await?;
-                    deadline = None;
-                }
-                msg = self.consumer.recv() => match msg {
-                    Ok(m) => {
-                        let ts = m.timestamp().to_millis().unwrap_or_else(crate::now_ms);
-                        chunk.push(m.topic(), m.partition(), m.offset(), ts, m.key(), m.payload().unwrap_or_default());
-                        report.messages_read += 1;
-                        if chunk.len() >= chunk_rows {
-                            self.hand_over(&out, &mut chunk, chunk_rows).await?;
-                            deadline = None;
-                        } else if deadline.is_none() {
-                            deadline = Some(Instant::now() + linger);
-                        }
-                    }
-                    Err(e) => {
-                        report.consume_errors += 1;
-                        warn!(error = %e, "kafka consume error; the consumer keeps retrying");
-                    }
-                },
-            }
-        }
-
-        // Drain: hand over the partial chunk, close our output so downstream
-        // operators flush, then commit every acknowledgement until the sink
-        // drops its side.
-        self.hand_over(&out, &mut chunk, 0).await?;
-        drop(out);
-        while let Some(a) = acks.recv().await {
-            self.commit(&a, &mut positions, &mut report, CommitMode::Async)?;
-        }
-        if !positions.is_empty() {
-            let tpl = to_tpl(&positions)?;
-            self.consumer.commit(&tpl, CommitMode::Sync)?;
-        }
+    fn run_blocking(self, cancel: &CancellationToken) -> Result<SourceReport> {
+        let result = self.read_until(cancel);
+        // Drain even after a failure, so whatever is in flight is committed.
+        let drained = self.drain();
+        let report = self.shared.lock().report.clone();
         info!(
             read = report.messages_read,
-            committed = report.messages_committed,
+            pauses = report.pauses,
+            rebalances = report.rebalances,
             "kafka source stopped"
         );
-        Ok(report)
+        result.and(drained).map(|()| report)
     }
 
-    async fn hand_over(
-        &self,
-        out: &RowSender<RawChunk>,
-        chunk: &mut RawChunk,
-        next_capacity: usize,
-    ) -> Result<()> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let full = std::mem::replace(chunk, RawChunk::with_capacity(next_capacity));
-        debug!(messages = full.len(), "chunk handed to decoder");
-        out.send(full)
-            .await
-            .map_err(|_| OperatorError::Disconnected("kafka source"))
-    }
+    fn read_until(&self, cancel: &CancellationToken) -> Result<()> {
+        let chunk_rows = self.shared.config.chunk_rows.max(1);
+        let linger = self.shared.config.linger.0;
+        while !cancel.is_cancelled() {
+            let mut st = self.shared.lock();
+            self.shared.take_acks(&mut st, &self.consumer);
+            if let Some(e) = st.fatal.take() {
+                return Err(e);
+            }
+            if let Some(chunk) = st.stalled.take() {
+                self.offer(&mut st, chunk)?;
+            }
+            let due = st.deadline.is_some_and(|d| Instant::now() >= d);
+            if st.stalled.is_none() && (due || st.chunk.len() >= chunk_rows) {
+                let full = std::mem::replace(&mut st.chunk, RawChunk::with_capacity(chunk_rows));
+                st.deadline = None;
+                self.offer(&mut st, full)?;
+            }
+            let timeout = if st.stalled.is_some() {
+                Duration::from_millis(10)
+            } else {
+                st.deadline.map_or(Duration::from_millis(100), |d| {
+                    d.saturating_duration_since(Instant::now())
+                })
+            };
+            drop(st);
 
-    fn commit(
-        &self,
-        acks: &Acks,
-        positions: &mut BTreeMap<(String, i32), i64>,
-        report: &mut SourceReport,
-        mode: CommitMode,
-    ) -> Result<()> {
-        report.messages_committed += acks.messages();
-        let mut changed = BTreeMap::new();
-        for (topic, partition, next) in acks.commit_positions() {
-            let e = positions
-                .entry((topic.to_owned(), partition))
-                .or_insert(next);
-            *e = (*e).max(next);
-            changed.insert((topic.to_owned(), partition), *e);
-        }
-        if changed.is_empty() {
-            return Ok(());
-        }
-        let tpl = to_tpl(&changed)?;
-        if let Err(e) = self.consumer.commit(&tpl, mode) {
-            // The data is durable; a failed offset commit only means some
-            // messages may be read again after a restart.
-            warn!(error = %e, "offset commit failed; will retry with the next acknowledgement");
+            let polled = self.consumer.poll(timeout);
+            let mut st = self.shared.lock();
+            match polled {
+                Some(Ok(m)) => {
+                    self.accept(&mut st, &m);
+                    if st.deadline.is_none() {
+                        st.deadline = Some(Instant::now() + linger);
+                    }
+                }
+                Some(Err(e)) => {
+                    st.report.consume_errors += 1;
+                    let msg = redact_text(&e.to_string(), &self.shared.config.options);
+                    warn!(error = %msg, "kafka consume error; the consumer keeps retrying");
+                }
+                None => {}
+            }
         }
         Ok(())
     }
-}
 
-fn to_tpl(positions: &BTreeMap<(String, i32), i64>) -> Result<TopicPartitionList> {
-    let mut tpl = TopicPartitionList::new();
-    for ((t, p), o) in positions {
-        tpl.add_partition_offset(t, *p, Offset::Offset(*o))?;
+    /// Adds a message to the chunk, extending its partition's coverage from
+    /// where the partition's last message (or its resume point) ended.
+    fn accept(&self, st: &mut State, m: &rdkafka::message::BorrowedMessage<'_>) {
+        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+        let idx = if st
+            .parts
+            .get(st.last_part)
+            .is_some_and(|p| p.partition == partition && &*p.topic == topic)
+        {
+            Some(st.last_part)
+        } else {
+            st.parts
+                .iter()
+                .position(|p| p.partition == partition && &*p.topic == topic)
+        };
+        let Some(idx) = idx else {
+            debug!(topic, partition, offset, "message from a partition no longer owned; ignored");
+            return;
+        };
+        st.last_part = idx;
+        let part = &mut st.parts[idx];
+        let start = part.next.unwrap_or(offset);
+        if offset < start {
+            debug!(topic, partition, offset, start, "message before the resume point; ignored");
+            return;
+        }
+        if part.resumed && offset > start {
+            warn!(
+                topic,
+                partition,
+                from = start,
+                to = offset,
+                "offsets after the committed output were not delivered: gone from the broker (retention) unless they are compaction gaps or transaction markers"
+            );
+            counter!("scorestream_offsets_skipped_total").increment((offset - start) as u64);
+            st.report.offsets_skipped += (offset - start) as u64;
+        }
+        let part = &mut st.parts[idx];
+        part.resumed = false;
+        part.next = Some(offset + 1);
+        let topic_arc = part.topic.clone();
+        let ts = m.timestamp().to_millis().unwrap_or_else(crate::now_ms);
+        let payload = m.payload().unwrap_or_default();
+        st.chunk.push(topic, partition, offset, ts, m.key(), payload);
+        st.report.messages_read += 1;
+        if let Err(e) = st.chunk.coverage.extend(&topic_arc, partition, start..offset + 1) {
+            st.fatal.get_or_insert(e);
+        }
     }
-    Ok(tpl)
+
+    /// Hands a chunk to the pipeline if it has room; otherwise keeps it and
+    /// pauses every partition until it does, so a slow pipeline holds back
+    /// the broker instead of growing memory.
+    fn offer(&self, st: &mut State, chunk: RawChunk) -> Result<()> {
+        if chunk.is_empty() && !chunk.flush {
+            return Ok(());
+        }
+        let Some(out) = st.out.clone() else {
+            return Ok(());
+        };
+        self.shared.mark_handed(st, &chunk);
+        match out.try_send(chunk) {
+            Ok(()) => {}
+            Err(TrySend::Full(chunk)) => {
+                st.stalled = Some(chunk);
+                if !st.paused {
+                    self.set_paused(st, true);
+                }
+                return Ok(());
+            }
+            Err(TrySend::Closed) => return Err(OperatorError::Disconnected("kafka source")),
+        }
+        if st.paused {
+            self.set_paused(st, false);
+        }
+        Ok(())
+    }
+
+    fn set_paused(&self, st: &mut State, paused: bool) {
+        let assignment = match self.consumer.assignment() {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "reading the assignment failed");
+                return;
+            }
+        };
+        let r = if paused {
+            st.report.pauses += 1;
+            counter!("scorestream_source_pauses_total").increment(1);
+            debug!(partitions = assignment.count(), "pipeline full: pausing partitions");
+            self.consumer.pause(&assignment)
+        } else {
+            debug!(partitions = assignment.count(), "pipeline has room: resuming partitions");
+            self.consumer.resume(&assignment)
+        };
+        match r {
+            Ok(()) => st.paused = paused,
+            Err(e) => warn!(error = %e, paused, "pausing/resuming partitions failed"),
+        }
+    }
+
+    /// Hands over everything held, closes the pipeline's input so every
+    /// operator flushes, and commits group offsets for every acknowledgement
+    /// until the sink is done.
+    fn drain(&self) -> Result<()> {
+        let mut st = self.shared.lock();
+        let mut result = Ok(());
+        let held: Vec<RawChunk> = st
+            .stalled
+            .take()
+            .into_iter()
+            .chain(Some(std::mem::take(&mut st.chunk)))
+            .filter(|c| !c.is_empty())
+            .collect();
+        for c in held {
+            if let Err(e) = self.shared.send_blocking(&mut st, c) {
+                result = Err(e);
+            }
+        }
+        st.out = None;
+        while st.acks.is_some() {
+            self.shared.take_acks(&mut st, &self.consumer);
+            drop(st);
+            std::thread::sleep(Duration::from_millis(5));
+            st = self.shared.lock();
+        }
+        self.shared
+            .commit_offsets(&st, &self.consumer, CommitMode::Sync, |_| true);
+        if let Some(e) = st.fatal.take() {
+            result = result.and(Err(e));
+        }
+        result
+    }
 }

@@ -10,4 +10,4 @@ mod tests;
 
 pub use chunk::RawChunk;
 pub use config::{KafkaSourceConfig, StartFrom, redact_options, redact_text};
-pub use consumer::{KafkaSource, SourceReport};
+pub use consumer::{KafkaSource, ResumePositions, SourceReport};

@@ -1,4 +1,6 @@
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -10,80 +12,127 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::Acks;
-use crate::queue::channel;
+use crate::Coverage;
+use crate::queue::{RowReceiver, channel};
 
 fn config(brokers: &str, topic: &str) -> KafkaSourceConfig {
     toml::from_str(&format!(
-        "brokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup_id = \"g\"\nchunk_rows = 64\nlinger = \"10ms\""
+        "brokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup_id = \"g\"\nchunk_rows = 64\nlinger = \"10ms\"\n\
+         [options]\n\"session.timeout.ms\" = \"3000\"\n\"heartbeat.interval.ms\" = \"500\""
     ))
     .expect("config")
 }
 
-/// The source reads every message once, hands them over in chunks, and
-/// commits exactly the offsets the (fake) sink acknowledged — no more.
-#[tokio::test]
-async fn reads_everything_and_commits_only_acknowledged_offsets() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    cluster.create_topic("t", 3, 1).expect("topic");
-    let brokers = cluster.bootstrap_servers();
+/// A stand-in for the sink's commit log: where each partition's committed
+/// output ends.
+#[derive(Default)]
+struct FakeLog(Mutex<HashMap<(String, i32), i64>>);
+
+impl ResumePositions for FakeLog {
+    fn resume_positions(&self, partitions: &[(String, i32)]) -> crate::Result<Vec<Option<i64>>> {
+        let map = self.0.lock().expect("lock");
+        Ok(partitions.iter().map(|k| map.get(k).copied()).collect())
+    }
+}
+
+impl FakeLog {
+    fn commit(&self, cov: &Coverage) {
+        let mut map = self.0.lock().expect("lock");
+        for (t, p, r) in cov.iter() {
+            let end = map.entry((t.to_string(), p)).or_insert(r.start);
+            assert_eq!(*end, r.start, "{t}/{p}: committed ranges must chain");
+            *end = r.end;
+        }
+    }
+}
+
+async fn produce(brokers: &str, topic: &str, from: usize, n: usize) {
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+        .set("bootstrap.servers", brokers)
         .create()
         .expect("producer");
-    for i in 0..500 {
+    for i in from..from + n {
         let payload = format!("{{\"n\":{i}}}");
         let key = format!("k{}", i % 7);
         producer
             .send(
-                FutureRecord::to("t").payload(&payload).key(&key),
+                FutureRecord::to(topic).payload(&payload).key(&key),
                 Duration::from_secs(5),
             )
             .await
             .expect("produce");
     }
+}
 
-    let assigned = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let source = KafkaSource::build(&config(&brokers, "t"), assigned.clone()).expect("source");
-    let (tx, mut rx) = channel::<RawChunk>(256);
+fn start(
+    brokers: &str,
+    log: Arc<FakeLog>,
+    capacity: usize,
+) -> (
+    RowReceiver<RawChunk>,
+    mpsc::UnboundedSender<Coverage>,
+    CancellationToken,
+    Arc<AtomicI64>,
+    tokio::task::JoinHandle<crate::Result<SourceReport>>,
+) {
+    let assigned = Arc::new(AtomicI64::new(0));
+    let source = KafkaSource::build(&config(brokers, "t"), assigned.clone(), log).expect("source");
+    let (tx, rx) = channel::<RawChunk>(capacity);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let run = tokio::spawn(source.run(tx, ack_rx, cancel.clone()));
+    (rx, ack_tx, cancel, assigned, run)
+}
 
+/// Payloads of a chunk, checking that its coverage accounts for exactly its
+/// messages.
+fn payloads(chunk: &RawChunk) -> Vec<String> {
+    for i in 0..chunk.len() {
+        let r = chunk
+            .coverage
+            .get(chunk.topic(i), chunk.partition(i))
+            .expect("partition covered");
+        assert!(r.contains(&chunk.offset(i)));
+    }
+    (0..chunk.len())
+        .map(|i| String::from_utf8(chunk.payload(i).to_vec()).expect("utf8"))
+        .collect()
+}
+
+/// The source reads every message once, hands them over with their
+/// coverage, and commits exactly the offsets the (fake) sink acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_everything_and_commits_only_acknowledged_offsets() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("t", 3, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    produce(&brokers, "t", 0, 500).await;
+
+    let (mut rx, ack_tx, cancel, assigned, run) = start(&brokers, Arc::default(), 256);
     let mut seen = BTreeSet::new();
-    let mut held_back = Acks::default();
     while seen.len() < 500 {
         let chunk = tokio::time::timeout(Duration::from_secs(30), rx.recv())
             .await
             .expect("timely")
             .expect("open");
         assert!(chunk.len() <= 64);
-        let mut acks = Acks::default();
-        for i in 0..chunk.len() {
-            let p = String::from_utf8(chunk.payload(i).to_vec()).expect("utf8");
+        for p in payloads(&chunk) {
             assert!(seen.insert(p), "no message twice");
-            // acknowledge everything except partition 2's messages
-            if chunk.partition(i) == 2 {
-                held_back.record(chunk.topic(i), chunk.partition(i), chunk.offset(i));
-            } else {
-                acks.record(chunk.topic(i), chunk.partition(i), chunk.offset(i));
-            }
+        }
+        // acknowledge everything except partition 2
+        let mut acks = Coverage::default();
+        for (t, p, r) in chunk.coverage.iter().filter(|(_, p, _)| *p != 2) {
+            acks.extend(t, p, r.clone()).expect("ack");
         }
         ack_tx.send(acks).expect("ack");
     }
-    let owned = || assigned.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(
-        owned(),
-        3,
-        "all three partitions are assigned while running"
-    );
+    assert_eq!(assigned.load(Ordering::Relaxed), 3, "all partitions assigned while running");
     cancel.cancel();
     drop(ack_tx);
     while rx.recv().await.is_some() {}
     let report = run.await.expect("join").expect("source");
     assert_eq!(report.messages_read, 500);
-    assert_eq!(report.messages_committed, 500 - held_back.messages());
-    assert_eq!(owned(), 0, "closing the consumer gives its partitions back");
+    assert_eq!(assigned.load(Ordering::Relaxed), 0, "closing gives the partitions back");
 
     let check: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -99,11 +148,7 @@ async fn reads_everything_and_commits_only_acknowledged_offsets() {
         .expect("committed");
     for e in committed.elements() {
         if e.partition() == 2 {
-            assert_eq!(
-                e.offset(),
-                Offset::Invalid,
-                "unacknowledged partition must not be committed"
-            );
+            assert_eq!(e.offset(), Offset::Invalid, "unacknowledged partition must not be committed");
         } else {
             assert!(
                 matches!(e.offset(), Offset::Offset(n) if n > 0),
@@ -112,4 +157,129 @@ async fn reads_everything_and_commits_only_acknowledged_offsets() {
             );
         }
     }
+}
+
+/// Assigned partitions resume where the commit log ends, not where the
+/// group's offsets are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_from_the_commit_log() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("t", 1, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    produce(&brokers, "t", 0, 200).await;
+    let log = Arc::new(FakeLog::default());
+    log.0.lock().expect("lock").insert(("t".into(), 0), 150);
+
+    let (mut rx, ack_tx, cancel, _, run) = start(&brokers, log.clone(), 256);
+    let mut got = Vec::new();
+    while got.len() < 50 {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("timely")
+            .expect("open");
+        if got.is_empty() && !chunk.is_empty() {
+            assert_eq!(chunk.coverage.get("t", 0).map(|r| r.start), Some(150));
+        }
+        got.extend(payloads(&chunk));
+        log.commit(&chunk.coverage);
+        ack_tx.send(chunk.coverage.clone()).expect("ack");
+    }
+    assert_eq!(got.first().map(String::as_str), Some("{\"n\":150}"));
+    assert_eq!(got.last().map(String::as_str), Some("{\"n\":199}"));
+    cancel.cancel();
+    drop(ack_tx);
+    while rx.recv().await.is_some() {}
+    run.await.expect("join").expect("source");
+}
+
+/// With a pipeline that does not take data, the source pauses its
+/// partitions: the queue stays within its bound, and once the pipeline
+/// catches up every message arrives exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pauses_partitions_while_the_pipeline_is_full() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("t", 2, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    produce(&brokers, "t", 0, 3000).await;
+
+    let (mut rx, ack_tx, cancel, _, run) = start(&brokers, Arc::default(), 100);
+    // let the source fill the queue and hit the bound
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(rx.queued_rows() <= 100, "queue holds {} rows", rx.queued_rows());
+    let mut seen = BTreeSet::new();
+    while seen.len() < 3000 {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("timely")
+            .expect("open");
+        for p in payloads(&chunk) {
+            assert!(seen.insert(p), "no message twice");
+        }
+        ack_tx.send(chunk.coverage.clone()).expect("ack");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    cancel.cancel();
+    drop(ack_tx);
+    while rx.recv().await.is_some() {}
+    let report = run.await.expect("join").expect("source");
+    assert!(report.pauses > 0, "the source must have paused: {report:?}");
+    assert_eq!(report.messages_read, 3000);
+}
+
+/// A second member joins: the first flushes and commits what it read from
+/// the partitions it gives up, the second resumes them from the commit log,
+/// and together they see every message exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_hands_partitions_over_without_loss_or_duplicates() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("t", 4, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let log = Arc::new(FakeLog::default());
+    let seen: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+
+    // each member's "sink": commits to the shared log, then acknowledges
+    let member = |log: Arc<FakeLog>, seen: Arc<Mutex<BTreeMap<String, usize>>>| {
+        let (mut rx, ack_tx, cancel, assigned, run) = start(&brokers, log.clone(), 256);
+        let sink = tokio::spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                // a slow sink, so revocation finds data in flight
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let mut s = seen.lock().expect("lock");
+                for p in payloads(&chunk) {
+                    *s.entry(p).or_default() += 1;
+                }
+                drop(s);
+                log.commit(&chunk.coverage);
+                let _ = ack_tx.send(chunk.coverage.clone());
+            }
+        });
+        (cancel, assigned, run, sink)
+    };
+    produce(&brokers, "t", 0, 1000).await;
+    let a = member(log.clone(), seen.clone());
+    while seen.lock().expect("lock").is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // the second member joins while the first has data in flight
+    let b = member(log.clone(), seen.clone());
+    produce(&brokers, "t", 1000, 1000).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while seen.lock().expect("lock").len() < 2000 || b.1.load(Ordering::Relaxed) == 0 {
+        assert!(std::time::Instant::now() < deadline, "timed out: {} seen", seen.lock().expect("lock").len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(a.1.load(Ordering::Relaxed) > 0 && b.1.load(Ordering::Relaxed) > 0, "both members own partitions");
+    for (cancel, _, run, sink) in [a, b] {
+        cancel.cancel();
+        let report = run.await.expect("join").expect("source");
+        assert!(report.rebalances > 0);
+        sink.await.expect("sink");
+    }
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 2000);
+    assert!(seen.values().all(|&n| n == 1), "a message was handed over twice");
 }
