@@ -75,12 +75,13 @@ pub fn dead_letter_ids(out: &Path) -> HashMap<String, usize> {
 
 /// What the generator produced for these options: (id, kind) in order.
 pub fn replay(world: &World, opts: GenOptions, n: u64) -> Vec<(String, EventKind)> {
+    let first = opts.first_seq;
     let mut g = EventGen::new(world, opts);
     let (mut buf, mut key) = (String::new(), String::new());
     (0..n)
         .map(|seq| {
             let kind = g.next_into(&mut buf, &mut key);
-            (EventGen::event_id(seq), kind)
+            (EventGen::event_id(first + seq), kind)
         })
         .collect()
 }

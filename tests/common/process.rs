@@ -115,3 +115,58 @@ pub fn wait_for<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Starts `scorestream run JOB` in the background, its output appended to `log`.
+pub fn spawn_run(job: &Path, args: &[&str], log: &Path) -> std::process::Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    bin()
+        .arg("run")
+        .arg(job)
+        .args(args)
+        .env("RUST_LOG", "info,librdkafka=warn")
+        .stdout(file.try_clone().expect("log"))
+        .stderr(file)
+        .spawn()
+        .expect("start scorestream run")
+}
+
+/// Waits for a background run to exit by itself and checks it succeeded.
+pub fn wait_success(child: &mut std::process::Child, log: &Path, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(
+                status.success(),
+                "run failed ({status}):\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            return;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!(
+                "run did not finish within {timeout:?}:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The output's commit-log entries.
+pub fn commit_entries(out: &Path) -> Vec<serde_json::Value> {
+    let Ok(dir) = std::fs::read_dir(out.join("_scorestream/commits")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.ends_with(".json") && !n.starts_with('.')
+        })
+        .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+        .collect()
+}

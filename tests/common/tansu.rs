@@ -95,3 +95,33 @@ impl Drop for Tansu {
         let _ = self.child.wait();
     }
 }
+
+/// Produces `n` generated events to `topic` and returns what was produced,
+/// for [`super::assert_exactly_once`].
+pub fn produce_events(
+    brokers: &str,
+    topic: &str,
+    opts: scorestream_pipeline::synth::GenOptions,
+    n: u64,
+) -> Vec<(String, scorestream_pipeline::synth::EventKind)> {
+    use scorestream_pipeline::synth::{EventGen, Pace, produce};
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    let world = scorestream_pipeline::demo::demo_world(&super::DEMO_ASSETS).expect("world");
+    let (progress, stop) = (AtomicU64::new(0), AtomicBool::new(false));
+    let pace = Pace {
+        rate: None,
+        progress: &progress,
+        stop: &stop,
+        ahead_of: None,
+    };
+    let report = produce(
+        brokers,
+        topic,
+        &mut EventGen::new(&world, opts.clone()),
+        n,
+        &pace,
+    )
+    .expect("produce to the broker");
+    assert_eq!(report.delivered, n);
+    super::replay(&world, opts, n)
+}

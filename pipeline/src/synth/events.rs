@@ -42,6 +42,9 @@ pub struct GenOptions {
     pub unknown_account_rate: f64,
     /// `event_time` of the first event, in epoch ms; later events advance ~1 ms.
     pub start_ms: i64,
+    /// Sequence number of the first event (its id is `evt-<seq>`), so
+    /// several generators can produce disjoint ids.
+    pub first_seq: u64,
 }
 
 impl Default for GenOptions {
@@ -51,6 +54,7 @@ impl Default for GenOptions {
             malformed_rate: 0.002,
             unknown_account_rate: 0.002,
             start_ms: 1_767_225_600_000,
+            first_seq: 0,
         }
     }
 }
@@ -68,8 +72,8 @@ impl<'w> EventGen<'w> {
         Self {
             world,
             rng: ChaCha8Rng::seed_from_u64(opts.seed),
+            seq: opts.first_seq,
             opts,
-            seq: 0,
         }
     }
 
