@@ -64,7 +64,10 @@ fn killed_with_sigkill_mid_stream_again_and_again_nothing_is_lost_or_duplicated(
     wait_success(&mut last, &log, Duration::from_secs(120));
 
     assert_exactly_once(&out, &produced);
-    assert!(writers(&out).len() >= 4, "every run committed some of the output");
+    assert!(
+        writers(&out).len() >= 4,
+        "every run committed some of the output"
+    );
     assert_eq!(
         committed_total(&broker.brokers, "kill-9", TOPIC, 3),
         n as i64,
@@ -110,14 +113,18 @@ fn two_pipelines_share_the_partitions_and_one_being_killed_loses_nothing() {
     // --exit-on-idle, so stop it with SIGTERM once all is committed
     let all: Vec<_> = first.iter().chain(&second).cloned().collect();
     let total = all.len();
-    wait_for("the survivor to commit everything", Duration::from_secs(120), || {
-        let c = commit_entries(&out);
-        let covered: i64 = c
-            .iter()
-            .map(|e| e["end"].as_i64().unwrap_or(0) - e["start"].as_i64().unwrap_or(0))
-            .sum();
-        covered >= total as i64
-    });
+    wait_for(
+        "the survivor to commit everything",
+        Duration::from_secs(120),
+        || {
+            let c = commit_entries(&out);
+            let covered: i64 = c
+                .iter()
+                .map(|e| e["end"].as_i64().unwrap_or(0) - e["start"].as_i64().unwrap_or(0))
+                .sum();
+            covered >= total as i64
+        },
+    );
     let pid = b.id().to_string();
     run(std::process::Command::new("kill").args(["-TERM", &pid]));
     wait_success(&mut b, &log_b, Duration::from_secs(60));
@@ -147,6 +154,9 @@ fn a_burst_of_malformed_events_is_dead_lettered_exactly_once() {
         .iter()
         .filter(|(_, k)| matches!(k, scorestream_pipeline::synth::EventKind::Malformed))
         .count();
-    assert!(malformed > 5_000, "the burst is real: {malformed} malformed");
+    assert!(
+        malformed > 5_000,
+        "the burst is real: {malformed} malformed"
+    );
     assert_exactly_once(&out, &produced);
 }

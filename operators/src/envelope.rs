@@ -104,13 +104,16 @@ mod tests {
     fn coverage_chains_ranges_per_partition() {
         let t: Arc<str> = "tx".into();
         let mut a = Coverage::default();
-        a.extend(&t, 0, 0..5).unwrap();
-        a.extend(&t, 1, 10..12).unwrap();
+        a.extend(&t, 0, 0..5).expect("in order");
+        a.extend(&t, 1, 10..12).expect("in order");
         let mut b = Coverage::default();
-        b.extend(&t, 0, 5..9).unwrap();
-        b.extend(&t, 2, 3..4).unwrap();
-        a.merge(b).unwrap();
-        let got: Vec<_> = a.iter().map(|(t, p, r)| (t.to_string(), p, r.clone())).collect();
+        b.extend(&t, 0, 5..9).expect("in order");
+        b.extend(&t, 2, 3..4).expect("in order");
+        a.merge(b).expect("in order");
+        let got: Vec<_> = a
+            .iter()
+            .map(|(t, p, r)| (t.to_string(), p, r.clone()))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -125,10 +128,10 @@ mod tests {
     fn coverage_refuses_gaps_and_overlaps() {
         let t: Arc<str> = "tx".into();
         let mut a = Coverage::default();
-        a.extend(&t, 0, 0..5).unwrap();
+        a.extend(&t, 0, 0..5).expect("in order");
         assert!(a.extend(&t, 0, 6..8).is_err(), "gap");
         assert!(a.extend(&t, 0, 4..8).is_err(), "overlap");
-        a.extend(&t, 0, 5..5).unwrap();
+        a.extend(&t, 0, 5..5).expect("in order");
         assert_eq!(a.get("tx", 0), Some(&(0..5)));
     }
 }

@@ -40,10 +40,13 @@ fn envelope(msgs: &[Msg], starts: &mut BTreeMap<i32, i64>) -> Envelope {
             schema(),
             vec![
                 Arc::new(Int64Array::from_iter_values(
-                    rows.iter().map(|m| m.partition as i64 * 1_000_000 + m.offset),
+                    rows.iter()
+                        .map(|m| m.partition as i64 * 1_000_000 + m.offset),
                 )),
                 Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "t"))),
-                Arc::new(Int32Array::from_iter_values(rows.iter().map(|m| m.partition))),
+                Arc::new(Int32Array::from_iter_values(
+                    rows.iter().map(|m| m.partition),
+                )),
                 Arc::new(Int64Array::from_iter_values(rows.iter().map(|m| m.offset))),
             ],
         )
@@ -141,7 +144,11 @@ fn dead_letters_go_with_the_range_that_holds_their_offset() {
     );
     let out = c.push(env, Instant::now()).expect("push");
     assert_eq!(out.len(), 1);
-    assert_eq!(range(&out[0], 0), Some(0..3), "ends where the next row starts");
+    assert_eq!(
+        range(&out[0], 0),
+        Some(0..3),
+        "ends where the next row starts"
+    );
     let dead: Vec<i64> = out[0].dead_letters.iter().map(|d| d.offset).collect();
     assert_eq!(dead, vec![2]);
     let rest = c.flush().expect("flush").expect("pending");
@@ -210,7 +217,14 @@ async fn task_flushes_at_max_wait_on_request_and_on_close() {
 fn arb_inputs() -> impl Strategy<Value = Vec<Vec<(i32, bool, bool)>>> {
     // per message: partition, good row?, preceded by an offset gap?
     proptest::collection::vec(
-        proptest::collection::vec((0i32..3, proptest::bool::weighted(0.8), proptest::bool::weighted(0.1)), 0..60),
+        proptest::collection::vec(
+            (
+                0i32..3,
+                proptest::bool::weighted(0.8),
+                proptest::bool::weighted(0.1),
+            ),
+            0..60,
+        ),
         0..25,
     )
 }

@@ -41,7 +41,9 @@ fn chunk(payloads: &[&str]) -> RawChunk {
             p.as_bytes(),
         );
         let topic = c.topic(at).clone();
-        c.coverage.extend(&topic, part, start..offset + 1).expect("in order");
+        c.coverage
+            .extend(&topic, part, start..offset + 1)
+            .expect("in order");
     }
     c
 }

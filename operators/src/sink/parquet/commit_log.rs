@@ -234,7 +234,10 @@ impl CommitLog {
                     let target = dir.join(fin);
                     if !target.exists() {
                         fs::rename(&path, &target).map_err(|e| {
-                            OperatorError::io(format!("finishing commit of {}", target.display()), e)
+                            OperatorError::io(
+                                format!("finishing commit of {}", target.display()),
+                                e,
+                            )
                         })?;
                         rec.rolled_forward += 1;
                         changed = true;

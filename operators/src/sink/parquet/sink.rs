@@ -3,18 +3,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{BooleanArray, Int32Array, RecordBatch, StringArray};
+use arrow::compute::filter_record_batch;
 use arrow::compute::kernels::boolean::and;
 use arrow::compute::kernels::cmp::eq;
-use arrow::compute::filter_record_batch;
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use scorestream_schemas::{DeadLetter, DeadLetterBuilder, columns};
 use tracing::{debug, info};
 
 use super::commit::write_synced;
-use super::commit_log::{
-    CommitEntry, CommitLog, CommittedFile, base_name, sync_dir, tmp_name,
-};
+use super::commit_log::{CommitEntry, CommitLog, CommittedFile, base_name, sync_dir, tmp_name};
 use super::{Compression, ParquetSinkConfig};
 use crate::{Coverage, Envelope, OperatorError, Result};
 
@@ -175,9 +173,8 @@ impl ParquetSink {
         let (mut scores, mut dead) = (false, false);
         for s in committed {
             for (tmp, fin) in &s.files {
-                fs::rename(tmp, fin).map_err(|e| {
-                    OperatorError::io(format!("committing {}", fin.display()), e)
-                })?;
+                fs::rename(tmp, fin)
+                    .map_err(|e| OperatorError::io(format!("committing {}", fin.display()), e))?;
                 scores |= fin.starts_with(&self.scores_dir);
                 dead |= fin.starts_with(&self.dead_dir);
                 c.files.push(fin.clone());
@@ -265,9 +262,9 @@ impl ParquetSink {
 /// The rows of `batch` that came from one partition.
 fn rows_of(batch: &RecordBatch, topic: &str, partition: i32) -> Result<RecordBatch> {
     let col = |name: &str| {
-        batch.column_by_name(name).ok_or_else(|| {
-            OperatorError::Internal(format!("sink input has no `{name}` column"))
-        })
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| OperatorError::Internal(format!("sink input has no `{name}` column")))
     };
     let by_partition = eq(
         col(columns::SOURCE_PARTITION)?,

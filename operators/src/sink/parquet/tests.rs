@@ -109,10 +109,27 @@ fn each_partition_gets_its_own_files_named_by_topic_partition_and_start_offset()
         listing(&dir.path().join(DEAD_LETTERS_DIR)),
         vec!["t+1+00000000000000000010.parquet"]
     );
-    let p1 = read(&dir.path().join(SCORES_DIR).join("t+1+00000000000000000010.parquet"));
-    assert_eq!(p1.column(0).as_primitive::<Int64Type>().values().to_vec(), vec![10, 12]);
-    let d = read(&dir.path().join(DEAD_LETTERS_DIR).join("t+1+00000000000000000010.parquet"));
-    assert_eq!(d.column_by_name("raw").expect("raw").as_binary::<i32>().value(0), b"oops");
+    let p1 = read(
+        &dir.path()
+            .join(SCORES_DIR)
+            .join("t+1+00000000000000000010.parquet"),
+    );
+    assert_eq!(
+        p1.column(0).as_primitive::<Int64Type>().values().to_vec(),
+        vec![10, 12]
+    );
+    let d = read(
+        &dir.path()
+            .join(DEAD_LETTERS_DIR)
+            .join("t+1+00000000000000000010.parquet"),
+    );
+    assert_eq!(
+        d.column_by_name("raw")
+            .expect("raw")
+            .as_binary::<i32>()
+            .value(0),
+        b"oops"
+    );
 
     let log = sink.commit_log();
     let e = log.entry("t", 1, 10).expect("read").expect("entry");
@@ -150,7 +167,9 @@ fn a_range_without_messages_still_advances_the_chain() {
     assert!(c.files.is_empty());
     assert!(listing(&dir.path().join(SCORES_DIR)).is_empty());
     assert_eq!(
-        sink.commit_log().resume_positions(&[("t".into(), 0)]).expect("resume"),
+        sink.commit_log()
+            .resume_positions(&[("t".into(), 0)])
+            .expect("resume"),
         vec![Some(9)]
     );
 }
@@ -176,9 +195,26 @@ fn a_second_writer_of_the_same_offsets_is_fenced() {
             ..Default::default()
         })
         .expect_err("b is fenced");
-    assert!(matches!(e, OperatorError::Fenced { partition: 0, offset: 0, .. }), "{e}");
-    assert_eq!(listing(&dir.path().join(SCORES_DIR)), vec!["t+0+00000000000000000000.parquet"]);
-    let kept = read(&dir.path().join(SCORES_DIR).join("t+0+00000000000000000000.parquet"));
+    assert!(
+        matches!(
+            e,
+            OperatorError::Fenced {
+                partition: 0,
+                offset: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        listing(&dir.path().join(SCORES_DIR)),
+        vec!["t+0+00000000000000000000.parquet"]
+    );
+    let kept = read(
+        &dir.path()
+            .join(SCORES_DIR)
+            .join("t+0+00000000000000000000.parquet"),
+    );
     assert_eq!(kept.num_rows(), 2, "the first writer's file is intact");
 }
 
@@ -204,14 +240,21 @@ fn recovery_rolls_committed_files_forward_and_clears_dead_ones() {
         .expect("entry")
         .writer;
     let fin = c.files[0].clone();
-    let name = fin.file_name().expect("name").to_string_lossy().into_owned();
+    let name = fin
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     // undo the rename, as if the process died right before it
     let pending = scores.join(commit_log::tmp_name(&name, &writer));
     std::fs::rename(&fin, &pending).expect("unrename");
     // a loser's file for the same offsets, and a file past the chain's end
     let loser = scores.join(commit_log::tmp_name(&name, "w1-1"));
     std::fs::write(&loser, b"never committed").expect("write");
-    let ahead = scores.join(commit_log::tmp_name("t+0+00000000000000000002.parquet", "w1-1"));
+    let ahead = scores.join(commit_log::tmp_name(
+        "t+0+00000000000000000002.parquet",
+        "w1-1",
+    ));
     std::fs::write(&ahead, b"maybe in flight").expect("write");
     // an old-format leftover is not ours to judge
     drop(sink);
@@ -220,7 +263,10 @@ fn recovery_rolls_committed_files_forward_and_clears_dead_ones() {
     assert!(fin.exists(), "the committed file is rolled forward");
     assert_eq!(read(&fin).num_rows(), 2);
     assert!(!pending.exists() && !loser.exists());
-    assert!(ahead.exists(), "a file past the chain's end may be a live writer's");
+    assert!(
+        ahead.exists(),
+        "a file past the chain's end may be a live writer's"
+    );
     drop(sink);
 
     // once the chain moves past it, it goes
@@ -233,7 +279,11 @@ fn recovery_rolls_committed_files_forward_and_clears_dead_ones() {
     .expect("write");
     sink.close().expect("close");
     assert!(!ahead.exists());
-    assert!(listing(&scores).iter().all(|n| n.ends_with(".parquet")), "{:?}", listing(&scores));
+    assert!(
+        listing(&scores).iter().all(|n| n.ends_with(".parquet")),
+        "{:?}",
+        listing(&scores)
+    );
 }
 
 #[test]

@@ -177,7 +177,8 @@ impl Shared {
             {
                 st.fatal.get_or_insert(OperatorError::Kafka(e));
             }
-            st.parts.retain(|p| !(p.partition == *partition && *p.topic == **topic));
+            st.parts
+                .retain(|p| !(p.partition == *partition && *p.topic == **topic));
             st.parts.push(Part {
                 topic: topic.as_str().into(),
                 partition: *partition,
@@ -189,7 +190,8 @@ impl Shared {
         }
         let paused = st.paused;
         drop(st);
-        self.assigned.fetch_add(keys.len() as i64, Ordering::Relaxed);
+        self.assigned
+            .fetch_add(keys.len() as i64, Ordering::Relaxed);
         let shown: Vec<String> = keys
             .iter()
             .zip(&positions)
@@ -213,7 +215,10 @@ impl Shared {
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
-        info!(partitions = keys.len(), "partitions revoked; committing what was read from them");
+        info!(
+            partitions = keys.len(),
+            "partitions revoked; committing what was read from them"
+        );
         let mut st = self.lock();
         st.report.rebalances += 1;
         if st.out.is_some() {
@@ -234,7 +239,11 @@ impl Shared {
         let deadline = Instant::now() + self.config.revoke_timeout.0;
         loop {
             self.take_acks(&mut st, consumer);
-            if st.parts.iter().filter(|p| revoked(p)).all(|p| p.acked >= p.handed)
+            if st
+                .parts
+                .iter()
+                .filter(|p| revoked(p))
+                .all(|p| p.acked >= p.handed)
                 || st.fatal.is_some()
                 || st.acks.is_none()
             {
@@ -253,7 +262,8 @@ impl Shared {
         st.parts.retain(|p| !revoked(p));
         st.last_part = 0;
         drop(st);
-        self.assigned.fetch_sub(keys.len() as i64, Ordering::Relaxed);
+        self.assigned
+            .fetch_sub(keys.len() as i64, Ordering::Relaxed);
     }
 
     /// Sends a chunk, waiting for room: only for rebalances and shutdown,
@@ -285,8 +295,7 @@ impl Shared {
     /// truth, group offsets serve lag monitoring and tools).
     fn take_acks(&self, st: &mut State, consumer: &BaseConsumer<SourceContext>) {
         let mut changed = false;
-        loop {
-            let Some(rx) = st.acks.as_mut() else { break };
+        while let Some(rx) = st.acks.as_mut() {
             match rx.try_recv() {
                 Ok(cov) => {
                     for (t, q, r) in cov.iter() {
@@ -505,14 +514,20 @@ impl KafkaSource {
                 .position(|p| p.partition == partition && &*p.topic == topic)
         };
         let Some(idx) = idx else {
-            debug!(topic, partition, offset, "message from a partition no longer owned; ignored");
+            debug!(
+                topic,
+                partition, offset, "message from a partition no longer owned; ignored"
+            );
             return;
         };
         st.last_part = idx;
         let part = &mut st.parts[idx];
         let start = part.next.unwrap_or(offset);
         if offset < start {
-            debug!(topic, partition, offset, start, "message before the resume point; ignored");
+            debug!(
+                topic,
+                partition, offset, start, "message before the resume point; ignored"
+            );
             return;
         }
         if part.resumed && offset > start {
@@ -532,9 +547,14 @@ impl KafkaSource {
         let topic_arc = part.topic.clone();
         let ts = m.timestamp().to_millis().unwrap_or_else(crate::now_ms);
         let payload = m.payload().unwrap_or_default();
-        st.chunk.push(topic, partition, offset, ts, m.key(), payload);
+        st.chunk
+            .push(topic, partition, offset, ts, m.key(), payload);
         st.report.messages_read += 1;
-        if let Err(e) = st.chunk.coverage.extend(&topic_arc, partition, start..offset + 1) {
+        if let Err(e) = st
+            .chunk
+            .coverage
+            .extend(&topic_arc, partition, start..offset + 1)
+        {
             st.fatal.get_or_insert(e);
         }
     }
@@ -578,10 +598,16 @@ impl KafkaSource {
         let r = if paused {
             st.report.pauses += 1;
             counter!("scorestream_source_pauses_total").increment(1);
-            debug!(partitions = assignment.count(), "pipeline full: pausing partitions");
+            debug!(
+                partitions = assignment.count(),
+                "pipeline full: pausing partitions"
+            );
             self.consumer.pause(&assignment)
         } else {
-            debug!(partitions = assignment.count(), "pipeline has room: resuming partitions");
+            debug!(
+                partitions = assignment.count(),
+                "pipeline has room: resuming partitions"
+            );
             self.consumer.resume(&assignment)
         };
         match r {

@@ -64,17 +64,17 @@ async fn produce(brokers: &str, topic: &str, from: usize, n: usize) {
     }
 }
 
-fn start(
-    brokers: &str,
-    log: Arc<FakeLog>,
-    capacity: usize,
-) -> (
+/// A running source: its output, its ack channel, its stop token, its
+/// assignment count and its task.
+type Started = (
     RowReceiver<RawChunk>,
     mpsc::UnboundedSender<Coverage>,
     CancellationToken,
     Arc<AtomicI64>,
     tokio::task::JoinHandle<crate::Result<SourceReport>>,
-) {
+);
+
+fn start(brokers: &str, log: Arc<FakeLog>, capacity: usize) -> Started {
     let assigned = Arc::new(AtomicI64::new(0));
     let source = KafkaSource::build(&config(brokers, "t"), assigned.clone(), log).expect("source");
     let (tx, rx) = channel::<RawChunk>(capacity);
@@ -126,13 +126,21 @@ async fn reads_everything_and_commits_only_acknowledged_offsets() {
         }
         ack_tx.send(acks).expect("ack");
     }
-    assert_eq!(assigned.load(Ordering::Relaxed), 3, "all partitions assigned while running");
+    assert_eq!(
+        assigned.load(Ordering::Relaxed),
+        3,
+        "all partitions assigned while running"
+    );
     cancel.cancel();
     drop(ack_tx);
     while rx.recv().await.is_some() {}
     let report = run.await.expect("join").expect("source");
     assert_eq!(report.messages_read, 500);
-    assert_eq!(assigned.load(Ordering::Relaxed), 0, "closing gives the partitions back");
+    assert_eq!(
+        assigned.load(Ordering::Relaxed),
+        0,
+        "closing gives the partitions back"
+    );
 
     let check: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -148,7 +156,11 @@ async fn reads_everything_and_commits_only_acknowledged_offsets() {
         .expect("committed");
     for e in committed.elements() {
         if e.partition() == 2 {
-            assert_eq!(e.offset(), Offset::Invalid, "unacknowledged partition must not be committed");
+            assert_eq!(
+                e.offset(),
+                Offset::Invalid,
+                "unacknowledged partition must not be committed"
+            );
         } else {
             assert!(
                 matches!(e.offset(), Offset::Offset(n) if n > 0),
@@ -205,7 +217,11 @@ async fn pauses_partitions_while_the_pipeline_is_full() {
     let (mut rx, ack_tx, cancel, _, run) = start(&brokers, Arc::default(), 100);
     // let the source fill the queue and hit the bound
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(rx.queued_rows() <= 100, "queue holds {} rows", rx.queued_rows());
+    assert!(
+        rx.queued_rows() <= 100,
+        "queue holds {} rows",
+        rx.queued_rows()
+    );
     let mut seen = BTreeSet::new();
     while seen.len() < 3000 {
         let chunk = tokio::time::timeout(Duration::from_secs(30), rx.recv())
@@ -269,10 +285,17 @@ async fn a_rebalance_hands_partitions_over_without_loss_or_duplicates() {
     produce(&brokers, "t", 1000, 1000).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while seen.lock().expect("lock").len() < 2000 || b.1.load(Ordering::Relaxed) == 0 {
-        assert!(std::time::Instant::now() < deadline, "timed out: {} seen", seen.lock().expect("lock").len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out: {} seen",
+            seen.lock().expect("lock").len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(a.1.load(Ordering::Relaxed) > 0 && b.1.load(Ordering::Relaxed) > 0, "both members own partitions");
+    assert!(
+        a.1.load(Ordering::Relaxed) > 0 && b.1.load(Ordering::Relaxed) > 0,
+        "both members own partitions"
+    );
     for (cancel, _, run, sink) in [a, b] {
         cancel.cancel();
         let report = run.await.expect("join").expect("source");
@@ -281,5 +304,8 @@ async fn a_rebalance_hands_partitions_over_without_loss_or_duplicates() {
     }
     let seen = seen.lock().expect("lock");
     assert_eq!(seen.len(), 2000);
-    assert!(seen.values().all(|&n| n == 1), "a message was handed over twice");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "a message was handed over twice"
+    );
 }
