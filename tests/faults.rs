@@ -17,16 +17,17 @@ use scorestream_pipeline::synth::GenOptions;
 
 const TOPIC: &str = "transactions";
 
-/// Waits until the output has `more` commits beyond `from`, i.e. the job is
-/// mid-stream, writing.
-fn wait_for_commits(out: &Path, from: usize, more: usize, log: &Path) {
+/// Waits up to a minute for `done`; on timeout fails showing the runs' logs.
+fn wait_or_show(what: &str, logs: &[&Path], mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while commit_entries(out).len() < from + more {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no progress:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
+    while !done() {
+        if std::time::Instant::now() > deadline {
+            let shown: Vec<String> = logs
+                .iter()
+                .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+                .collect();
+            panic!("timed out waiting for {what}:\n{}", shown.join("\n"));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -52,7 +53,10 @@ fn killed_with_sigkill_mid_stream_again_and_again_nothing_is_lost_or_duplicated(
     for round in 0..3 {
         let before = commit_entries(&out).len();
         let mut child = spawn_run(&job, &[], &log);
-        wait_for_commits(&out, before, 3, &log);
+        // mid-stream: the job is committing
+        wait_or_show("progress", &[&log], || {
+            commit_entries(&out).len() >= before + 3
+        });
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
         assert!(
@@ -87,17 +91,11 @@ fn two_pipelines_share_the_partitions_and_one_being_killed_loses_nothing() {
     let first = produce_events(&broker.brokers, TOPIC, generator_options(43), 40_000);
     let mut a = spawn_run(&job, &[], &log_a);
     let mut b = spawn_run(&job, &[], &log_b);
-    // both members own partitions and commit output
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while writers(&out).len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the two members never both committed:\n{}\n{}",
-            std::fs::read_to_string(&log_a).unwrap_or_default(),
-            std::fs::read_to_string(&log_b).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_or_show(
+        "both members to own partitions and commit",
+        &[&log_a, &log_b],
+        || writers(&out).len() >= 2,
+    );
     a.kill().expect("SIGKILL");
     a.wait().expect("reaped");
     // more events while the survivor takes the dead member's partitions over
@@ -107,10 +105,8 @@ fn two_pipelines_share_the_partitions_and_one_being_killed_loses_nothing() {
         ..generator_options(43)
     };
     let second = produce_events(&broker.brokers, TOPIC, opts, 20_000);
-    // the survivor takes over the dead member's partitions (after the
-    // group's session timeout) and, once everything is committed and
-    // nothing new arrives, stops by itself... it was not started with
-    // --exit-on-idle, so stop it with SIGTERM once all is committed
+    // the survivor takes the dead member's partitions over (after the
+    // group's session timeout); once every offset is committed, SIGTERM it
     let all: Vec<_> = first.iter().chain(&second).cloned().collect();
     let total = all.len();
     wait_for(

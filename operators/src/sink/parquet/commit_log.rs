@@ -21,7 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::{OperatorError, Result};
 
@@ -266,29 +266,6 @@ impl CommitLog {
             );
         }
         Ok(rec)
-    }
-
-    /// Checks that every file a committed entry names exists; returns the
-    /// missing ones (data lost outside scorestream's control).
-    pub fn missing_files(&self) -> Result<Vec<String>> {
-        let mut missing = Vec::new();
-        for ((t, p), starts) in self.starts()? {
-            for s in starts {
-                let Some(e) = self.entry(&t, p, s)? else {
-                    continue;
-                };
-                missing.extend(
-                    e.files
-                        .into_iter()
-                        .map(|f| f.path)
-                        .filter(|f| !self.root.join(f).exists()),
-                );
-            }
-        }
-        if !missing.is_empty() {
-            warn!(files = missing.len(), "committed files are missing");
-        }
-        Ok(missing)
     }
 }
 
