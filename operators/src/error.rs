@@ -46,6 +46,24 @@ pub enum OperatorError {
     Arrow(#[from] ArrowError),
     #[error("{0} stopped unexpectedly: its downstream queue closed")]
     Disconnected(&'static str),
+    /// Produced messages the brokers did not acknowledge (secret values
+    /// already redacted). Nothing was committed for them; retrying re-sends.
+    #[error(
+        "kafka topic `{topic}`: {failed} of {total} message(s) not delivered; \
+         the first came from {from_topic} partition {from_partition} offset {from_offset}: {reason}"
+    )]
+    Delivery {
+        topic: String,
+        failed: usize,
+        total: usize,
+        from_topic: String,
+        from_partition: i32,
+        from_offset: i64,
+        reason: String,
+    },
+    /// No broker answered a metadata request (secret values already redacted).
+    #[error("kafka brokers {brokers} did not answer: {reason}")]
+    BrokersUnreachable { brokers: String, reason: String },
 }
 
 impl OperatorError {
@@ -58,9 +76,11 @@ impl OperatorError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            OperatorError::Kafka(_) | OperatorError::Io { .. } | OperatorError::Parquet { .. } => {
-                ErrorKind::External
-            }
+            OperatorError::Kafka(_)
+            | OperatorError::Io { .. }
+            | OperatorError::Parquet { .. }
+            | OperatorError::Delivery { .. }
+            | OperatorError::BrokersUnreachable { .. } => ErrorKind::External,
             OperatorError::FeatureFile { .. }
             | OperatorError::MissingFeatures { .. }
             | OperatorError::ModelPackage { .. }
