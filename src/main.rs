@@ -37,6 +37,8 @@ enum Command {
     Validate { job: PathBuf },
     /// Run SQL over a job's output: tables `scores` and `dead_letters`.
     Query(commands::query::Args),
+    /// Re-submit a job's committed dead letters to Kafka, skipping those an earlier replay sent.
+    Replay(commands::replay::Args),
     /// Regenerate the demo's feature file and retrain its model (reproducible for a seed).
     Train(commands::train::Args),
 }
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
             Command::Run { job, exit_on_idle } => commands::run::run(&job, exit_on_idle).await,
             Command::Validate { job } => commands::validate::run(&job),
             Command::Query(args) => commands::query::run(args).await,
+            Command::Replay(args) => commands::replay::run(args).await,
             Command::Train(args) => commands::train::run(args).await,
         }
     });

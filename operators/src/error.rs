@@ -69,6 +69,24 @@ pub enum OperatorError {
     RevokeTimeout(std::time::Duration),
     #[error("internal error (a bug): {0}")]
     Internal(String),
+    /// Produced messages the brokers did not acknowledge (secret values
+    /// already redacted). Nothing was committed for them; retrying re-sends.
+    #[error(
+        "kafka topic `{topic}`: {failed} of {total} message(s) not delivered; \
+         the first came from {from_topic} partition {from_partition} offset {from_offset}: {reason}"
+    )]
+    Delivery {
+        topic: String,
+        failed: usize,
+        total: usize,
+        from_topic: String,
+        from_partition: i32,
+        from_offset: i64,
+        reason: String,
+    },
+    /// No broker answered a metadata request (secret values already redacted).
+    #[error("kafka brokers {brokers} did not answer: {reason}")]
+    BrokersUnreachable { brokers: String, reason: String },
 }
 
 impl OperatorError {
@@ -86,7 +104,9 @@ impl OperatorError {
             | OperatorError::Parquet { .. }
             | OperatorError::Fenced { .. }
             | OperatorError::CommitLog { .. }
-            | OperatorError::RevokeTimeout(_) => ErrorKind::External,
+            | OperatorError::RevokeTimeout(_)
+            | OperatorError::Delivery { .. }
+            | OperatorError::BrokersUnreachable { .. } => ErrorKind::External,
             OperatorError::FeatureFile { .. }
             | OperatorError::MissingFeatures { .. }
             | OperatorError::ModelPackage { .. }

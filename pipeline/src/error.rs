@@ -50,6 +50,22 @@ pub enum PipelineError {
     Incomplete(String),
     #[error("internal error: task {0} panicked or was aborted")]
     TaskFailed(String),
+    /// `replay` was pointed at a job whose output directory does not exist.
+    #[error("no output directory at {0} (the job's sink.path): has the job run here?")]
+    NoOutput(String),
+    #[error("{option}: {reason}")]
+    BadOption {
+        option: &'static str,
+        reason: String,
+    },
+    #[error("the predicate `{predicate}` is invalid: {reason}")]
+    BadPredicate { predicate: String, reason: String },
+    #[error("reading the dead letters in {dir}: {reason}")]
+    ReadDeadLetters { dir: String, reason: String },
+    /// A replay log that is not what `replay` writes; it is not skipped
+    /// silently, since that would re-send everything it lists.
+    #[error("replay log {path} is unreadable ({reason}); fix or remove it")]
+    ReplayLog { path: String, reason: String },
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -70,11 +86,16 @@ impl PipelineError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            PipelineError::InvalidConfig { .. } => ErrorKind::User,
+            PipelineError::InvalidConfig { .. }
+            | PipelineError::NoOutput(_)
+            | PipelineError::BadOption { .. }
+            | PipelineError::BadPredicate { .. }
+            | PipelineError::ReplayLog { .. } => ErrorKind::User,
             PipelineError::Operator(e) => e.kind(),
-            PipelineError::Io { .. } | PipelineError::Kafka(_) | PipelineError::Incomplete(_) => {
-                ErrorKind::External
-            }
+            PipelineError::Io { .. }
+            | PipelineError::Kafka(_)
+            | PipelineError::Incomplete(_)
+            | PipelineError::ReadDeadLetters { .. } => ErrorKind::External,
             PipelineError::TaskFailed(_) => ErrorKind::Internal,
         }
     }

@@ -1,5 +1,6 @@
 pub mod demo;
 pub mod query;
+pub mod replay;
 pub mod run;
 pub mod train;
 pub mod validate;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use scorestream_operators::batch::BatchConfig;
 use scorestream_operators::features::{FeatureStoreConfig, FeaturesConfig};
 use scorestream_operators::scorer::ScorerConfig;
+use scorestream_operators::sink::dead_letter_topic::DeadLettersConfig;
 use scorestream_operators::sink::parquet::ParquetSinkConfig;
 use scorestream_operators::source::kafka::KafkaSourceConfig;
 use scorestream_schemas::FieldSpec;
@@ -19,6 +20,8 @@ pub struct JobConfig {
     pub batch: BatchConfig,
     pub model: ScorerConfig,
     pub sink: ParquetSinkConfig,
+    /// `[dead_letters]`, optional: Parquet only unless a topic is named.
+    pub dead_letters: DeadLettersConfig,
     pub queues: QueueConfig,
 }
 

@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use scorestream_operators::sink::dead_letter_topic::DeadLettersConfig;
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 use toml::{Table, Value};
@@ -8,7 +9,7 @@ use super::{JobConfig, QueueConfig};
 use crate::{PipelineError, Problem};
 
 /// Sections of a job file; anything else at the top level is an error.
-const SECTIONS: [(&str, bool); 8] = [
+const SECTIONS: [(&str, bool); 9] = [
     ("job", true),
     ("source", true),
     ("schema", true),
@@ -16,6 +17,7 @@ const SECTIONS: [(&str, bool); 8] = [
     ("batch", false),
     ("model", true),
     ("sink", true),
+    ("dead_letters", false),
     ("queues", false),
 ];
 
@@ -59,6 +61,7 @@ pub fn load_str(text: &str) -> Result<JobConfig, Vec<Problem>> {
     let batch = section(&table, "batch", &mut problems);
     let model = section(&table, "model", &mut problems);
     let sink = section(&table, "sink", &mut problems);
+    let dead_letters: Option<DeadLettersConfig> = section(&table, "dead_letters", &mut problems);
     let queues: Option<QueueConfig> = section(&table, "queues", &mut problems);
 
     if let Some(s) = &source {
@@ -74,6 +77,10 @@ pub fn load_str(text: &str) -> Result<JobConfig, Vec<Problem>> {
             "batch",
             scorestream_operators::batch::BatchConfig::problems(b),
         );
+    }
+    if let Some(d) = &dead_letters {
+        let source_topics = source.as_ref().map_or(&[][..], |s| s.topics.as_slice());
+        push_all(&mut problems, "dead_letters", d.problems(source_topics));
     }
     if let Some(q) = &queues
         && q.capacity_rows == 0
@@ -93,6 +100,7 @@ pub fn load_str(text: &str) -> Result<JobConfig, Vec<Problem>> {
                 batch: batch.unwrap_or_default(),
                 model,
                 sink,
+                dead_letters: dead_letters.unwrap_or_default(),
                 queues: queues.unwrap_or_default(),
             })
         }

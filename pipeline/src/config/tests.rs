@@ -132,3 +132,58 @@ fn secrets_in_kafka_options_do_not_leak_into_errors_or_debug_output() {
     .expect("valid");
     assert!(!format!("{ok:?}").contains("hunter2"));
 }
+
+#[test]
+fn dead_letters_default_to_parquet_only() {
+    let job = load_str(DEMO).expect("valid");
+    assert!(job.dead_letters.parquet);
+    assert_eq!(job.dead_letters.topic, None);
+
+    let job = load_str(&format!(
+        "{DEMO}\n[dead_letters]\ntopic = \"transactions.dead-letters\"\n"
+    ))
+    .expect("valid");
+    assert!(job.dead_letters.parquet, "parquet stays on by default");
+    assert_eq!(
+        job.dead_letters.topic.as_deref(),
+        Some("transactions.dead-letters")
+    );
+
+    let job = load_str(&format!(
+        "{DEMO}\n[dead_letters]\nparquet = false\ntopic = \"dlq\"\n"
+    ))
+    .expect("valid");
+    assert!(!job.dead_letters.parquet);
+}
+
+#[test]
+fn dead_letter_problems_are_named_under_their_section() {
+    let p = problems(&format!("{DEMO}\n[dead_letters]\nparquet = false\n"));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("dead_letters.parquet:") && p[0].contains("dead_letters.topic"),
+        "{p:?}"
+    );
+
+    let p = problems(&format!(
+        "{DEMO}\n[dead_letters]\nparquet = \"yes\"\ncolour = 1\n"
+    ));
+    for k in ["dead_letters.parquet:", "dead_letters.colour:"] {
+        assert!(p.iter().any(|m| m.starts_with(k)), "no `{k}` in {p:#?}");
+    }
+    assert_eq!(p.len(), 2, "{p:#?}");
+
+    let p = problems(&format!("{DEMO}\n[dead_letters]\ntopic = \"bad topic\"\n"));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].starts_with("dead_letters.topic:"), "{p:?}");
+
+    // the demo consumes `transactions`: dead letters there would loop forever
+    let p = problems(&format!(
+        "{DEMO}\n[dead_letters]\ntopic = \"transactions\"\n"
+    ));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("dead_letters.topic:") && p[0].contains("source topic"),
+        "{p:?}"
+    );
+}

@@ -6,6 +6,7 @@ use arrow::datatypes::TimestampMillisecondType;
 use metrics::{counter, histogram};
 use scorestream_operators::batch::{Coalescer, run_batcher};
 use scorestream_operators::queue::{RowSender, channel};
+use scorestream_operators::sink::dead_letter_topic::DeadLetterProducer;
 use scorestream_operators::sink::parquet::{Committed, ParquetSink};
 use scorestream_operators::source::kafka::{KafkaSource, RawChunk, SourceReport};
 use scorestream_operators::{Coverage, Envelope, OperatorError};
@@ -46,6 +47,15 @@ impl Job {
         let cap = config.queues.capacity_rows;
         let job = config.job.name.to_string();
         let mut sink = ParquetSink::open(&config.sink)?;
+        if !config.dead_letters.parquet {
+            sink = sink.without_dead_letter_files();
+        }
+        let dead_letter_topic = config
+            .dead_letters
+            .topic
+            .as_deref()
+            .map(|topic| DeadLetterProducer::build(&config.source, topic))
+            .transpose()?;
         let source = KafkaSource::build(
             &config.source,
             stats.partitions_assigned.clone(),
@@ -143,6 +153,13 @@ impl Job {
             "sink",
             Box::pin(async move {
                 while let Some(env) = score_rx.recv().await {
+                    // Dead letters reach the topic before the batch commits: a
+                    // crash in between re-reads the batch and re-sends them
+                    // (at-least-once on the topic, deduplicated by provenance
+                    // headers), but never loses one.
+                    if let Some(producer) = &dead_letter_topic {
+                        producer.send(&env.dead_letters).await?;
+                    }
                     let committed = cpu_bound(|| sink.write(env))?;
                     account(&s, &committed);
                     // The source may already be gone after a failure elsewhere;

@@ -1,0 +1,141 @@
+use rdkafka::ClientConfig;
+use serde::Deserialize;
+
+use crate::source::kafka::KafkaSourceConfig;
+
+/// Where a job's dead letters go: the job section `[dead_letters]`.
+///
+/// Parquet keeps them next to the scores for `scorestream query` and
+/// `scorestream replay`; a topic hands them to whatever already watches Kafka
+/// (alerting, a repair service). Both may be on; at least one must be.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLettersConfig {
+    /// Write dead letters to `<sink.path>/dead_letters/*.parquet`.
+    #[serde(default = "default_parquet")]
+    pub parquet: bool,
+    /// Also produce each dead letter to this Kafka topic, on the source's
+    /// brokers with the source's client settings.
+    #[serde(default)]
+    pub topic: Option<String>,
+}
+
+fn default_parquet() -> bool {
+    true
+}
+
+impl Default for DeadLettersConfig {
+    fn default() -> Self {
+        Self {
+            parquet: default_parquet(),
+            topic: None,
+        }
+    }
+}
+
+impl DeadLettersConfig {
+    /// Problems beyond syntax, each with its key inside the section.
+    /// `source_topics` are the topics the job consumes: a dead-letter topic
+    /// among them would feed every dead letter back in, forever.
+    pub fn problems(&self, source_topics: &[String]) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if !self.parquet && self.topic.is_none() {
+            p.push((
+                "parquet".into(),
+                "is false and no `dead_letters.topic` is set, so dead letters would be dropped; \
+                 keep `dead_letters.parquet = true` or name a topic in `dead_letters.topic`"
+                    .into(),
+            ));
+        }
+        if let Some(topic) = &self.topic {
+            if let Err(why) = check_topic_name(topic) {
+                p.push(("topic".into(), why));
+            } else if source_topics.iter().any(|t| t == topic) {
+                p.push((
+                    "topic".into(),
+                    format!(
+                        "\"{topic}\" is also a source topic: every dead letter would be read again \
+                         and dead-lettered again, forever; use a separate topic"
+                    ),
+                ));
+            }
+        }
+        p
+    }
+}
+
+/// Kafka's own rule for topic names, checked here so a typo is reported by
+/// `validate` rather than as a delivery failure at the first dead letter.
+pub fn check_topic_name(topic: &str) -> Result<(), String> {
+    if topic.is_empty() || topic.len() > 249 {
+        return Err(format!(
+            "invalid topic name \"{topic}\": use 1 to 249 characters"
+        ));
+    }
+    if topic == "." || topic == ".." {
+        return Err(format!("invalid topic name \"{topic}\""));
+    }
+    if !topic
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(format!(
+            "invalid topic name \"{topic}\": use letters, digits, '.', '_' or '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// librdkafka settings that only a consumer reads (scope `C` in librdkafka
+/// 2.12's CONFIGURATION.md). Given to a producer they are ignored with a
+/// `CONFWARN` warning at start, so they are left out rather than copied.
+const CONSUMER_ONLY: &[&str] = &[
+    "auto.commit.enable",
+    "auto.commit.interval.ms",
+    "auto.offset.reset",
+    "check.crcs",
+    "consume.callback.max.messages",
+    "coordinator.query.interval.ms",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.partition.eof",
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "group.protocol.type",
+    "group.remote.assignor",
+    "heartbeat.interval.ms",
+    "isolation.level",
+    "max.partition.fetch.bytes",
+    "max.poll.interval.ms",
+    "offset.store.method",
+    "offset.store.path",
+    "offset.store.sync.interval.ms",
+    "partition.assignment.strategy",
+    "queued.max.messages.kbytes",
+    "queued.min.messages",
+    "session.timeout.ms",
+];
+
+/// Whether a source option is meant for the consumer only (see
+/// [`CONSUMER_ONLY`]); every `fetch.*` setting is.
+pub fn is_consumer_only(key: &str) -> bool {
+    key.starts_with("fetch.") || CONSUMER_ONLY.contains(&key)
+}
+
+/// The producer settings for dead letters: the source's brokers and every
+/// source option a producer understands (security, SASL, TLS, client id...),
+/// so the dead letters reach the cluster the events came from with the same
+/// credentials. Idempotence and `acks=all` are forced: a dead letter is the
+/// only copy of an event the job could not score, so a broker failover must
+/// neither lose nor duplicate it.
+pub fn producer_config(source: &KafkaSourceConfig) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    for (k, v) in source.options.iter().filter(|(k, _)| !is_consumer_only(k)) {
+        cc.set(k, v);
+    }
+    cc.set("bootstrap.servers", &source.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all");
+    cc
+}

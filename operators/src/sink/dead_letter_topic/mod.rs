@@ -1,0 +1,13 @@
+//! The dead-letter topic: each dead letter also produced to a Kafka topic
+//! (`[dead_letters] topic`), raw bytes and key as they arrived plus
+//! `scorestream.*` provenance headers, before the batch's Parquet commit.
+//! Delivery is at-least-once; see [`DeadLetterProducer`].
+
+mod config;
+mod context;
+mod producer;
+#[cfg(test)]
+mod tests;
+
+pub use config::{DeadLettersConfig, check_topic_name, is_consumer_only, producer_config};
+pub use producer::{DeadLetterProducer, Outgoing, RawProducer, headers};
