@@ -50,6 +50,19 @@ pub fn summary(s: &StatsSnapshot) -> String {
     )
 }
 
+/// What the Kafka source saw: the line that explains a slow or lossy run.
+pub fn source_summary(r: &scorestream_operators::source::kafka::SourceReport) -> String {
+    format!(
+        "  source:         {} messages read, {} pause(s) while the pipeline was full, {} rebalance(s), \
+         {} offset(s) skipped by retention, {} consume error(s)",
+        thousands(r.messages_read),
+        thousands(r.pauses),
+        thousands(r.rebalances),
+        thousands(r.offsets_skipped),
+        thousands(r.consume_errors),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -55,6 +55,7 @@ pub async fn run(path: &Path, exit_on_idle: Option<Duration>) -> anyhow::Result<
     };
     println!("scorestream run finished: job stopped cleanly");
     println!("{}", progress::summary(&report.stats));
+    println!("{}", progress::source_summary(&report.source));
     println!("  output: {}", out.display());
     Ok(())
 }
