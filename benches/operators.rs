@@ -9,7 +9,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use scorestream_operators::Envelope;
 use scorestream_operators::batch::Coalescer;
 use scorestream_operators::decode::JsonDecoder;
-use scorestream_operators::features::{FeatureJoin, FileFeatureStore, OnMissing};
+use scorestream_operators::features::{FeatureJoin, FileFeatureStore, JoinPolicy, OnMissing};
 use scorestream_operators::scorer::{ModelPackage, Scorer};
 use scorestream_operators::source::kafka::RawChunk;
 use scorestream_pipeline::config::load_file;
@@ -52,7 +52,7 @@ fn operators(c: &mut Criterion) {
         store,
         decoder.output_schema(),
         "account_id",
-        OnMissing::Null,
+        JoinPolicy::on_missing(OnMissing::Null),
     )
     .expect("join");
     let rt = tokio::runtime::Builder::new_current_thread()

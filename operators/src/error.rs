@@ -32,6 +32,25 @@ pub enum OperatorError {
         "feature store: no features for key `{key}` and the job's policy is on_missing = \"fail\""
     )]
     MissingFeatures { key: String },
+    #[error(
+        "feature store: feature `{feature}` of key `{key}` is {problem} and the job's policy is \"fail\""
+    )]
+    UnusableFeature {
+        key: String,
+        feature: String,
+        problem: String,
+    },
+    /// The store could not be asked (connection refused, timeout); the
+    /// connection details are already redacted.
+    #[error("feature store {store} unavailable: {reason}")]
+    FeatureStoreUnavailable { store: String, reason: String },
+    /// The store's settings cannot work (bad URL, wrong credentials).
+    #[error("feature store: {0}")]
+    FeatureStoreConfig(String),
+    /// The store answered, but not with feature data (a key of the wrong
+    /// type, say): retrying will not help.
+    #[error("feature store {store}: {reason}")]
+    FeatureStoreData { store: String, reason: String },
     #[error("model package {path}: {reason}")]
     ModelPackage { path: PathBuf, reason: String },
     #[error("model input `{input}`: {reason}")]
@@ -106,9 +125,13 @@ impl OperatorError {
             | OperatorError::CommitLog { .. }
             | OperatorError::RevokeTimeout(_)
             | OperatorError::Delivery { .. }
+            | OperatorError::FeatureStoreUnavailable { .. }
+            | OperatorError::FeatureStoreData { .. }
             | OperatorError::BrokersUnreachable { .. } => ErrorKind::External,
             OperatorError::FeatureFile { .. }
             | OperatorError::MissingFeatures { .. }
+            | OperatorError::UnusableFeature { .. }
+            | OperatorError::FeatureStoreConfig(_)
             | OperatorError::ModelPackage { .. }
             | OperatorError::ModelInput { .. }
             | OperatorError::Device(..)

@@ -9,17 +9,26 @@ pub mod columns {
     pub const SOURCE_OFFSET: &str = "source_offset";
     pub const INGEST_TIME: &str = "ingest_time";
     pub const FEATURES_MISSING: &str = "features_missing";
+    /// Per row, the features the store had no value for.
+    pub const MISSING_FEATURES: &str = "missing_features";
+    /// Per row, the features older than their `max_age`.
+    pub const STALE_FEATURES: &str = "stale_features";
+    /// The row was scored while the feature store was unreachable.
+    pub const FEATURES_UNAVAILABLE: &str = "features_unavailable";
     pub const SCORE: &str = "score";
     pub const MODEL_NAME: &str = "model_name";
     pub const MODEL_VERSION: &str = "model_version";
     pub const SCORED_AT: &str = "scored_at";
 
-    pub(crate) const ALL: [&str; 9] = [
+    pub(crate) const ALL: [&str; 12] = [
         SOURCE_TOPIC,
         SOURCE_PARTITION,
         SOURCE_OFFSET,
         INGEST_TIME,
         FEATURES_MISSING,
+        MISSING_FEATURES,
+        STALE_FEATURES,
+        FEATURES_UNAVAILABLE,
         SCORE,
         MODEL_NAME,
         MODEL_VERSION,

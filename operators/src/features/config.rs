@@ -1,19 +1,39 @@
 use std::path::PathBuf;
 
+use arrow::datatypes::DataType;
 use serde::Deserialize;
 
-/// What to do with an event whose key the store does not know.
+use crate::config::HumanDuration;
+
+/// What to do with a feature the store cannot give a usable value for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnMissing {
-    /// Keep the event with null features and `features_missing = true`; the
-    /// model imputes each missing input with its training mean.
+    /// Keep the event with a null feature, named in `missing_features` (or
+    /// `stale_features`); the model imputes each null input with its
+    /// training mean.
     #[default]
     Null,
+    /// Use the feature's configured `default`, and still name it in
+    /// `missing_features` / `stale_features`.
+    Default,
     /// Send the event to the dead letters.
     DeadLetter,
     /// Stop the job: missing features mean the store is broken.
     Fail,
+}
+
+/// What to do while the store cannot be reached at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnavailable {
+    /// Retry with backoff and hold the batch; the pipeline fills up and the
+    /// source pauses, so nothing is scored without its features.
+    #[default]
+    Wait,
+    /// Score with each feature's `default` (null where none is set) and flag
+    /// the rows with `features_unavailable = true`.
+    Defaults,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -21,9 +41,94 @@ pub enum OnMissing {
 pub struct FeaturesConfig {
     /// The event field holding the entity key (a string field).
     pub key: String,
+    /// The entity, or one of its features, is absent from the store.
     #[serde(default)]
     pub on_missing: OnMissing,
+    /// A feature is older than its `max_age`.
+    #[serde(default)]
+    pub on_stale: OnMissing,
+    #[serde(default)]
+    pub on_unavailable: OnUnavailable,
     pub store: FeatureStoreConfig,
+    /// The features to read, in output order. Required for Redis (the store
+    /// cannot be asked what it holds); optional for a file, where it can add
+    /// defaults and checks to the CSV's columns.
+    #[serde(default)]
+    pub columns: Vec<FeatureColumn>,
+    /// In-process cache in front of a networked store.
+    #[serde(default)]
+    pub cache: CacheConfig,
+}
+
+/// One feature the job reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureColumn {
+    /// The feature's name: its output column, its hash field (Redis hash
+    /// layout) or its name inside `view` (Feast layout).
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: FeatureType,
+    /// Feast layout: the feature view it belongs to.
+    #[serde(default)]
+    pub view: Option<String>,
+    /// Older than this (by the store's write timestamp), the feature is stale.
+    #[serde(default)]
+    pub max_age: Option<HumanDuration>,
+    /// Used by the `default` policies and while the store is unavailable.
+    #[serde(default)]
+    pub default: Option<toml_value::Scalar>,
+}
+
+/// Feature value types, named as in Feast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureType {
+    Float64,
+    Float32,
+    Int64,
+    Int32,
+    String,
+    Bool,
+}
+
+impl FeatureType {
+    pub fn data_type(self) -> DataType {
+        match self {
+            FeatureType::Float64 => DataType::Float64,
+            FeatureType::Float32 => DataType::Float32,
+            FeatureType::Int64 => DataType::Int64,
+            FeatureType::Int32 => DataType::Int32,
+            FeatureType::String => DataType::Utf8,
+            FeatureType::Bool => DataType::Boolean,
+        }
+    }
+
+    pub fn of(t: &DataType) -> Option<Self> {
+        Some(match t {
+            DataType::Float64 => FeatureType::Float64,
+            DataType::Float32 => FeatureType::Float32,
+            DataType::Int64 => FeatureType::Int64,
+            DataType::Int32 => FeatureType::Int32,
+            DataType::Utf8 => FeatureType::String,
+            DataType::Boolean => FeatureType::Bool,
+            _ => return None,
+        })
+    }
+}
+
+/// Scalars as TOML gives them, for feature defaults.
+pub mod toml_value {
+    use serde::Deserialize;
+
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    #[serde(untagged)]
+    pub enum Scalar {
+        Bool(bool),
+        Int(i64),
+        Float(f64),
+        String(String),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +136,8 @@ pub struct FeaturesConfig {
 pub enum FeatureStoreConfig {
     /// A CSV file loaded into memory at start.
     File(FileStoreConfig),
+    /// A Redis server: plain hashes, or what `feast materialize` wrote.
+    Redis(RedisStoreConfig),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,4 +147,316 @@ pub struct FileStoreConfig {
     pub path: PathBuf,
     /// The column holding the entity key.
     pub key_column: String,
+}
+
+/// How entities are laid out in Redis.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisLayout {
+    /// One hash per entity at `key_template`, one field per feature, values
+    /// as text.
+    #[default]
+    Hash,
+    /// Feast's Redis online store, as `feast materialize` writes it.
+    Feast,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisStoreConfig {
+    /// `redis://[:password@]host:port[/db]` (or `rediss://` for TLS). A
+    /// password here is never printed.
+    pub url: String,
+    #[serde(default)]
+    pub layout: RedisLayout,
+    /// Hash layout: the key of an entity's hash, `{key}` standing for the
+    /// entity key, e.g. `"account:{key}"`.
+    #[serde(default)]
+    pub key_template: Option<String>,
+    /// Hash layout: a field holding when the hash was written (epoch
+    /// seconds, epoch milliseconds or RFC 3339), for `max_age`.
+    #[serde(default)]
+    pub timestamp_field: Option<String>,
+    /// Feast layout: the Feast project (`project` in feature_store.yaml).
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Feast layout: the entity's join key (defaults to `features.key`).
+    #[serde(default)]
+    pub join_key: Option<String>,
+    /// Feast layout: `entity_key_serialization_version` in
+    /// feature_store.yaml.
+    #[serde(default = "default_serialization_version")]
+    pub entity_key_serialization_version: u32,
+    /// How long one round trip may take before the store counts as
+    /// unavailable.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    /// Keys per pipelined round trip.
+    #[serde(default = "default_pipeline_keys")]
+    pub pipeline_keys: usize,
+}
+
+fn default_serialization_version() -> u32 {
+    3
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(2))
+}
+
+fn default_pipeline_keys() -> usize {
+    2048
+}
+
+impl std::fmt::Debug for RedisStoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field("layout", &self.layout)
+            .field("key_template", &self.key_template)
+            .field("timestamp_field", &self.timestamp_field)
+            .field("project", &self.project)
+            .field("join_key", &self.join_key)
+            .field(
+                "entity_key_serialization_version",
+                &self.entity_key_serialization_version,
+            )
+            .field("timeout", &self.timeout)
+            .field("pipeline_keys", &self.pipeline_keys)
+            .finish()
+    }
+}
+
+/// `url` with any password replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let host_start = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_start].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!(
+                "{}{user}:***@{}",
+                &url[..scheme_end + 3],
+                &rest[at + 1..]
+            )
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The cache in front of a networked store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// How long an answer (including "no such entity") is served without
+    /// asking the store again; "0s" turns the cache off.
+    #[serde(default = "default_cache_ttl")]
+    pub ttl: HumanDuration,
+    /// After `ttl`, for this long the old answer is still served while it is
+    /// refreshed in the background.
+    #[serde(default)]
+    pub stale_while_revalidate: Option<HumanDuration>,
+    /// Most entities kept; the least recently used go first.
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: u64,
+}
+
+fn default_cache_ttl() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
+
+fn default_cache_entries() -> u64 {
+    100_000
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl: default_cache_ttl(),
+            stale_while_revalidate: None,
+            max_entries: default_cache_entries(),
+        }
+    }
+}
+
+impl FeaturesConfig {
+    /// Problems beyond syntax, each with its key inside `[features]`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            let at = |k: &str| format!("columns[{i}].{k}");
+            if !seen.insert(c.name.as_str()) {
+                p.push((at("name"), format!("feature `{}` is listed twice", c.name)));
+            }
+            if let Some(d) = &c.default
+                && let Err(e) = super::values::FeatureValue::from_default(d, c.kind)
+            {
+                p.push((at("default"), e));
+            }
+        }
+        let needs_default = |policy: OnMissing| policy == OnMissing::Default;
+        if needs_default(self.on_missing) || needs_default(self.on_stale) {
+            let without: Vec<_> = self
+                .columns
+                .iter()
+                .filter(|c| c.default.is_none())
+                .map(|c| c.name.as_str())
+                .collect();
+            if self.columns.is_empty() || !without.is_empty() {
+                p.push((
+                    "columns".into(),
+                    format!(
+                        "the \"default\" policy needs a `default` for every feature in [[features.columns]]; none for: {}",
+                        if without.is_empty() {
+                            "(no columns declared)".to_owned()
+                        } else {
+                            without.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        if self.on_stale != OnMissing::Null && !self.columns.iter().any(|c| c.max_age.is_some())
+        {
+            p.push((
+                "on_stale".into(),
+                "is set but no feature has a `max_age`, so nothing can be stale".into(),
+            ));
+        }
+        match &self.store {
+            FeatureStoreConfig::File(_) => {
+                if let Some(c) = self.columns.iter().find(|c| c.max_age.is_some()) {
+                    p.push((
+                        format!("columns.{}.max_age", c.name),
+                        "a feature file has no write timestamps; max_age needs a Redis store"
+                            .into(),
+                    ));
+                }
+            }
+            FeatureStoreConfig::Redis(r) => p.extend(
+                r.problems(&self.columns)
+                    .into_iter()
+                    .map(|(k, v)| (format!("store.{k}"), v)),
+            ),
+        }
+        p
+    }
+}
+
+impl RedisStoreConfig {
+    fn problems(&self, columns: &[FeatureColumn]) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if !(self.url.starts_with("redis://")
+            || self.url.starts_with("rediss://")
+            || self.url.starts_with("redis+unix://")
+            || self.url.starts_with("unix://"))
+        {
+            p.push((
+                "url".into(),
+                format!(
+                    "\"{}\" is not a Redis URL; write redis://host:port/db",
+                    redact_url(&self.url)
+                ),
+            ));
+        }
+        if columns.is_empty() {
+            p.push((
+                "kind".into(),
+                "a Redis store needs the features it should read, as [[features.columns]] with name and type".into(),
+            ));
+        }
+        if self.pipeline_keys == 0 {
+            p.push(("pipeline_keys".into(), "must be at least 1".into()));
+        }
+        let other_layout = |key: &str, layout: &str| {
+            (
+                key.to_owned(),
+                format!("only applies to layout = \"{layout}\""),
+            )
+        };
+        match self.layout {
+            RedisLayout::Hash => {
+                match &self.key_template {
+                    None => p.push((
+                        "key_template".into(),
+                        "is required for layout = \"hash\", e.g. \"account:{key}\"".into(),
+                    )),
+                    Some(t) if !t.contains("{key}") => p.push((
+                        "key_template".into(),
+                        format!("\"{t}\" has no `{{key}}` placeholder for the entity key"),
+                    )),
+                    Some(_) => {}
+                }
+                if self.project.is_some() {
+                    p.push(other_layout("project", "feast"));
+                }
+                if self.join_key.is_some() {
+                    p.push(other_layout("join_key", "feast"));
+                }
+                if let Some(c) = columns.iter().find(|c| c.view.is_some()) {
+                    p.push((
+                        "layout".into(),
+                        format!(
+                            "feature `{}` names a view, which only applies to layout = \"feast\"",
+                            c.name
+                        ),
+                    ));
+                }
+                if self.timestamp_field.is_none()
+                    && let Some(c) = columns.iter().find(|c| c.max_age.is_some())
+                {
+                    p.push((
+                        "timestamp_field".into(),
+                        format!(
+                            "feature `{}` has a max_age, so the hashes need a timestamp field to compare it with",
+                            c.name
+                        ),
+                    ));
+                }
+            }
+            RedisLayout::Feast => {
+                if self.project.is_none() {
+                    p.push((
+                        "project".into(),
+                        "is required for layout = \"feast\": the `project` of feature_store.yaml"
+                            .into(),
+                    ));
+                }
+                if self.key_template.is_some() {
+                    p.push(other_layout("key_template", "hash"));
+                }
+                if self.timestamp_field.is_some() {
+                    p.push(other_layout("timestamp_field", "hash"));
+                }
+                if !(2..=3).contains(&self.entity_key_serialization_version) {
+                    p.push((
+                        "entity_key_serialization_version".into(),
+                        format!(
+                            "{} is not supported; Feast writes version 2 or 3",
+                            self.entity_key_serialization_version
+                        ),
+                    ));
+                }
+                let without: Vec<_> = columns
+                    .iter()
+                    .filter(|c| c.view.is_none())
+                    .map(|c| c.name.as_str())
+                    .collect();
+                if !without.is_empty() {
+                    p.push((
+                        "layout".into(),
+                        format!(
+                            "with layout = \"feast\" every feature names its feature view (`view`); none for: {}",
+                            without.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        p
+    }
 }

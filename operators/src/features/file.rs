@@ -10,12 +10,13 @@ use arrow::csv::reader::Format;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::future::BoxFuture;
 
-use super::{FeatureRows, FeatureStore};
+use super::{FeatureColumn, FeatureRows, FeatureStore};
 use crate::{OperatorError, Result};
 
 /// Features kept in memory, loaded from a CSV file: the embedded store for the
 /// demo and for jobs whose features fit in RAM.
 pub struct FileFeatureStore {
+    path: std::path::PathBuf,
     index: HashMap<String, u32>,
     schema: SchemaRef,
     columns: Vec<ArrayRef>,
@@ -58,7 +59,9 @@ impl FileFeatureStore {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| err(e.to_string()))?;
         let all = concat_batches(&file_schema, &batches)?;
-        Self::from_batch(all, key_idx).map_err(err)
+        let mut store = Self::from_batch(all, key_idx).map_err(err)?;
+        store.path = path.to_owned();
+        Ok(store)
     }
 
     /// Builds the store from an in-memory batch whose column `key_idx` is the key.
@@ -88,9 +91,43 @@ impl FileFeatureStore {
             return Err("has a key column but no feature columns".into());
         }
         Ok(Self {
+            path: std::path::PathBuf::new(),
             index,
             schema: Arc::new(Schema::new(fields)),
             columns,
+        })
+    }
+
+    /// Keeps only the declared features, in their order and types; with none
+    /// declared, every CSV column is a feature.
+    pub fn select(self, wanted: &[FeatureColumn]) -> Result<Self> {
+        if wanted.is_empty() {
+            return Ok(self);
+        }
+        let err = |reason: String| OperatorError::FeatureFile {
+            path: self.path.clone(),
+            reason,
+        };
+        let mut fields = Vec::with_capacity(wanted.len());
+        let mut columns = Vec::with_capacity(wanted.len());
+        for w in wanted {
+            let i = self.schema.index_of(&w.name).map_err(|_| {
+                err(format!(
+                    "has no column `{}` (declared in [[features.columns]])",
+                    w.name
+                ))
+            })?;
+            let t = w.kind.data_type();
+            let col = cast(&self.columns[i], &t).map_err(|e| {
+                err(format!("column `{}` cannot be read as {:?}: {e}", w.name, w.kind))
+            })?;
+            fields.push(Field::new(&w.name, t, true));
+            columns.push(col);
+        }
+        Ok(Self {
+            schema: Arc::new(Schema::new(fields)),
+            columns,
+            ..self
         })
     }
 
@@ -120,7 +157,11 @@ impl FileFeatureStore {
                 None,
             ),
         };
-        Ok(FeatureRows { columns, found })
+        Ok(FeatureRows {
+            columns,
+            found,
+            written_at_ms: Vec::new(),
+        })
     }
 }
 

@@ -1,30 +1,119 @@
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::compute::{filter_record_batch, not};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, ListBuilder,
+    RecordBatch, StringArray, StringBuilder, new_null_array,
+};
+use arrow::compute::kernels::zip::zip;
+use arrow::compute::{filter_record_batch, nullif};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_json::LineDelimitedWriter;
+use metrics::counter;
 use scorestream_schemas::{DeadLetter, DeadLetterStage, columns};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
-use super::{FeatureStore, OnMissing};
+use super::config::{FeaturesConfig, OnMissing, OnUnavailable};
+use super::values::{ColumnBuilder, FeatureValue};
+use super::{FeatureRows, FeatureStore, FeatureType};
 use crate::{Envelope, OperatorError, Result};
 
-/// Appends a batch's features (and a `features_missing` flag) to its rows.
+/// How the join treats absent, stale and unreachable features.
+#[derive(Debug, Clone, Default)]
+pub struct JoinPolicy {
+    pub on_missing: OnMissing,
+    pub on_stale: OnMissing,
+    pub on_unavailable: OnUnavailable,
+    /// By feature name: its max age and default, where configured.
+    pub features: HashMap<String, FeaturePolicy>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FeaturePolicy {
+    pub max_age: Option<Duration>,
+    pub default: Option<FeatureValue>,
+}
+
+impl JoinPolicy {
+    /// Only a missing-feature policy; the rest default.
+    pub fn on_missing(on_missing: OnMissing) -> Self {
+        Self {
+            on_missing,
+            ..Self::default()
+        }
+    }
+
+    pub fn from_config(c: &FeaturesConfig) -> Result<Self, String> {
+        let mut features = HashMap::new();
+        for col in &c.columns {
+            let default = col
+                .default
+                .as_ref()
+                .map(|d| FeatureValue::from_default(d, col.kind))
+                .transpose()
+                .map_err(|e| format!("feature `{}`: {e}", col.name))?;
+            features.insert(
+                col.name.clone(),
+                FeaturePolicy {
+                    max_age: col.max_age.map(|d| d.0),
+                    default,
+                },
+            );
+        }
+        Ok(Self {
+            on_missing: c.on_missing,
+            on_stale: c.on_stale,
+            on_unavailable: c.on_unavailable,
+            features,
+        })
+    }
+}
+
+/// One output feature: its store column, policy and default as a 1-row
+/// array (for `zip`).
+struct Feature {
+    name: String,
+    max_age_ms: Option<i64>,
+    default: Option<ArrayRef>,
+}
+
+/// Appends a batch's features to its rows, with what analysts filter on:
+/// `features_missing` (the store has no entry for the key),
+/// `missing_features` / `stale_features` (names), and
+/// `features_unavailable` (scored while the store was unreachable).
 pub struct FeatureJoin {
     store: Arc<dyn FeatureStore>,
     key_idx: usize,
-    on_missing: OnMissing,
+    policy: JoinPolicy,
+    features: Vec<Feature>,
     out_schema: SchemaRef,
+    cancel: CancellationToken,
+    /// While the store is down under `on_unavailable = "defaults"`, batches
+    /// do not wait for a timeout each; the store is tried again after this.
+    retry_at: std::sync::Mutex<Option<Instant>>,
+}
+
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+fn names_field(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+        false,
+    )
 }
 
 impl FeatureJoin {
-    /// Checks, once, that the key is a string column of the input and that no
-    /// feature name collides with an input column.
+    /// Checks, once, that the key is a string column of the input, that no
+    /// feature name collides with an input column, and that defaults fit.
     pub fn try_new(
         store: Arc<dyn FeatureStore>,
         input: &SchemaRef,
         key: &str,
-        on_missing: OnMissing,
+        policy: JoinPolicy,
     ) -> Result<Self, String> {
         let key_idx = input
             .index_of(key)
@@ -33,6 +122,7 @@ impl FeatureJoin {
             return Err(format!("key `{key}` must be a string field"));
         }
         let mut fields: Vec<_> = input.fields().iter().cloned().collect();
+        let mut features = Vec::new();
         for f in store.schema().fields() {
             if input.field_with_name(f.name()).is_ok() {
                 return Err(format!(
@@ -40,6 +130,26 @@ impl FeatureJoin {
                     f.name()
                 ));
             }
+            let p = policy.features.get(f.name()).cloned().unwrap_or_default();
+            let default = match p.default {
+                Some(v) => {
+                    let t = FeatureType::of(f.data_type()).ok_or_else(|| {
+                        format!("feature `{}` has type {} which takes no default", f.name(), f.data_type())
+                    })?;
+                    let v = v.coerce(t).ok_or_else(|| {
+                        format!("the default of feature `{}` does not fit its type {t:?}", f.name())
+                    })?;
+                    let mut b = ColumnBuilder::new(t, 1);
+                    b.push(Some(&v));
+                    Some(b.finish())
+                }
+                None => None,
+            };
+            features.push(Feature {
+                name: f.name().clone(),
+                max_age_ms: p.max_age.map(|d| d.as_millis() as i64),
+                default,
+            });
             fields.push(f.clone());
         }
         fields.push(Arc::new(Field::new(
@@ -47,12 +157,30 @@ impl FeatureJoin {
             DataType::Boolean,
             false,
         )));
+        fields.push(Arc::new(names_field(columns::MISSING_FEATURES)));
+        fields.push(Arc::new(names_field(columns::STALE_FEATURES)));
+        fields.push(Arc::new(Field::new(
+            columns::FEATURES_UNAVAILABLE,
+            DataType::Boolean,
+            false,
+        )));
         Ok(Self {
             store,
             key_idx,
-            on_missing,
+            policy,
+            features,
             out_schema: Arc::new(Schema::new(fields)),
+            cancel: CancellationToken::new(),
+            retry_at: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Stops waiting for an unreachable store when `cancel` fires (the job
+    /// is stopping); the batch is then not committed and is read again on
+    /// restart.
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     pub fn output_schema(&self) -> &SchemaRef {
@@ -64,49 +192,259 @@ impl FeatureJoin {
             return Ok(env);
         };
         let keys = batch.column(self.key_idx).as_string::<i32>();
-        let rows = self.store.lookup(keys).await?;
-        let missing = not(&rows.found)?;
+        let (rows, unavailable) = self.lookup(keys).await?;
+        let now = crate::now_ms();
+        let n = batch.num_rows();
+        let nf = self.features.len();
+
+        // Per feature, which rows lack a value and which are too old.
+        let mut missing: Vec<BooleanArray> = Vec::with_capacity(nf);
+        let mut stale: Vec<BooleanArray> = Vec::with_capacity(nf);
+        for (j, f) in self.features.iter().enumerate() {
+            let col = &rows.columns[j];
+            let mut m = BooleanBufferBuilder::new(n);
+            let mut s = BooleanBufferBuilder::new(n);
+            let written = rows.written_at_ms.get(j).and_then(Option::as_ref);
+            for i in 0..n {
+                let absent = unavailable || !rows.found.value(i) || col.is_null(i);
+                m.append(absent);
+                let old = match (f.max_age_ms, absent) {
+                    (Some(max), false) => match written {
+                        // No write time recorded: its age is unknown, which
+                        // a max_age cannot accept.
+                        Some(w) if w.is_valid(i) => now - w.value(i) > max,
+                        _ => true,
+                    },
+                    _ => false,
+                };
+                s.append(old);
+            }
+            missing.push(BooleanArray::new(m.finish(), None));
+            stale.push(BooleanArray::new(s.finish(), None));
+        }
+
+        // Rows a policy sends away or that stop the job.
+        let mut reject = vec![None::<Vec<String>>; n];
+        for (kind, flags, policy) in [
+            ("missing", &missing, self.policy.on_missing),
+            ("stale", &stale, self.policy.on_stale),
+        ] {
+            if unavailable || !matches!(policy, OnMissing::DeadLetter | OnMissing::Fail) {
+                continue;
+            }
+            for (j, f) in self.features.iter().enumerate() {
+                if flags[j].true_count() == 0 {
+                    continue;
+                }
+                for (i, reason) in reject.iter_mut().enumerate() {
+                    if !flags[j].value(i) {
+                        continue;
+                    }
+                    if policy == OnMissing::Fail {
+                        return Err(self.fail(keys, i, &f.name, kind, rows.found.value(i)));
+                    }
+                    let problems = reason.get_or_insert_with(Vec::new);
+                    if rows.found.value(i) {
+                        problems.push(match kind {
+                            "missing" => format!("no value for feature `{}`", f.name),
+                            _ => format!(
+                                "a value for feature `{}` older than its max_age",
+                                f.name
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+
+        // Values: stale ones are dropped, then the default policy fills.
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
-        cols.extend(rows.columns);
-        cols.push(Arc::new(missing.clone()));
+        for (j, f) in self.features.iter().enumerate() {
+            let mut col = rows.columns[j].clone();
+            if stale[j].true_count() > 0 {
+                col = nullif(&col, &stale[j])?;
+            }
+            let fill = |flags: &BooleanArray, policy: OnMissing| {
+                unavailable || (policy == OnMissing::Default && flags.true_count() > 0)
+            };
+            if let Some(d) = &f.default {
+                for (flags, policy) in [
+                    (&missing[j], self.policy.on_missing),
+                    (&stale[j], self.policy.on_stale),
+                ] {
+                    if fill(flags, policy) {
+                        col = zip(flags, &arrow::array::Scalar::new(d.clone()), &col)?;
+                    }
+                }
+            }
+            cols.push(col);
+        }
+        cols.push(Arc::new(arrow::compute::not(&rows.found)?));
+        cols.push(names(&self.features, &missing, n));
+        cols.push(names(&self.features, &stale, n));
+        cols.push(Arc::new(BooleanArray::from(vec![unavailable; n])));
         let joined = RecordBatch::try_new(self.out_schema.clone(), cols)?;
 
-        let n_missing = missing.true_count();
-        if n_missing == 0 || self.on_missing == OnMissing::Null {
+        if reject.iter().all(Option::is_none) {
             env.batch = Some(joined);
             return Ok(env);
         }
-        if self.on_missing == OnMissing::Fail {
-            let row = (0..missing.len()).find(|&i| missing.value(i)).unwrap_or(0);
-            let key = if keys.is_null(row) {
-                "<null>".to_owned()
-            } else {
-                keys.value(row).to_owned()
-            };
-            return Err(OperatorError::MissingFeatures { key });
-        }
-        env.dead_letters
-            .extend(dead_letters(&filter_record_batch(&batch, &missing)?)?);
-        let kept = filter_record_batch(&joined, &rows.found)?;
+        let rejected: BooleanArray = reject.iter().map(|r| Some(r.is_some())).collect();
+        let kept: BooleanArray = reject.iter().map(|r| Some(r.is_none())).collect();
+        let reasons: Vec<String> = reject
+            .into_iter()
+            .flatten()
+            .map(|problems| {
+                if problems.is_empty() {
+                    "the feature store has no features for this event's key".to_owned()
+                } else {
+                    format!("the feature store has {}", problems.join("; "))
+                }
+            })
+            .collect();
+        env.dead_letters.extend(dead_letters(
+            &filter_record_batch(&batch, &rejected)?,
+            &reasons,
+        )?);
+        let kept = filter_record_batch(&joined, &kept)?;
         env.batch = (kept.num_rows() > 0).then_some(kept);
         Ok(env)
     }
+
+    fn fail(
+        &self,
+        keys: &StringArray,
+        row: usize,
+        feature: &str,
+        kind: &str,
+        found: bool,
+    ) -> OperatorError {
+        let key = if keys.is_null(row) {
+            "<null>".to_owned()
+        } else {
+            keys.value(row).to_owned()
+        };
+        if !found {
+            return OperatorError::MissingFeatures { key };
+        }
+        OperatorError::UnusableFeature {
+            key,
+            feature: feature.to_owned(),
+            problem: kind.to_owned(),
+        }
+    }
+
+    /// Asks the store; while it is unreachable, waits with backoff (the
+    /// default) or answers with nothing and `unavailable = true`.
+    async fn lookup(&self, keys: &StringArray) -> Result<(FeatureRows, bool)> {
+        let mut delay = RETRY_FIRST;
+        let mut failures = 0u64;
+        loop {
+            let skip = self.policy.on_unavailable == OnUnavailable::Defaults
+                && self
+                    .retry_at
+                    .lock()
+                    .ok()
+                    .and_then(|t| *t)
+                    .is_some_and(|t| Instant::now() < t);
+            let err = if skip {
+                None
+            } else {
+                match self.store.lookup(keys).await {
+                    Ok(rows) => {
+                        if failures > 0 || self.retry_at.lock().is_ok_and(|t| t.is_some()) {
+                            warn!("feature store reachable again");
+                            if let Ok(mut t) = self.retry_at.lock() {
+                                *t = None;
+                            }
+                        }
+                        metrics::gauge!("scorestream_feature_store_available").set(1.0);
+                        return Ok((rows, false));
+                    }
+                    Err(e @ OperatorError::FeatureStoreUnavailable { .. }) => Some(e),
+                    Err(e) => return Err(e),
+                }
+            };
+            if let Some(e) = &err {
+                metrics::gauge!("scorestream_feature_store_available").set(0.0);
+                counter!("scorestream_feature_store_errors_total").increment(1);
+                if failures == 0 || failures.is_power_of_two() {
+                    warn!(error = %e, policy = ?self.policy.on_unavailable, "feature store unavailable");
+                }
+                failures += 1;
+            }
+            match self.policy.on_unavailable {
+                OnUnavailable::Defaults => {
+                    if err.is_some()
+                        && let Ok(mut t) = self.retry_at.lock()
+                    {
+                        *t = Some(Instant::now() + RETRY_FIRST * 10);
+                    }
+                    counter!("scorestream_feature_rows_unavailable_total")
+                        .increment(keys.len() as u64);
+                    return Ok((self.nothing(keys.len()), true));
+                }
+                OnUnavailable::Wait => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.cancel.cancelled() => {
+                            return Err(err.unwrap_or(OperatorError::FeatureStoreUnavailable {
+                                store: "feature store".into(),
+                                reason: "the job stopped while waiting for it".into(),
+                            }));
+                        }
+                    }
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// An answer with no features for any key.
+    fn nothing(&self, n: usize) -> FeatureRows {
+        let schema = self.store.schema();
+        FeatureRows {
+            columns: schema
+                .fields()
+                .iter()
+                .map(|f| new_null_array(f.data_type(), n))
+                .collect(),
+            found: BooleanArray::from(vec![false; n]),
+            written_at_ms: Vec::new(),
+        }
+    }
+}
+
+/// Per row, the names of the features flagged in `flags`.
+fn names(features: &[Feature], flags: &[BooleanArray], n: usize) -> ArrayRef {
+    let mut b = ListBuilder::with_capacity(StringBuilder::new(), n)
+        .with_field(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+    let any: Vec<bool> = flags.iter().map(|f| f.true_count() > 0).collect();
+    for i in 0..n {
+        for (j, f) in features.iter().enumerate() {
+            if any[j] && flags[j].value(i) {
+                b.values().append_value(&f.name);
+            }
+        }
+        b.append(true);
+    }
+    Arc::new(b.finish())
 }
 
 /// Dead letters for valid events the store could not enrich. Their original
 /// bytes are gone by now, so `raw` is the decoded event re-encoded as JSON,
 /// which replays the same way.
-fn dead_letters(missing: &RecordBatch) -> Result<Vec<DeadLetter>> {
-    let topic = missing
+fn dead_letters(rejected: &RecordBatch, reasons: &[String]) -> Result<Vec<DeadLetter>> {
+    let topic = rejected
         .column_by_name(columns::SOURCE_TOPIC)
         .map(|c| c.as_string::<i32>().clone());
-    let partition = missing
+    let partition = rejected
         .column_by_name(columns::SOURCE_PARTITION)
         .map(|c| c.as_primitive::<arrow::datatypes::Int32Type>().clone());
-    let offset = missing
+    let offset = rejected
         .column_by_name(columns::SOURCE_OFFSET)
         .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>().clone());
-    let event_cols: Vec<usize> = missing
+    let event_cols: Vec<usize> = rejected
         .schema()
         .fields()
         .iter()
@@ -114,10 +452,10 @@ fn dead_letters(missing: &RecordBatch) -> Result<Vec<DeadLetter>> {
         .filter(|(_, f)| !f.name().starts_with("source_") && f.name() != columns::INGEST_TIME)
         .map(|(i, _)| i)
         .collect();
-    let events = missing.project(&event_cols)?;
+    let events = rejected.project(&event_cols)?;
     let now = crate::now_ms();
-    let mut out = Vec::with_capacity(missing.num_rows());
-    for row in 0..missing.num_rows() {
+    let mut out = Vec::with_capacity(rejected.num_rows());
+    for (row, reason) in reasons.iter().enumerate() {
         let mut raw = Vec::new();
         let mut w = LineDelimitedWriter::new(&mut raw);
         w.write(&events.slice(row, 1))?;
@@ -134,9 +472,10 @@ fn dead_letters(missing: &RecordBatch) -> Result<Vec<DeadLetter>> {
             partition: partition.as_ref().map_or(-1, |p| p.value(row)),
             offset: offset.as_ref().map_or(-1, |o| o.value(row)),
             stage: DeadLetterStage::Features,
-            reason: "the feature store has no features for this event's key".into(),
+            reason: reason.clone(),
             rejected_at_ms: now,
         });
     }
     Ok(out)
 }
+

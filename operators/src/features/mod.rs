@@ -1,19 +1,28 @@
 //! Online features: a [`FeatureStore`] answers one lookup per batch, and
-//! [`FeatureJoin`] appends the answers to the batch as columns.
+//! [`FeatureJoin`] appends the answers to the batch as columns, applying the
+//! job's policies for missing, stale and unreachable features.
 
 mod config;
 mod file;
 mod join;
+pub mod redis;
 #[cfg(test)]
 mod tests;
+mod values;
 
-use arrow::array::{ArrayRef, BooleanArray, StringArray};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray};
 use arrow::datatypes::SchemaRef;
 use futures::future::BoxFuture;
 
-pub use config::{FeatureStoreConfig, FeaturesConfig, FileStoreConfig, OnMissing};
+pub use config::{
+    CacheConfig, FeatureColumn, FeatureStoreConfig, FeatureType, FeaturesConfig, FileStoreConfig,
+    OnMissing, OnUnavailable, RedisLayout, RedisStoreConfig, redact_url, toml_value,
+};
 pub use file::FileFeatureStore;
-pub use join::FeatureJoin;
+pub use join::{FeatureJoin, FeaturePolicy, JoinPolicy};
+pub use values::{EntityFeatures, FeatureValue};
 
 use crate::Result;
 
@@ -24,6 +33,9 @@ pub struct FeatureRows {
     pub columns: Vec<ArrayRef>,
     /// Whether the store had the key at all.
     pub found: BooleanArray,
+    /// Per column, when each value was written (epoch ms), for stores that
+    /// record it; empty or `None` when the store keeps no write times.
+    pub written_at_ms: Vec<Option<Int64Array>>,
 }
 
 /// Where online features come from. Lookups take a whole batch of keys so a
@@ -32,15 +44,23 @@ pub trait FeatureStore: Send + Sync {
     /// The feature columns this store provides (the key excluded).
     fn schema(&self) -> SchemaRef;
 
+    /// Fails with [`crate::OperatorError::FeatureStoreUnavailable`] when the
+    /// store cannot be reached, so the join can apply `on_unavailable`.
     fn lookup<'a>(&'a self, keys: &'a StringArray) -> BoxFuture<'a, Result<FeatureRows>>;
 }
 
-/// Builds the store a job's config names.
-pub fn build_store(config: &FeatureStoreConfig) -> Result<std::sync::Arc<dyn FeatureStore>> {
-    match config {
-        FeatureStoreConfig::File(c) => Ok(std::sync::Arc::new(FileFeatureStore::load(
-            &c.path,
-            &c.key_column,
+/// Builds the store a job's config names. A Redis store does not connect
+/// here (so `validate` works offline); it connects on its first lookup.
+pub fn build_store(config: &FeaturesConfig) -> Result<Arc<dyn FeatureStore>> {
+    match &config.store {
+        FeatureStoreConfig::File(c) => Ok(Arc::new(
+            FileFeatureStore::load(&c.path, &c.key_column)?.select(&config.columns)?,
+        )),
+        FeatureStoreConfig::Redis(c) => Ok(Arc::new(redis::RedisFeatureStore::new(
+            c,
+            &config.key,
+            &config.columns,
+            &config.cache,
         )?)),
     }
 }

@@ -50,7 +50,7 @@ fn events(keys: &[Option<&str>]) -> Envelope {
 
 fn join(on_missing: OnMissing) -> FeatureJoin {
     let schema = events(&[]).batch.expect("b").schema();
-    FeatureJoin::try_new(store(), &schema, "account_id", on_missing).expect("join")
+    FeatureJoin::try_new(store(), &schema, "account_id", JoinPolicy::on_missing(on_missing)).expect("join")
 }
 
 #[tokio::test]
@@ -150,11 +150,11 @@ fn a_bad_store_file_names_the_problem() {
 #[test]
 fn key_must_be_a_string_event_field() {
     let schema = events(&[]).batch.expect("b").schema();
-    let e = FeatureJoin::try_new(store(), &schema, "amount", OnMissing::Null)
+    let e = FeatureJoin::try_new(store(), &schema, "amount", JoinPolicy::default())
         .err()
         .expect("not a string");
     assert!(e.contains("must be a string"), "{e}");
-    let e = FeatureJoin::try_new(store(), &schema, "user", OnMissing::Null)
+    let e = FeatureJoin::try_new(store(), &schema, "user", JoinPolicy::default())
         .err()
         .expect("absent");
     assert!(e.contains("not a field"), "{e}");

@@ -37,6 +37,7 @@ impl JobConfig {
         fix(&mut self.model.path);
         match &mut self.features.store {
             FeatureStoreConfig::File(f) => fix(&mut f.path),
+            FeatureStoreConfig::Redis(_) => {}
         }
     }
 }

@@ -57,7 +57,8 @@ pub fn load_str(text: &str) -> Result<JobConfig, Vec<Problem>> {
     let job = section(&table, "job", &mut problems);
     let source = section(&table, "source", &mut problems);
     let schema = schema_section(&table, &mut problems);
-    let features = section(&table, "features", &mut problems);
+    let features: Option<scorestream_operators::features::FeaturesConfig> =
+        section(&table, "features", &mut problems);
     let batch = section(&table, "batch", &mut problems);
     let model = section(&table, "model", &mut problems);
     let sink = section(&table, "sink", &mut problems);
@@ -77,6 +78,9 @@ pub fn load_str(text: &str) -> Result<JobConfig, Vec<Problem>> {
             "batch",
             scorestream_operators::batch::BatchConfig::problems(b),
         );
+    }
+    if let Some(f) = &features {
+        push_all(&mut problems, "features", f.problems());
     }
     if let Some(d) = &dead_letters {
         let source_topics = source.as_ref().map_or(&[][..], |s| s.topics.as_slice());

@@ -1,5 +1,5 @@
 use scorestream_operators::decode::JsonDecoder;
-use scorestream_operators::features::{FeatureJoin, build_store};
+use scorestream_operators::features::{FeatureJoin, FeatureStoreConfig, JoinPolicy, build_store};
 use scorestream_operators::scorer::{ModelPackage, Scorer};
 use scorestream_schemas::EventSchema;
 
@@ -31,19 +31,27 @@ impl Job {
         };
         let decoder = JsonDecoder::new(events, config.source.max_message_bytes.0 as usize);
 
-        let join = match build_store(&config.features.store) {
-            Ok(store) => FeatureJoin::try_new(
+        let store_key = match config.features.store {
+            FeatureStoreConfig::File(_) => "features.store.path",
+            FeatureStoreConfig::Redis(_) => "features.store",
+        };
+        let policy = JoinPolicy::from_config(&config.features)
+            .map_err(|m| problems.push(Problem::new("features.columns", m)))
+            .ok();
+        let join = match (build_store(&config.features), policy) {
+            (Ok(store), Some(policy)) => FeatureJoin::try_new(
                 store,
                 decoder.output_schema(),
                 &config.features.key,
-                config.features.on_missing,
+                policy,
             )
             .map_err(|m| problems.push(Problem::new("features.key", m)))
             .ok(),
-            Err(e) => {
-                problems.push(Problem::new("features.store.path", e.to_string()));
+            (Err(e), _) => {
+                problems.push(Problem::new(store_key, e.to_string()));
                 None
             }
+            (Ok(_), None) => None,
         };
         let device = config
             .model

@@ -73,6 +73,7 @@ impl Job {
         let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Coverage>();
 
         let cancel = stop.child_token();
+        let join = join.with_cancel(cancel.clone());
         let mut tasks: JoinSet<(&'static str, TaskResult)> = JoinSet::new();
         let mut spawn =
             |name: &'static str,

@@ -2,7 +2,9 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use scorestream_operators::decode::JsonDecoder;
-use scorestream_operators::features::{FeatureJoin, FeatureStore, FileFeatureStore, OnMissing};
+use scorestream_operators::features::{
+    FeatureJoin, FeatureStore, FileFeatureStore, JoinPolicy, OnMissing,
+};
 use scorestream_operators::scorer::train::{TrainOptions, auc, fit_standardisation, train};
 use scorestream_operators::scorer::{
     Activation, Architecture, InputMatrix, InputSpec, ModelManifest, ModelPackage, Transform,
@@ -135,7 +137,7 @@ pub async fn train_demo_model(
         store.clone() as std::sync::Arc<dyn FeatureStore>,
         decoder.output_schema(),
         "account_id",
-        OnMissing::Fail,
+        JoinPolicy::on_missing(OnMissing::Fail),
     )
     .map_err(PipelineError::Incomplete)?;
     let joined = join.process(decoded).await?;
