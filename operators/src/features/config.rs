@@ -237,11 +237,7 @@ pub fn redact_url(url: &str) -> String {
     match rest[..host_start].rfind('@') {
         Some(at) => {
             let user = rest[..at].split(':').next().unwrap_or("");
-            format!(
-                "{}{user}:***@{}",
-                &url[..scheme_end + 3],
-                &rest[at + 1..]
-            )
+            format!("{}{user}:***@{}", &url[..scheme_end + 3], &rest[at + 1..])
         }
         None => url.to_owned(),
     }
@@ -320,8 +316,7 @@ impl FeaturesConfig {
                 ));
             }
         }
-        if self.on_stale != OnMissing::Null && !self.columns.iter().any(|c| c.max_age.is_some())
-        {
+        if self.on_stale != OnMissing::Null && !self.columns.iter().any(|c| c.max_age.is_some()) {
             p.push((
                 "on_stale".into(),
                 "is set but no feature has a `max_age`, so nothing can be stale".into(),

@@ -119,7 +119,10 @@ impl FileFeatureStore {
             })?;
             let t = w.kind.data_type();
             let col = cast(&self.columns[i], &t).map_err(|e| {
-                err(format!("column `{}` cannot be read as {:?}: {e}", w.name, w.kind))
+                err(format!(
+                    "column `{}` cannot be read as {:?}: {e}",
+                    w.name, w.kind
+                ))
             })?;
             fields.push(Field::new(&w.name, t, true));
             columns.push(col);

@@ -3,9 +3,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, ListBuilder,
-    RecordBatch, StringArray, StringBuilder, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, ListArray, RecordBatch,
+    StringArray, StringBuilder, new_null_array,
 };
+use arrow::buffer::{BooleanBuffer, OffsetBuffer};
 use arrow::compute::kernels::zip::zip;
 use arrow::compute::{filter_record_batch, nullif};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -134,10 +135,17 @@ impl FeatureJoin {
             let default = match p.default {
                 Some(v) => {
                     let t = FeatureType::of(f.data_type()).ok_or_else(|| {
-                        format!("feature `{}` has type {} which takes no default", f.name(), f.data_type())
+                        format!(
+                            "feature `{}` has type {} which takes no default",
+                            f.name(),
+                            f.data_type()
+                        )
                     })?;
                     let v = v.coerce(t).ok_or_else(|| {
-                        format!("the default of feature `{}` does not fit its type {t:?}", f.name())
+                        format!(
+                            "the default of feature `{}` does not fit its type {t:?}",
+                            f.name()
+                        )
                     })?;
                     let mut b = ColumnBuilder::new(t, 1);
                     b.push(Some(&v));
@@ -200,27 +208,37 @@ impl FeatureJoin {
         // Per feature, which rows lack a value and which are too old.
         let mut missing: Vec<BooleanArray> = Vec::with_capacity(nf);
         let mut stale: Vec<BooleanArray> = Vec::with_capacity(nf);
+        let none = BooleanArray::new(BooleanBuffer::new_unset(n), None);
         for (j, f) in self.features.iter().enumerate() {
             let col = &rows.columns[j];
-            let mut m = BooleanBufferBuilder::new(n);
-            let mut s = BooleanBufferBuilder::new(n);
-            let written = rows.written_at_ms.get(j).and_then(Option::as_ref);
-            for i in 0..n {
-                let absent = unavailable || !rows.found.value(i) || col.is_null(i);
-                m.append(absent);
-                let old = match (f.max_age_ms, absent) {
-                    (Some(max), false) => match written {
-                        // No write time recorded: its age is unknown, which
-                        // a max_age cannot accept.
-                        Some(w) if w.is_valid(i) => now - w.value(i) > max,
-                        _ => true,
-                    },
-                    _ => false,
-                };
-                s.append(old);
-            }
-            missing.push(BooleanArray::new(m.finish(), None));
-            stale.push(BooleanArray::new(s.finish(), None));
+            // A value is present where the column is valid (not-found rows
+            // are null in every column): one bitmap operation, no row loop.
+            let absent = match (unavailable, col.logical_nulls()) {
+                (true, _) => BooleanArray::new(BooleanBuffer::new_set(n), None),
+                (false, Some(nulls)) => BooleanArray::new(!nulls.inner(), None),
+                (false, None) => none.clone(),
+            };
+            let old = match f.max_age_ms {
+                None => none.clone(),
+                Some(max) => {
+                    let written = rows.written_at_ms.get(j).and_then(Option::as_ref);
+                    let mut s = BooleanBufferBuilder::new(n);
+                    for i in 0..n {
+                        s.append(
+                            !absent.value(i)
+                                && match written {
+                                    // No write time recorded: its age is
+                                    // unknown, which a max_age cannot accept.
+                                    Some(w) if w.is_valid(i) => now - w.value(i) > max,
+                                    _ => true,
+                                },
+                        );
+                    }
+                    BooleanArray::new(s.finish(), None)
+                }
+            };
+            missing.push(absent);
+            stale.push(old);
         }
 
         // Rows a policy sends away or that stop the job.
@@ -247,10 +265,7 @@ impl FeatureJoin {
                     if rows.found.value(i) {
                         problems.push(match kind {
                             "missing" => format!("no value for feature `{}`", f.name),
-                            _ => format!(
-                                "a value for feature `{}` older than its max_age",
-                                f.name
-                            ),
+                            _ => format!("a value for feature `{}` older than its max_age", f.name),
                         });
                     }
                 }
@@ -280,9 +295,16 @@ impl FeatureJoin {
             cols.push(col);
         }
         cols.push(Arc::new(arrow::compute::not(&rows.found)?));
-        cols.push(names(&self.features, &missing, n));
-        cols.push(names(&self.features, &stale, n));
-        cols.push(Arc::new(BooleanArray::from(vec![unavailable; n])));
+        cols.push(names(&self.features, &missing, n)?);
+        cols.push(names(&self.features, &stale, n)?);
+        cols.push(Arc::new(BooleanArray::new(
+            if unavailable {
+                BooleanBuffer::new_set(n)
+            } else {
+                BooleanBuffer::new_unset(n)
+            },
+            None,
+        )));
         let joined = RecordBatch::try_new(self.out_schema.clone(), cols)?;
 
         if reject.iter().all(Option::is_none) {
@@ -415,20 +437,43 @@ impl FeatureJoin {
     }
 }
 
-/// Per row, the names of the features flagged in `flags`.
-fn names(features: &[Feature], flags: &[BooleanArray], n: usize) -> ArrayRef {
-    let mut b = ListBuilder::with_capacity(StringBuilder::new(), n)
-        .with_field(Arc::new(Field::new_list_field(DataType::Utf8, true)));
-    let any: Vec<bool> = flags.iter().map(|f| f.true_count() > 0).collect();
-    for i in 0..n {
-        for (j, f) in features.iter().enumerate() {
-            if any[j] && flags[j].value(i) {
-                b.values().append_value(&f.name);
-            }
+/// Per row, the names of the features flagged in `flags`. Only flagged rows
+/// are visited: most rows of most batches have none.
+fn names(features: &[Feature], flags: &[BooleanArray], n: usize) -> Result<ArrayRef> {
+    let field = Arc::new(Field::new_list_field(DataType::Utf8, true));
+    let flagged: Vec<(usize, &BooleanArray)> = flags
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.true_count() > 0)
+        .collect();
+    let mut offsets = vec![0i32; n + 1];
+    let mut values = StringBuilder::new();
+    if !flagged.is_empty() {
+        let mut any = flagged[0].1.clone();
+        for (_, f) in &flagged[1..] {
+            any = arrow::compute::or(&any, f)?;
         }
-        b.append(true);
+        let mut len = 0i32;
+        let mut next = 0;
+        for i in any.values().set_indices() {
+            offsets[next + 1..=i].fill(len);
+            for (j, f) in &flagged {
+                if f.value(i) {
+                    values.append_value(&features[*j].name);
+                    len += 1;
+                }
+            }
+            offsets[i + 1] = len;
+            next = i + 1;
+        }
+        offsets[next + 1..].fill(len);
     }
-    Arc::new(b.finish())
+    Ok(Arc::new(ListArray::new(
+        field,
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(values.finish()),
+        None,
+    )))
 }
 
 /// Dead letters for valid events the store could not enrich. Their original
@@ -478,4 +523,3 @@ fn dead_letters(rejected: &RecordBatch, reasons: &[String]) -> Result<Vec<DeadLe
     }
     Ok(out)
 }
-

@@ -50,7 +50,13 @@ fn events(keys: &[Option<&str>]) -> Envelope {
 
 fn join(on_missing: OnMissing) -> FeatureJoin {
     let schema = events(&[]).batch.expect("b").schema();
-    FeatureJoin::try_new(store(), &schema, "account_id", JoinPolicy::on_missing(on_missing)).expect("join")
+    FeatureJoin::try_new(
+        store(),
+        &schema,
+        "account_id",
+        JoinPolicy::on_missing(on_missing),
+    )
+    .expect("join")
 }
 
 #[tokio::test]
@@ -158,4 +164,258 @@ fn key_must_be_a_string_event_field() {
         .err()
         .expect("absent");
     assert!(e.contains("not a field"), "{e}");
+}
+
+/// A store that answers from a fixed table with write times, or is down:
+/// what the policies are tested against (the Redis store itself is tested
+/// against a real server in `redis::tests`).
+struct Fixed {
+    /// key -> (avg, written_at_ms)
+    rows: std::collections::HashMap<&'static str, (Option<f64>, i64)>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl FeatureStore for Fixed {
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        Arc::new(Schema::new(vec![Field::new(
+            "avg",
+            DataType::Float64,
+            true,
+        )]))
+    }
+
+    fn lookup<'a>(
+        &'a self,
+        keys: &'a StringArray,
+    ) -> futures::future::BoxFuture<'a, crate::Result<FeatureRows>> {
+        Box::pin(async move {
+            if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(OperatorError::FeatureStoreUnavailable {
+                    store: "fixed".into(),
+                    reason: "down".into(),
+                });
+            }
+            let hit: Vec<_> = keys
+                .iter()
+                .map(|k| k.and_then(|k| self.rows.get(k)))
+                .collect();
+            Ok(FeatureRows {
+                columns: vec![Arc::new(Float64Array::from(
+                    hit.iter().map(|h| h.and_then(|h| h.0)).collect::<Vec<_>>(),
+                ))],
+                found: hit.iter().map(|h| Some(h.is_some())).collect(),
+                written_at_ms: vec![Some(Int64Array::from(
+                    hit.iter().map(|h| h.map(|h| h.1)).collect::<Vec<_>>(),
+                ))],
+            })
+        })
+    }
+}
+
+fn fixed() -> Arc<Fixed> {
+    let now = crate::now_ms();
+    Arc::new(Fixed {
+        rows: [
+            ("fresh", (Some(1.0), now)),
+            ("old", (Some(2.0), now - 3_600_000)),
+            ("hole", (None, now)),
+        ]
+        .into_iter()
+        .collect(),
+        down: false.into(),
+    })
+}
+
+fn policy(on_missing: OnMissing, on_stale: OnMissing) -> JoinPolicy {
+    JoinPolicy {
+        on_missing,
+        on_stale,
+        features: [(
+            "avg".to_owned(),
+            FeaturePolicy {
+                max_age: Some(std::time::Duration::from_secs(60)),
+                default: Some(FeatureValue::Float64(-1.0)),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        ..JoinPolicy::default()
+    }
+}
+
+fn fixed_join(store: Arc<Fixed>, p: JoinPolicy) -> FeatureJoin {
+    let schema = events(&[]).batch.expect("b").schema();
+    FeatureJoin::try_new(store, &schema, "account_id", p).expect("join")
+}
+
+fn names_at(b: &RecordBatch, col: &str, row: usize) -> Vec<String> {
+    let list = b
+        .column_by_name(col)
+        .expect(col)
+        .as_list::<i32>()
+        .value(row);
+    list.as_string::<i32>()
+        .iter()
+        .map(|s| s.unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn stale_and_missing_features_are_nulled_and_named_per_row() {
+    let join = fixed_join(fixed(), policy(OnMissing::Null, OnMissing::Null));
+    let out = join
+        .process(events(&[
+            Some("fresh"),
+            Some("old"),
+            Some("hole"),
+            Some("gone"),
+        ]))
+        .await
+        .expect("join");
+    let b = out.batch.expect("rows");
+    let avg = b
+        .column_by_name("avg")
+        .expect("avg")
+        .as_primitive::<Float64Type>();
+    assert_eq!(avg.value(0), 1.0);
+    assert!(avg.is_null(1), "stale value is not used");
+    assert!(avg.is_null(2) && avg.is_null(3));
+    assert_eq!(names_at(&b, "stale_features", 1), ["avg"]);
+    assert!(names_at(&b, "stale_features", 0).is_empty());
+    assert_eq!(names_at(&b, "missing_features", 2), ["avg"]);
+    assert_eq!(names_at(&b, "missing_features", 3), ["avg"]);
+    assert!(names_at(&b, "missing_features", 0).is_empty());
+    let entity_missing = b
+        .column_by_name("features_missing")
+        .expect("m")
+        .as_boolean();
+    assert_eq!(
+        (0..4).map(|i| entity_missing.value(i)).collect::<Vec<_>>(),
+        [false, false, false, true],
+        "only `gone` is unknown to the store"
+    );
+}
+
+#[tokio::test]
+async fn the_default_policy_fills_configured_defaults() {
+    let join = fixed_join(fixed(), policy(OnMissing::Default, OnMissing::Default));
+    let out = join
+        .process(events(&[Some("fresh"), Some("old"), Some("hole")]))
+        .await
+        .expect("join");
+    let b = out.batch.expect("rows");
+    let avg = b
+        .column_by_name("avg")
+        .expect("avg")
+        .as_primitive::<Float64Type>();
+    assert_eq!(avg.values().to_vec(), [1.0, -1.0, -1.0]);
+    assert_eq!(names_at(&b, "stale_features", 1), ["avg"], "still flagged");
+}
+
+#[tokio::test]
+async fn stale_features_can_dead_letter_the_event_or_stop_the_job() {
+    let join = fixed_join(fixed(), policy(OnMissing::Null, OnMissing::DeadLetter));
+    let out = join
+        .process(events(&[Some("fresh"), Some("old")]))
+        .await
+        .expect("join");
+    assert_eq!(out.rows(), 1);
+    assert_eq!(out.dead_letters.len(), 1);
+    assert!(
+        out.dead_letters[0]
+            .reason
+            .contains("feature `avg` older than its max_age"),
+        "{}",
+        out.dead_letters[0].reason
+    );
+    let join = fixed_join(fixed(), policy(OnMissing::Fail, OnMissing::Null));
+    let err = join
+        .process(events(&[Some("fresh"), Some("hole")]))
+        .await
+        .expect_err("fail");
+    assert!(
+        err.to_string()
+            .contains("feature `avg` of key `hole` is missing"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn while_the_store_is_down_defaults_are_flagged_and_wait_holds_the_batch() {
+    let store = fixed();
+    store.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut p = policy(OnMissing::Null, OnMissing::Null);
+    p.on_unavailable = OnUnavailable::Defaults;
+    let out = fixed_join(store.clone(), p)
+        .process(events(&[Some("fresh")]))
+        .await
+        .expect("defaults");
+    let b = out.batch.expect("rows");
+    assert_eq!(
+        b.column_by_name("avg")
+            .expect("avg")
+            .as_primitive::<Float64Type>()
+            .value(0),
+        -1.0,
+        "the configured default, not zero"
+    );
+    assert!(
+        b.column_by_name("features_unavailable")
+            .expect("u")
+            .as_boolean()
+            .value(0)
+    );
+
+    // Wait: the batch is held until the store is back.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let join = Arc::new(
+        fixed_join(store.clone(), policy(OnMissing::Null, OnMissing::Null))
+            .with_cancel(cancel.clone()),
+    );
+    let task = tokio::spawn({
+        let join = join.clone();
+        async move { join.process(events(&[Some("fresh")])).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!task.is_finished(), "must wait while the store is down");
+    store
+        .down
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("resumes")
+        .expect("task")
+        .expect("join");
+    let b = out.batch.expect("rows");
+    assert_eq!(
+        b.column_by_name("avg")
+            .expect("avg")
+            .as_primitive::<Float64Type>()
+            .value(0),
+        1.0
+    );
+    assert!(
+        !b.column_by_name("features_unavailable")
+            .expect("u")
+            .as_boolean()
+            .value(0)
+    );
+
+    // Stopping the job while waiting gives up with the store's error.
+    store.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    let task = tokio::spawn({
+        let join = join.clone();
+        async move { join.process(events(&[Some("fresh")])).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    cancel.cancel();
+    let err = tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .expect("stops")
+        .expect("task")
+        .expect_err("unavailable");
+    assert!(
+        matches!(err, OperatorError::FeatureStoreUnavailable { .. }),
+        "{err}"
+    );
 }

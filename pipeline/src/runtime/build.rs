@@ -39,14 +39,11 @@ impl Job {
             .map_err(|m| problems.push(Problem::new("features.columns", m)))
             .ok();
         let join = match (build_store(&config.features), policy) {
-            (Ok(store), Some(policy)) => FeatureJoin::try_new(
-                store,
-                decoder.output_schema(),
-                &config.features.key,
-                policy,
-            )
-            .map_err(|m| problems.push(Problem::new("features.key", m)))
-            .ok(),
+            (Ok(store), Some(policy)) => {
+                FeatureJoin::try_new(store, decoder.output_schema(), &config.features.key, policy)
+                    .map_err(|m| problems.push(Problem::new("features.key", m)))
+                    .ok()
+            }
             (Err(e), _) => {
                 problems.push(Problem::new(store_key, e.to_string()));
                 None

@@ -175,12 +175,17 @@ impl Layout for FeastLayout {
                     .ok()
                     .flatten()
             });
-            let ts = reply.get(self.ts_of[i]).and_then(Option::as_deref).and_then(|raw| {
-                Timestamp::decode(raw)
-                    .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
-                    .map_err(|e| problems.push(format!("timestamp of `{}`: {e}", self.names[i])))
-                    .ok()
-            });
+            let ts = reply
+                .get(self.ts_of[i])
+                .and_then(Option::as_deref)
+                .and_then(|raw| {
+                    Timestamp::decode(raw)
+                        .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+                        .map_err(|e| {
+                            problems.push(format!("timestamp of `{}`: {e}", self.names[i]))
+                        })
+                        .ok()
+                });
             values.push(v);
             written_at_ms.push(ts);
         }

@@ -16,7 +16,10 @@ pub struct HashLayout {
 impl HashLayout {
     pub fn new(template: &str, timestamp_field: Option<&str>, columns: &[FeatureColumn]) -> Self {
         let (prefix, suffix) = template.split_once("{key}").unwrap_or((template, ""));
-        let mut fields: Vec<Vec<u8>> = columns.iter().map(|c| c.name.clone().into_bytes()).collect();
+        let mut fields: Vec<Vec<u8>> = columns
+            .iter()
+            .map(|c| c.name.clone().into_bytes())
+            .collect();
         if let Some(ts) = timestamp_field {
             fields.push(ts.as_bytes().to_vec());
         }

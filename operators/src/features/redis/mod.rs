@@ -312,10 +312,17 @@ impl Inner {
     }
 
     /// Columns aligned with the batch's rows.
-    fn assemble(&self, rows: &[Option<usize>], answers: &[Option<Arc<EntityFeatures>>]) -> FeatureRows {
+    fn assemble(
+        &self,
+        rows: &[Option<usize>],
+        answers: &[Option<Arc<EntityFeatures>>],
+    ) -> FeatureRows {
         let n = rows.len();
-        let mut builders: Vec<ColumnBuilder> =
-            self.types.iter().map(|t| ColumnBuilder::new(*t, n)).collect();
+        let mut builders: Vec<ColumnBuilder> = self
+            .types
+            .iter()
+            .map(|t| ColumnBuilder::new(*t, n))
+            .collect();
         let mut written: Vec<Vec<Option<i64>>> = vec![Vec::with_capacity(n); self.types.len()];
         let mut found = Vec::with_capacity(n);
         for r in rows {

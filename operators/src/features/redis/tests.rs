@@ -12,8 +12,8 @@ use arrow::datatypes::{Float32Type, Float64Type, Int32Type, Int64Type};
 
 use super::*;
 use crate::config::HumanDuration;
-use crate::features::toml_value::Scalar;
 use crate::features::FeatureValue;
+use crate::features::toml_value::Scalar;
 
 pub struct RedisServer {
     child: Child,
@@ -131,7 +131,10 @@ async fn a_batch_is_one_pipelined_round_trip_with_duplicates_and_unknown_keys() 
     let found: Vec<bool> = rows.found.iter().map(|f| f == Some(true)).collect();
     assert_eq!(found, [true, true, false, false, true]);
     let avg = rows.columns[0].as_primitive::<Float64Type>();
-    assert_eq!((avg.value(0), avg.value(1), avg.value(4)), (2.0, 10.5, 10.5));
+    assert_eq!(
+        (avg.value(0), avg.value(1), avg.value(4)),
+        (2.0, 10.5, 10.5)
+    );
     assert!(avg.is_null(2) && avg.is_null(3));
     let count = rows.columns[1].as_primitive::<Int64Type>();
     assert!(count.is_null(0), "b has no count field");
@@ -159,7 +162,11 @@ async fn the_cache_answers_repeats_and_expires() {
     let rows = store.lookup(&keys).await.expect("cached");
     let s = store.stats();
     assert_eq!(s.redis_round_trips.load(Ordering::Relaxed), 1);
-    assert_eq!(s.cache_hits.load(Ordering::Relaxed), 2, "both, the unknown one too");
+    assert_eq!(
+        s.cache_hits.load(Ordering::Relaxed),
+        2,
+        "both, the unknown one too"
+    );
     assert_eq!(rows.columns[0].as_primitive::<Float64Type>().value(0), 1.0);
 
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -407,7 +414,11 @@ async fn feast_layout_reads_what_feast_materialized_value_for_value() {
             assert!(col.is_valid(i), "{at}: Feast has {w}");
             match c.kind {
                 FeatureType::Float64 => {
-                    assert_eq!(col.as_primitive::<Float64Type>().value(i), w.as_f64().expect("f64"), "{at}")
+                    assert_eq!(
+                        col.as_primitive::<Float64Type>().value(i),
+                        w.as_f64().expect("f64"),
+                        "{at}"
+                    )
                 }
                 FeatureType::Float32 => assert_eq!(
                     col.as_primitive::<Float32Type>().value(i),
@@ -415,7 +426,11 @@ async fn feast_layout_reads_what_feast_materialized_value_for_value() {
                     "{at}"
                 ),
                 FeatureType::Int64 => {
-                    assert_eq!(col.as_primitive::<Int64Type>().value(i), w.as_i64().expect("i64"), "{at}")
+                    assert_eq!(
+                        col.as_primitive::<Int64Type>().value(i),
+                        w.as_i64().expect("i64"),
+                        "{at}"
+                    )
                 }
                 FeatureType::Int32 => assert_eq!(
                     i64::from(col.as_primitive::<Int32Type>().value(i)),
@@ -423,10 +438,18 @@ async fn feast_layout_reads_what_feast_materialized_value_for_value() {
                     "{at}"
                 ),
                 FeatureType::String => {
-                    assert_eq!(col.as_string::<i32>().value(i), w.as_str().expect("str"), "{at}")
+                    assert_eq!(
+                        col.as_string::<i32>().value(i),
+                        w.as_str().expect("str"),
+                        "{at}"
+                    )
                 }
                 FeatureType::Bool => {
-                    assert_eq!(col.as_boolean().value(i), w.as_bool().expect("bool"), "{at}")
+                    assert_eq!(
+                        col.as_boolean().value(i),
+                        w.as_bool().expect("bool"),
+                        "{at}"
+                    )
                 }
             }
             // Feast's event timestamp for the value is its view's `_ts`.
@@ -441,7 +464,10 @@ async fn feast_layout_reads_what_feast_materialized_value_for_value() {
     // Unknown entities: Feast's Python SDK answers nulls; scorestream also
     // says the store has no such entity.
     for id in expected["unknown_entity_ids"].as_array().expect("unknown") {
-        let i = ids.iter().position(|x| x == id.as_str().expect("id")).expect("pos");
+        let i = ids
+            .iter()
+            .position(|x| x == id.as_str().expect("id"))
+            .expect("pos");
         assert!(!rows.found.value(i), "{id}");
     }
 }
