@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod redis_server;
 pub mod tansu;
 
 use std::collections::HashMap;

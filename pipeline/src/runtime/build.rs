@@ -70,6 +70,10 @@ impl Job {
         let (Some(join), Some(package), Some(device)) = (join, package, device) else {
             return Err(invalid(problems));
         };
+        if let Some(p) = undeclared_features(&config, &package, decoder.output_schema()) {
+            problems.push(p);
+            return Err(invalid(problems));
+        }
         let scorer = match Scorer::new(package, device, join.output_schema()) {
             Ok(s) => Some(s),
             Err(errors) => {
@@ -116,4 +120,72 @@ impl Job {
             other => format!("{other:?}"),
         }
     }
+}
+
+/// The columns the model reads that are neither event fields nor features
+/// the store declares, as one problem naming them and what is declared
+/// (by Feast view where there are views).
+fn undeclared_features(
+    config: &JobConfig,
+    package: &ModelPackage,
+    events: &arrow::datatypes::SchemaRef,
+) -> Option<Problem> {
+    use scorestream_operators::scorer::Transform;
+    let declared: Vec<&str> = config
+        .features
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    if declared.is_empty() {
+        // A feature file without declared columns provides whatever it
+        // holds; the scorer reports inputs it lacks, one by one.
+        return None;
+    }
+    let mut missing: Vec<&str> = Vec::new();
+    for input in &package.manifest.inputs {
+        let mut needed = vec![input.column.as_str()];
+        if let Transform::SameAs { other } = &input.transform {
+            needed.push(other);
+        }
+        for c in needed {
+            if events.field_with_name(c).is_err() && !declared.contains(&c) && !missing.contains(&c)
+            {
+                missing.push(c);
+            }
+        }
+    }
+    if missing.is_empty() {
+        return None;
+    }
+    let mut views: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for c in &config.features.columns {
+        views
+            .entry(c.view.as_deref().unwrap_or(""))
+            .or_default()
+            .push(&c.name);
+    }
+    let provided: Vec<String> = views
+        .iter()
+        .map(|(v, names)| {
+            if v.is_empty() {
+                names.join(", ")
+            } else {
+                format!("view `{v}`: {}", names.join(", "))
+            }
+        })
+        .collect();
+    Some(Problem::new(
+        "features.columns",
+        format!(
+            "the model needs {} that the feature store does not provide: {} (declared: {})",
+            if missing.len() == 1 {
+                "a feature"
+            } else {
+                "features"
+            },
+            missing.join(", "),
+            provided.join("; ")
+        ),
+    ))
 }

@@ -222,9 +222,26 @@ impl Inner {
         }
     }
 
+    /// [`fetch_once`](Self::fetch_once), and once more on a new connection
+    /// if the old one failed: after a Redis restart the first request on the
+    /// old connection fails even though the server is back.
+    async fn fetch(&self, keys: &[&str]) -> Result<Vec<Option<Arc<EntityFeatures>>>> {
+        match self.fetch_once(keys).await {
+            Err(OperatorError::FeatureStoreUnavailable { .. }) => {
+                *self.conn.lock().await = None;
+                let second = self.fetch_once(keys).await;
+                if matches!(second, Err(OperatorError::FeatureStoreUnavailable { .. })) {
+                    *self.conn.lock().await = None;
+                }
+                second
+            }
+            other => other,
+        }
+    }
+
     /// One HMGET per key, `pipeline_keys` per round trip; `None` for keys
     /// with none of the fields (no such entity).
-    async fn fetch(&self, keys: &[&str]) -> Result<Vec<Option<Arc<EntityFeatures>>>> {
+    async fn fetch_once(&self, keys: &[&str]) -> Result<Vec<Option<Arc<EntityFeatures>>>> {
         let mut conn = self.connection().await?;
         let fields = self.layout.fields();
         let mut out = Vec::with_capacity(keys.len());

@@ -1,0 +1,272 @@
+//! The demo job with its features in a real redis-server instead of the
+//! file, against tansu: every event scored with the features Redis holds,
+//! and a Redis crash mid-stream handled by the job's `on_unavailable` policy.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Float64Type;
+use common::process::*;
+use common::redis_server::RedisServer;
+use common::tansu::{Tansu, produce_events};
+use common::*;
+use scorestream_operators::features::{FeatureStore, FeatureType, FileFeatureStore};
+use scorestream_pipeline::demo::generator_options;
+use scorestream_pipeline::synth::GenOptions;
+
+const TOPIC: &str = "transactions";
+
+fn demo_features() -> PathBuf {
+    repo().join("jobs/demo/features.csv")
+}
+
+/// Writes every account of the demo's feature file to Redis as a hash
+/// `acct:<id>`, with `updated_at` = now, and returns `avg_amount_30d` by
+/// account to check the output against.
+fn load_features(redis: &RedisServer) -> HashMap<String, f64> {
+    let text = std::fs::read_to_string(demo_features()).expect("features");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let avg_at = header
+        .iter()
+        .position(|h| *h == "avg_amount_30d")
+        .expect("avg");
+    let now = scorestream_operators::now_ms().to_string();
+    let mut c = redis.client().get_connection().expect("connection");
+    let mut pipe = redis::pipe();
+    let mut avg = HashMap::new();
+    for line in lines {
+        let values: Vec<&str> = line.split(',').collect();
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(format!("acct:{}", values[0]));
+        for (h, v) in header.iter().zip(&values).skip(1) {
+            cmd.arg(*h).arg(*v);
+        }
+        cmd.arg("updated_at").arg(&now);
+        pipe.add_command(cmd).ignore();
+        avg.insert(values[0].to_owned(), values[avg_at].parse().expect("avg"));
+    }
+    pipe.query::<()>(&mut c).expect("load features");
+    avg
+}
+
+/// `[[features.columns]]` for every feature of the demo file, typed as the
+/// file's columns are.
+fn columns_toml(skip: &str) -> String {
+    let store = FileFeatureStore::load(&demo_features(), "account_id").expect("features");
+    let mut out = String::new();
+    for f in store.schema().fields() {
+        if f.name() == skip {
+            continue;
+        }
+        let t = match FeatureType::of(f.data_type()).expect("type") {
+            FeatureType::Float64 => "float64",
+            FeatureType::Int64 => "int64",
+            FeatureType::String => "string",
+            other => panic!("{other:?}"),
+        };
+        out.push_str(&format!(
+            "\n[[features.columns]]\nname = \"{}\"\ntype = \"{t}\"\nmax_age = \"1h\"\n",
+            f.name()
+        ));
+    }
+    out
+}
+
+/// The demo job reading its features from Redis, no cache (every batch asks
+/// Redis, so an outage is seen at once), with `on_unavailable`.
+fn redis_job(dir: &Path, brokers: &str, out: &Path, url: &str, on_unavailable: &str) -> PathBuf {
+    let job = job_file(dir, brokers, out, "redis-features", TANSU_SESSION);
+    let text = std::fs::read_to_string(&job).expect("job");
+    let store_line = text
+        .lines()
+        .find(|l| l.starts_with("store = "))
+        .expect("store line");
+    let text = text.replace(
+        store_line,
+        &format!(
+            "on_stale = \"null\"\non_unavailable = \"{on_unavailable}\"\n\
+             store = {{ kind = \"redis\", url = \"{url}\", key_template = \"acct:{{key}}\", timestamp_field = \"updated_at\", timeout = \"500ms\" }}"
+        ),
+    ) + &columns_toml("")
+        + "\n[features.cache]\nttl = \"0s\"\n";
+    std::fs::write(&job, text).expect("write job");
+    job
+}
+
+/// Per scored row: (account, avg_amount_30d or None, features_unavailable,
+/// event id).
+fn scored_rows(out: &Path) -> Vec<(String, Option<f64>, bool, String)> {
+    let mut rows = Vec::new();
+    for b in read_dir(&out.join("scores")) {
+        let acct = b
+            .column_by_name("account_id")
+            .expect("account")
+            .as_string::<i32>();
+        let ids = b
+            .column_by_name("event_id")
+            .expect("event_id")
+            .as_string::<i32>();
+        let avg = b
+            .column_by_name("avg_amount_30d")
+            .expect("avg")
+            .as_primitive::<Float64Type>();
+        let unavailable = b
+            .column_by_name("features_unavailable")
+            .expect("features_unavailable")
+            .as_boolean();
+        for i in 0..b.num_rows() {
+            rows.push((
+                acct.value(i).to_owned(),
+                avg.is_valid(i).then(|| avg.value(i)),
+                unavailable.value(i),
+                ids.value(i).to_owned(),
+            ));
+        }
+    }
+    rows
+}
+
+/// Runs the job over 10k events, kills Redis (SIGKILL), produces 10k more,
+/// restarts Redis 3 s later and produces 5k more; returns what was produced.
+fn run_through_a_redis_crash(
+    on_unavailable: &str,
+) -> (
+    tempfile::TempDir,
+    Vec<(String, scorestream_pipeline::synth::EventKind)>,
+    HashMap<String, f64>,
+    String,
+) {
+    let broker = Tansu::start();
+    broker.create_topic(TOPIC, 3);
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut redis = RedisServer::start(&dir.path().join("redis"));
+    let avg = load_features(&redis);
+    let out = dir.path().join("out");
+    let log = dir.path().join("run.log");
+    let job = redis_job(
+        dir.path(),
+        &broker.brokers,
+        &out,
+        &redis.url(),
+        on_unavailable,
+    );
+
+    let first = produce_events(&broker.brokers, TOPIC, generator_options(71), 10_000);
+    let mut child = spawn_run(&job, &["--exit-on-idle", "8s"], &log);
+    wait_for(
+        "the first half to be committed",
+        Duration::from_secs(60),
+        || {
+            let covered: i64 = commit_entries(&out)
+                .iter()
+                .map(|e| e["end"].as_i64().unwrap_or(0) - e["start"].as_i64().unwrap_or(0))
+                .sum();
+            covered >= 10_000
+        },
+    );
+    redis.kill();
+    let opts = GenOptions {
+        seed: 7_100,
+        first_seq: 1_000_000,
+        ..generator_options(71)
+    };
+    let second = produce_events(&broker.brokers, TOPIC, opts, 10_000);
+    std::thread::sleep(Duration::from_secs(3));
+    redis.restart();
+    // and more once it is back (and the job's 1 s retry pause under
+    // `defaults` has passed)
+    std::thread::sleep(Duration::from_millis(1_500));
+    let opts = GenOptions {
+        seed: 7_200,
+        first_seq: 2_000_000,
+        ..generator_options(71)
+    };
+    let third = produce_events(&broker.brokers, TOPIC, opts, 5_000);
+    wait_success(&mut child, &log, Duration::from_secs(120));
+    let produced = first.into_iter().chain(second).chain(third).collect();
+    let log = std::fs::read_to_string(&log).expect("log");
+    (dir, produced, avg, log)
+}
+
+#[test]
+fn with_wait_a_redis_crash_holds_scoring_until_it_is_back_and_no_row_lacks_features() {
+    let (dir, produced, avg, log) = run_through_a_redis_crash("wait");
+    let out = dir.path().join("out");
+    assert!(
+        log.contains("feature store unavailable"),
+        "the outage was seen: {log}"
+    );
+    assert_exactly_once(&out, &produced);
+    let rows = scored_rows(&out);
+    let mut checked = 0;
+    for (acct, value, unavailable, _) in &rows {
+        assert!(!unavailable, "{acct} scored while Redis was down");
+        match avg.get(acct) {
+            Some(want) => {
+                assert_eq!(value, &Some(*want), "{acct}: the feature Redis holds");
+                checked += 1;
+            }
+            None => assert_eq!(value, &None, "{acct} is unknown to the store"),
+        }
+    }
+    assert!(checked > 24_000, "{checked} rows checked");
+}
+
+#[test]
+fn with_defaults_rows_scored_during_a_redis_crash_are_flagged_not_zeroed() {
+    let (dir, produced, avg, _log) = run_through_a_redis_crash("defaults");
+    let out = dir.path().join("out");
+    assert_exactly_once(&out, &produced);
+    let rows = scored_rows(&out);
+    let flagged: Vec<_> = rows.iter().filter(|r| r.2).collect();
+    assert!(
+        !flagged.is_empty(),
+        "some rows were scored during the outage"
+    );
+    for (acct, value, _, _) in &flagged {
+        assert_eq!(
+            value, &None,
+            "{acct}: no default configured, so null, never 0"
+        );
+    }
+    for (acct, value, unavailable, id) in &rows {
+        // events produced after Redis came back have their features again
+        if id.as_str() >= "evt-000002000000" {
+            assert!(!unavailable, "{id} scored after Redis was back");
+        }
+        if !unavailable && let Some(want) = avg.get(acct) {
+            assert_eq!(value, &Some(*want), "{acct}");
+        }
+    }
+    let with_features = rows.iter().filter(|r| !r.2).count();
+    assert!(with_features > 14_000, "{with_features} rows with features");
+}
+
+#[test]
+fn validate_names_model_features_the_store_does_not_declare() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let job = redis_job(
+        dir.path(),
+        "127.0.0.1:9",
+        &dir.path().join("out"),
+        "redis://:s3cret@127.0.0.1:9/0",
+        "wait",
+    );
+    let toml = std::fs::read_to_string(&job)
+        .expect("job")
+        .replace(&columns_toml(""), &columns_toml("chargeback_rate_90d"));
+    std::fs::write(&job, toml).expect("job");
+    let o = run(bin().arg("validate").arg(&job));
+    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(!o.status.success(), "{all}");
+    assert!(
+        all.contains("features.columns") && all.contains("does not provide: chargeback_rate_90d"),
+        "{all}"
+    );
+    assert!(!all.contains("s3cret"), "{all}");
+}
