@@ -133,14 +133,7 @@ fn scored_rows(out: &Path) -> Vec<(String, Option<f64>, bool, String)> {
 
 /// Runs the job over 10k events, kills Redis (SIGKILL), produces 10k more,
 /// restarts Redis 3 s later and produces 5k more; returns what was produced.
-fn run_through_a_redis_crash(
-    on_unavailable: &str,
-) -> (
-    tempfile::TempDir,
-    Vec<(String, scorestream_pipeline::synth::EventKind)>,
-    HashMap<String, f64>,
-    String,
-) {
+fn run_through_a_redis_crash(on_unavailable: &str) -> CrashRun {
     let broker = Tansu::start();
     broker.create_topic(TOPIC, 3);
     let dir = tempfile::tempdir().expect("tmp");
@@ -190,12 +183,31 @@ fn run_through_a_redis_crash(
     wait_success(&mut child, &log, Duration::from_secs(120));
     let produced = first.into_iter().chain(second).chain(third).collect();
     let log = std::fs::read_to_string(&log).expect("log");
-    (dir, produced, avg, log)
+    CrashRun {
+        dir,
+        produced,
+        avg,
+        log,
+    }
+}
+
+/// What [`run_through_a_redis_crash`] leaves to check.
+struct CrashRun {
+    dir: tempfile::TempDir,
+    produced: Vec<(String, scorestream_pipeline::synth::EventKind)>,
+    /// avg_amount_30d by account, as loaded into Redis
+    avg: HashMap<String, f64>,
+    log: String,
 }
 
 #[test]
 fn with_wait_a_redis_crash_holds_scoring_until_it_is_back_and_no_row_lacks_features() {
-    let (dir, produced, avg, log) = run_through_a_redis_crash("wait");
+    let CrashRun {
+        dir,
+        produced,
+        avg,
+        log,
+    } = run_through_a_redis_crash("wait");
     let out = dir.path().join("out");
     assert!(
         log.contains("feature store unavailable"),
@@ -219,7 +231,9 @@ fn with_wait_a_redis_crash_holds_scoring_until_it_is_back_and_no_row_lacks_featu
 
 #[test]
 fn with_defaults_rows_scored_during_a_redis_crash_are_flagged_not_zeroed() {
-    let (dir, produced, avg, _log) = run_through_a_redis_crash("defaults");
+    let CrashRun {
+        dir, produced, avg, ..
+    } = run_through_a_redis_crash("defaults");
     let out = dir.path().join("out");
     assert_exactly_once(&out, &produced);
     let rows = scored_rows(&out);
