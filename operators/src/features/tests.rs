@@ -66,10 +66,7 @@ async fn keys_that_look_numeric_keep_leading_zeros_and_features_align() {
         .await
         .expect("join");
     let b = out.batch.expect("rows");
-    let avg = b
-        .column_by_name("avg_amount")
-        .expect("avg")
-        .as_primitive::<Float64Type>();
+    let avg = f64_col(&b, "avg_amount");
     assert_eq!(avg.values().to_vec(), vec![20.0, 10.5, 20.0]);
     let home = b
         .column_by_name("home_country")
@@ -248,6 +245,12 @@ fn fixed_join(store: Arc<Fixed>, p: JoinPolicy) -> FeatureJoin {
     FeatureJoin::try_new(store, &schema, "account_id", p).expect("join")
 }
 
+fn f64_col<'a>(b: &'a RecordBatch, name: &str) -> &'a arrow::array::Float64Array {
+    b.column_by_name(name)
+        .expect(name)
+        .as_primitive::<Float64Type>()
+}
+
 fn names_at(b: &RecordBatch, col: &str, row: usize) -> Vec<String> {
     let list = b
         .column_by_name(col)
@@ -273,10 +276,7 @@ async fn stale_and_missing_features_are_nulled_and_named_per_row() {
         .await
         .expect("join");
     let b = out.batch.expect("rows");
-    let avg = b
-        .column_by_name("avg")
-        .expect("avg")
-        .as_primitive::<Float64Type>();
+    let avg = f64_col(&b, "avg");
     assert_eq!(avg.value(0), 1.0);
     assert!(avg.is_null(1), "stale value is not used");
     assert!(avg.is_null(2) && avg.is_null(3));
@@ -304,10 +304,7 @@ async fn the_default_policy_fills_configured_defaults() {
         .await
         .expect("join");
     let b = out.batch.expect("rows");
-    let avg = b
-        .column_by_name("avg")
-        .expect("avg")
-        .as_primitive::<Float64Type>();
+    let avg = f64_col(&b, "avg");
     assert_eq!(avg.values().to_vec(), [1.0, -1.0, -1.0]);
     assert_eq!(names_at(&b, "stale_features", 1), ["avg"], "still flagged");
 }
@@ -352,10 +349,7 @@ async fn while_the_store_is_down_defaults_are_flagged_and_wait_holds_the_batch()
         .expect("defaults");
     let b = out.batch.expect("rows");
     assert_eq!(
-        b.column_by_name("avg")
-            .expect("avg")
-            .as_primitive::<Float64Type>()
-            .value(0),
+        f64_col(&b, "avg").value(0),
         -1.0,
         "the configured default, not zero"
     );
@@ -387,13 +381,7 @@ async fn while_the_store_is_down_defaults_are_flagged_and_wait_holds_the_batch()
         .expect("task")
         .expect("join");
     let b = out.batch.expect("rows");
-    assert_eq!(
-        b.column_by_name("avg")
-            .expect("avg")
-            .as_primitive::<Float64Type>()
-            .value(0),
-        1.0
-    );
+    assert_eq!(f64_col(&b, "avg").value(0), 1.0);
     assert!(
         !b.column_by_name("features_unavailable")
             .expect("u")
