@@ -32,7 +32,8 @@ impl Mlp {
                 h = match self.activation {
                     Activation::Relu => h.relu()?,
                     Activation::Tanh => h.tanh()?,
-                    Activation::Gelu => h.gelu()?,
+                    // The exact (erf) GELU: PyTorch's `nn.GELU()` default.
+                    Activation::Gelu => h.gelu_erf()?,
                     Activation::Sigmoid => candle_nn::ops::sigmoid(&h)?,
                 };
             }

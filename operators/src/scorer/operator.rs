@@ -19,7 +19,11 @@ pub struct ScorerConfig {
     pub device: DeviceChoice,
 }
 
-/// Scores whole batches: one input tensor per batch, one forward pass.
+/// Rows per forward pass on the CPU.
+pub const CPU_SLICE_ROWS: usize = 8_192;
+
+/// Scores whole batches: one input tensor per batch (per slice on the CPU),
+/// one forward pass.
 pub struct Scorer {
     package: ModelPackage,
     inputs: InputMatrix,
@@ -62,13 +66,26 @@ impl Scorer {
         &self.device
     }
 
-    /// Scores of every row of `batch`, in row order.
+    /// Scores of every row of `batch`, in row order. On the CPU a big batch
+    /// goes through the network in slices of [`CPU_SLICE_ROWS`], whose
+    /// activations stay in cache (`cargo bench --bench scorer`: 64-256-256-1
+    /// at 65,536 rows in one pass is 2.3x slower per row than in 8,192-row
+    /// slices); a GPU takes the whole batch at once.
     pub fn scores(&self, batch: &RecordBatch) -> Result<Float32Array> {
         let rows = batch.num_rows();
-        let x = self.inputs.build(batch)?;
-        let x = Tensor::from_vec(x, (rows, self.inputs.width()), &self.device)?;
-        let p = self.package.mlp.predict(&x)?.to_vec1::<f32>()?;
-        Ok(Float32Array::from(p))
+        let slice = if self.device.is_cpu() {
+            CPU_SLICE_ROWS
+        } else {
+            rows.max(1)
+        };
+        let mut out = Vec::with_capacity(rows);
+        for start in (0..rows).step_by(slice) {
+            let part = batch.slice(start, slice.min(rows - start));
+            let x = self.inputs.build(&part)?;
+            let x = Tensor::from_vec(x, (part.num_rows(), self.inputs.width()), &self.device)?;
+            out.extend(self.package.mlp.predict(&x)?.to_vec1::<f32>()?);
+        }
+        Ok(Float32Array::from(out))
     }
 
     /// Appends `score`, `model_name`, `model_version` and `scored_at`.

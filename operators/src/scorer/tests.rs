@@ -294,3 +294,52 @@ fn auc_of_known_rankings() {
     assert_eq!(auc(&[0.9, 0.8, 0.2, 0.1], &[0.0, 0.0, 1.0, 1.0]), 0.0);
     assert_eq!(auc(&[0.5, 0.5], &[0.0, 1.0]), 0.5);
 }
+
+/// Packages whose weights PyTorch produced (`state_dict` saved with
+/// safetensors; `tests/fixtures/models/make_fixtures.py`), scored here and
+/// compared with PyTorch's own outputs for the same rows.
+#[test]
+fn pytorch_exported_packages_score_as_pytorch_does() {
+    use arrow::array::{ArrayRef, Float64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
+    let mut checked = 0;
+    for name in ["logreg", "mlp_relu", "mlp_tanh", "mlp_gelu", "mlp_sigmoid"] {
+        let dir = root.join(name);
+        let read = |f: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(dir.join(f)).expect(f)).expect("json")
+        };
+        let cases = read("cases.json");
+        let expected = read("expected.json");
+        let package = ModelPackage::load(&dir, &Device::Cpu).expect("package");
+        let width = package.manifest.inputs.len();
+        let rows = cases.as_array().expect("rows");
+        let fields: Vec<Field> = (0..width)
+            .map(|i| Field::new(format!("x{i}"), DataType::Float64, true))
+            .collect();
+        let cols: Vec<ArrayRef> = (0..width)
+            .map(|i| {
+                Arc::new(Float64Array::from(
+                    rows.iter()
+                        .map(|r| r[format!("x{i}")].as_f64())
+                        .collect::<Vec<_>>(),
+                )) as ArrayRef
+            })
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("batch");
+        let scorer = Scorer::new(package, Device::Cpu, &batch.schema()).expect("scorer");
+        let scores = scorer.scores(&batch).expect("scores");
+        let want = expected["scores"].as_array().expect("scores");
+        assert_eq!(scores.len(), want.len(), "{name}");
+        for (i, w) in want.iter().enumerate() {
+            let w = w.as_f64().expect("f64") as f32;
+            let got = scores.value(i);
+            assert!(
+                (got - w).abs() < 1e-5,
+                "{name} row {i}: scorestream {got}, PyTorch {w}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 5 * 64);
+}
