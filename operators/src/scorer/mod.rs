@@ -11,6 +11,7 @@ mod manifest;
 mod mlp;
 mod operator;
 mod package;
+mod registry;
 #[cfg(test)]
 mod tests;
 pub mod train;
@@ -21,3 +22,4 @@ pub use manifest::{Activation, Architecture, InputSpec, ModelManifest, Transform
 pub use mlp::Mlp;
 pub use operator::{Scorer, ScorerConfig};
 pub use package::ModelPackage;
+pub use registry::{ModelSource, RegistryWatcher, version_order};

@@ -13,10 +13,20 @@ use crate::{Envelope, OperatorError, Result};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScorerConfig {
-    /// The model package directory; relative paths are resolved against the job file.
+    /// A model package directory, or a registry directory of versions
+    /// (`v1/`, `v2/`, ...: the highest is used, and a higher one that
+    /// appears is loaded and swapped in); relative paths are resolved
+    /// against the job file.
     pub path: PathBuf,
     #[serde(default)]
     pub device: DeviceChoice,
+    /// How often a registry is checked for a new version.
+    #[serde(default = "default_reload_interval")]
+    pub reload_interval: crate::config::HumanDuration,
+}
+
+fn default_reload_interval() -> crate::config::HumanDuration {
+    crate::config::HumanDuration(std::time::Duration::from_secs(10))
 }
 
 /// Rows per forward pass on the CPU.
@@ -28,6 +38,7 @@ pub struct Scorer {
     package: ModelPackage,
     inputs: InputMatrix,
     device: Device,
+    in_schema: SchemaRef,
     out_schema: SchemaRef,
 }
 
@@ -46,8 +57,28 @@ impl Scorer {
             package,
             inputs,
             device,
+            in_schema: input.clone(),
             out_schema: Arc::new(Schema::new(fields)),
         })
+    }
+
+    /// Checks that `package` can score this job's batches (its inputs bind
+    /// to them), without swapping it in.
+    pub fn check(&self, package: &ModelPackage) -> Result<(), Vec<OperatorError>> {
+        InputMatrix::bind(&package.manifest.inputs, &self.in_schema).map(|_| ())
+    }
+
+    /// Scores the following batches with `package` (a new version of the
+    /// model, hot-reloaded); if its inputs do not bind, the current model
+    /// stays.
+    pub fn swap(&mut self, package: ModelPackage) -> Result<(), Vec<OperatorError>> {
+        self.inputs = InputMatrix::bind(&package.manifest.inputs, &self.in_schema)?;
+        self.package = package;
+        Ok(())
+    }
+
+    pub fn input_schema(&self) -> &SchemaRef {
+        &self.in_schema
     }
 
     pub fn output_schema(&self) -> &SchemaRef {

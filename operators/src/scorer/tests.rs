@@ -343,3 +343,48 @@ fn pytorch_exported_packages_score_as_pytorch_does() {
     }
     assert_eq!(checked, 5 * 64);
 }
+
+#[test]
+fn registry_versions_order_numerically_and_rejections_wait_for_a_change() {
+    use std::cmp::Ordering::*;
+    assert_eq!(version_order("v2", "v10"), Less);
+    assert_eq!(version_order("1.9", "1.10"), Less);
+    assert_eq!(version_order("v02", "v2"), Equal);
+    assert_eq!(version_order("2026-11-23", "2026-11-03"), Greater);
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let write = |name: &str, manifest: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).expect("dir");
+        std::fs::write(d.join("manifest.json"), manifest).expect("manifest");
+        d
+    };
+    let v1 = write("v1", "{}");
+    let source = ModelSource::resolve(dir.path()).expect("registry");
+    assert_eq!(
+        source,
+        ModelSource::Registry {
+            dir: dir.path().to_owned(),
+            latest: v1.clone()
+        }
+    );
+    let mut w = RegistryWatcher::new(dir.path(), &v1);
+    assert_eq!(w.newer().expect("list"), None);
+    write(".v3", "{}"); // still being copied: hidden
+    let v2 = write("v2", "{}");
+    assert_eq!(w.newer().expect("list"), Some(v2.clone()));
+    w.rejected(&v2);
+    assert_eq!(w.newer().expect("list"), None, "not retried unchanged");
+    std::fs::write(v2.join("model.safetensors"), b"fixed").expect("weights");
+    assert_eq!(
+        w.newer().expect("list"),
+        Some(v2.clone()),
+        "retried once changed"
+    );
+    w.accepted(&v2);
+    assert_eq!(w.newer().expect("list"), None);
+
+    let empty = tempfile::tempdir().expect("tmp");
+    let e = ModelSource::resolve(empty.path()).expect_err("nothing");
+    assert!(e.to_string().contains("registry directory"), "{e}");
+}

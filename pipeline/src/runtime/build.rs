@@ -1,6 +1,6 @@
 use scorestream_operators::decode::JsonDecoder;
 use scorestream_operators::features::{FeatureJoin, FeatureStoreConfig, JoinPolicy, build_store};
-use scorestream_operators::scorer::{ModelPackage, Scorer};
+use scorestream_operators::scorer::{ModelPackage, ModelSource, Scorer};
 use scorestream_schemas::EventSchema;
 
 use crate::config::JobConfig;
@@ -14,6 +14,7 @@ pub struct Job {
     pub(super) decoder: JsonDecoder,
     pub(super) join: FeatureJoin,
     pub(super) scorer: Scorer,
+    pub(super) model_source: ModelSource,
 }
 
 impl Job {
@@ -57,7 +58,11 @@ impl Job {
             .map_err(|e| problems.push(Problem::new("model.device", e.to_string())))
             .ok();
         let package = device.as_ref().and_then(|d| {
-            ModelPackage::load(&config.model.path, d)
+            ModelSource::resolve(&config.model.path)
+                .and_then(|source| {
+                    let package = ModelPackage::load(source.package_dir(), d)?;
+                    Ok((source, package))
+                })
                 .map_err(|e| problems.push(Problem::new("model.path", e.to_string())))
                 .ok()
         });
@@ -67,7 +72,8 @@ impl Job {
                 format!("{} is a file, not a directory", config.sink.path.display()),
             ));
         }
-        let (Some(join), Some(package), Some(device)) = (join, package, device) else {
+        let (Some(join), Some((model_source, package)), Some(device)) = (join, package, device)
+        else {
             return Err(invalid(problems));
         };
         if let Some(p) = undeclared_features(&config, &package, decoder.output_schema()) {
@@ -91,6 +97,7 @@ impl Job {
                 decoder,
                 join,
                 scorer,
+                model_source,
             }),
             _ => Err(invalid(problems)),
         }

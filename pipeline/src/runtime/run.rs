@@ -6,6 +6,7 @@ use arrow::datatypes::TimestampMillisecondType;
 use metrics::{counter, histogram};
 use scorestream_operators::batch::{Coalescer, run_batcher};
 use scorestream_operators::queue::{RowSender, channel};
+use scorestream_operators::scorer::{InputMatrix, ModelPackage, ModelSource, RegistryWatcher};
 use scorestream_operators::sink::dead_letter_topic::DeadLetterProducer;
 use scorestream_operators::sink::parquet::{Committed, ParquetSink};
 use scorestream_operators::source::kafka::{KafkaSource, RawChunk, SourceReport};
@@ -14,7 +15,7 @@ use scorestream_schemas::columns;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, error, info, info_span};
+use tracing::{Instrument, error, info, info_span, warn};
 
 use super::{Job, JobStats, StatsSnapshot};
 use crate::PipelineError;
@@ -42,7 +43,8 @@ impl Job {
             config,
             decoder,
             join,
-            scorer,
+            mut scorer,
+            model_source,
         } = self;
         let cap = config.queues.capacity_rows;
         let job = config.job.name.to_string();
@@ -129,11 +131,47 @@ impl Job {
             }),
         );
 
+        // New model versions, loaded and checked off the scoring path, are
+        // swapped in between two batches.
+        let (reload_tx, mut reload_rx) = mpsc::channel::<ModelPackage>(1);
+        if let ModelSource::Registry { dir, latest } = model_source {
+            let watch = RegistryWatch {
+                watcher: RegistryWatcher::new(&dir, &latest),
+                every: config.model.reload_interval.0,
+                device: scorer.device().clone(),
+                check: scorer.input_schema().clone(),
+            };
+            let cancel = cancel.clone();
+            spawn(
+                "model_registry",
+                Box::pin(async move { watch.run(reload_tx, cancel).await.map(|()| None) }),
+            );
+        } else {
+            drop(reload_tx);
+        }
+
         let s = stats.clone();
         spawn(
             "scorer",
             Box::pin(async move {
                 while let Some(env) = batch_rx.recv().await {
+                    if let Ok(package) = reload_rx.try_recv() {
+                        let (name, version) = (
+                            package.manifest.name.clone(),
+                            package.manifest.version.clone(),
+                        );
+                        match scorer.swap(package) {
+                            Ok(()) => {
+                                counter!("scorestream_model_reloads_total").increment(1);
+                                info!(model = %name, version = %version, "now scoring with the new model version");
+                            }
+                            Err(errors) => error!(
+                                model = %name, version = %version,
+                                errors = ?errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                                "new model version rejected; the current one keeps scoring"
+                            ),
+                        }
+                    }
                     let rows = env.rows();
                     let started = std::time::Instant::now();
                     let env = cpu_bound(|| scorer.process(env))?;
@@ -255,4 +293,76 @@ fn account(stats: &JobStats, c: &Committed) {
             .iter()
             .map(|t| now.saturating_sub(*t).max(0) as u64),
     );
+}
+
+/// Polls a model registry and hands each new, valid version to the scorer.
+struct RegistryWatch {
+    watcher: RegistryWatcher,
+    every: std::time::Duration,
+    device: candle_core::Device,
+    /// The schema batches reach the scorer with: a version whose inputs do
+    /// not bind to it is rejected before it gets near the scorer.
+    check: arrow::datatypes::SchemaRef,
+}
+
+impl RegistryWatch {
+    async fn run(
+        mut self,
+        to_scorer: mpsc::Sender<ModelPackage>,
+        cancel: CancellationToken,
+    ) -> Result<(), OperatorError> {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            let version = match self.watcher.newer() {
+                Ok(Some(v)) => v,
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(error = %e, "cannot read the model registry");
+                    continue;
+                }
+            };
+            let (device, check) = (self.device.clone(), self.check.clone());
+            let dir = version.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                let package = ModelPackage::load(&dir, &device).map_err(|e| e.to_string())?;
+                InputMatrix::bind(&package.manifest.inputs, &check).map_err(|errors| {
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })?;
+                Ok::<_, String>(package)
+            })
+            .await
+            .map_err(|e| OperatorError::Internal(format!("model loading task: {e}")))?;
+            match loaded {
+                Ok(package) => {
+                    info!(
+                        path = %version.display(),
+                        version = %package.manifest.version,
+                        "new model version loaded; swapping it in at the next batch"
+                    );
+                    self.watcher.accepted(&version);
+                    if to_scorer.send(package).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Err(reason) => {
+                    counter!("scorestream_model_reload_failures_total").increment(1);
+                    error!(
+                        path = %version.display(),
+                        reason = %reason,
+                        "new model version rejected; the current one keeps scoring"
+                    );
+                    self.watcher.rejected(&version);
+                }
+            }
+        }
+    }
 }
