@@ -12,7 +12,7 @@ mod output;
 pub use dead_letter::{DeadLetter, DeadLetterBuilder, DeadLetterStage, dead_letter_schema};
 pub use error::{ErrorKind, SchemaError};
 pub use event::{EventSchema, FieldSpec, FieldType};
-pub use output::{columns, provenance_fields, score_fields};
+pub use output::{columns, provenance_fields, score_fields, shadow_score_fields};
 
 /// The time zone of every timestamp column: an offset, which Arrow, Parquet
 /// readers and DataFusion all understand without a tz database.

@@ -1,5 +1,7 @@
 //! Column names scorestream adds to every scored row.
 
+use std::sync::Arc;
+
 use arrow::datatypes::{DataType, Field, TimeUnit};
 
 /// Names of the columns scorestream itself adds. Event fields may not use them.
@@ -19,8 +21,11 @@ pub mod columns {
     pub const MODEL_NAME: &str = "model_name";
     pub const MODEL_VERSION: &str = "model_version";
     pub const SCORED_AT: &str = "scored_at";
+    /// Per row, the scores of the job's other models (shadows, and the
+    /// champion or canary that did not produce `score`).
+    pub const SHADOW_SCORES: &str = "shadow_scores";
 
-    pub(crate) const ALL: [&str; 12] = [
+    pub(crate) const ALL: [&str; 13] = [
         SOURCE_TOPIC,
         SOURCE_PARTITION,
         SOURCE_OFFSET,
@@ -33,6 +38,7 @@ pub mod columns {
         MODEL_NAME,
         MODEL_VERSION,
         SCORED_AT,
+        SHADOW_SCORES,
     ];
 }
 
@@ -62,5 +68,22 @@ pub fn score_fields() -> Vec<Field> {
         Field::new(columns::MODEL_NAME, DataType::Utf8, false),
         Field::new(columns::MODEL_VERSION, DataType::Utf8, false),
         Field::new(columns::SCORED_AT, utc_millis(), false),
+        Field::new(
+            columns::SHADOW_SCORES,
+            DataType::List(Arc::new(Field::new_list_field(
+                DataType::Struct(shadow_score_fields()),
+                false,
+            ))),
+            false,
+        ),
     ]
+}
+
+/// One entry of `shadow_scores`.
+pub fn shadow_score_fields() -> arrow::datatypes::Fields {
+    arrow::datatypes::Fields::from(vec![
+        Field::new(columns::MODEL_NAME, DataType::Utf8, false),
+        Field::new(columns::MODEL_VERSION, DataType::Utf8, false),
+        Field::new(columns::SCORE, DataType::Float32, false),
+    ])
 }

@@ -20,6 +20,6 @@ pub use device::DeviceChoice;
 pub use input::InputMatrix;
 pub use manifest::{Activation, Architecture, InputSpec, ModelManifest, Transform};
 pub use mlp::Mlp;
-pub use operator::{Scorer, ScorerConfig};
+pub use operator::{CanaryConfig, Scorer, ScorerConfig, ShadowConfig, in_canary};
 pub use package::ModelPackage;
 pub use registry::{ModelSource, RegistryWatcher, version_order};

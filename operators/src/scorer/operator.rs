@@ -1,10 +1,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float32Array, RecordBatch, StringArray, TimestampMillisecondArray};
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::array::{
+    ArrayRef, AsArray, Float32Array, Float32Builder, ListBuilder, RecordBatch, StringBuilder,
+    StructBuilder, TimestampMillisecondArray,
+};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use candle_core::{Device, Tensor};
-use scorestream_schemas::score_fields;
+use scorestream_schemas::{score_fields, shadow_score_fields};
 use serde::Deserialize;
 
 use super::{DeviceChoice, InputMatrix, ModelPackage};
@@ -23,6 +26,31 @@ pub struct ScorerConfig {
     /// How often a registry is checked for a new version.
     #[serde(default = "default_reload_interval")]
     pub reload_interval: crate::config::HumanDuration,
+    /// Models also scored on every batch, their scores in `shadow_scores`.
+    #[serde(default)]
+    pub shadows: Vec<ShadowConfig>,
+    /// A challenger that produces the score for a share of keys.
+    #[serde(default)]
+    pub canary: Option<CanaryConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// A model package directory.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryConfig {
+    /// A model package directory.
+    pub path: PathBuf,
+    /// Share of keys, 0 to 1, whose score comes from the canary.
+    pub fraction: f64,
+    /// The string column whose value decides (defaults to `features.key`).
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 fn default_reload_interval() -> crate::config::HumanDuration {
@@ -32,14 +60,79 @@ fn default_reload_interval() -> crate::config::HumanDuration {
 /// Rows per forward pass on the CPU.
 pub const CPU_SLICE_ROWS: usize = 8_192;
 
-/// Scores whole batches: one input tensor per batch (per slice on the CPU),
-/// one forward pass.
-pub struct Scorer {
+/// One model bound to the job's batches.
+struct Model {
     package: ModelPackage,
     inputs: InputMatrix,
+}
+
+impl Model {
+    fn bind(package: ModelPackage, schema: &SchemaRef) -> Result<Self, Vec<OperatorError>> {
+        let inputs = InputMatrix::bind(&package.manifest.inputs, schema)?;
+        Ok(Self { package, inputs })
+    }
+
+    fn name(&self) -> &str {
+        &self.package.manifest.name
+    }
+
+    fn version(&self) -> &str {
+        &self.package.manifest.version
+    }
+
+    /// Scores of every row of `batch`, in row order. On the CPU a big batch
+    /// goes through the network in slices of [`CPU_SLICE_ROWS`], whose
+    /// activations stay in cache (`cargo bench --bench scorer`: 64-256-256-1
+    /// at 65,536 rows in one pass is 2x slower per row than in 8,192-row
+    /// slices); a GPU takes the whole batch at once.
+    fn scores(&self, batch: &RecordBatch, device: &Device) -> Result<Float32Array> {
+        let rows = batch.num_rows();
+        let slice = if device.is_cpu() {
+            CPU_SLICE_ROWS
+        } else {
+            rows.max(1)
+        };
+        let mut out = Vec::with_capacity(rows);
+        for start in (0..rows).step_by(slice) {
+            let part = batch.slice(start, slice.min(rows - start));
+            let x = self.inputs.build(&part)?;
+            let x = Tensor::from_vec(x, (part.num_rows(), self.inputs.width()), device)?;
+            out.extend(self.package.mlp.predict(&x)?.to_vec1::<f32>()?);
+        }
+        Ok(Float32Array::from(out))
+    }
+}
+
+/// A challenger that produces the output score for a fixed share of keys.
+struct Canary {
+    model: Model,
+    /// Keys whose hash falls below this (of 2^32) go to the canary.
+    threshold: u64,
+    key_idx: usize,
+}
+
+/// Scores whole batches: one input tensor per batch (per slice on the CPU),
+/// one forward pass per model. The champion's score is the output, except
+/// for the canary's share of keys; every other model's score goes to
+/// `shadow_scores`, and each row names the model and version that produced
+/// its `score`.
+pub struct Scorer {
+    champion: Model,
+    shadows: Vec<Model>,
+    canary: Option<Canary>,
     device: Device,
     in_schema: SchemaRef,
     out_schema: SchemaRef,
+}
+
+/// Whether `key` is in the canary's share: deterministic per key (murmur3),
+/// so an entity is always scored by the same model.
+pub fn in_canary(key: &str, fraction: f64) -> bool {
+    canary_hash(key) < (fraction.clamp(0.0, 1.0) * 4_294_967_296.0) as u64
+}
+
+fn canary_hash(key: &str) -> u64 {
+    u64::from(murmur3::murmur3_32(&mut std::io::Cursor::new(key.as_bytes()), 0).unwrap_or(0))
 }
 
 impl Scorer {
@@ -50,16 +143,48 @@ impl Scorer {
         device: Device,
         input: &SchemaRef,
     ) -> Result<Self, Vec<OperatorError>> {
-        let inputs = InputMatrix::bind(&package.manifest.inputs, input)?;
+        let champion = Model::bind(package, input)?;
         let mut fields: Vec<_> = input.fields().iter().cloned().collect();
         fields.extend(score_fields().into_iter().map(Arc::new));
         Ok(Self {
-            package,
-            inputs,
+            champion,
+            shadows: Vec::new(),
+            canary: None,
             device,
             in_schema: input.clone(),
             out_schema: Arc::new(Schema::new(fields)),
         })
+    }
+
+    /// Also scores every batch with `package`, into `shadow_scores`.
+    pub fn with_shadow(mut self, package: ModelPackage) -> Result<Self, Vec<OperatorError>> {
+        self.shadows.push(Model::bind(package, &self.in_schema)?);
+        Ok(self)
+    }
+
+    /// Lets `package` produce the score for `fraction` of the values of the
+    /// string column `key` (the others go to the champion; both are scored).
+    pub fn with_canary(
+        mut self,
+        package: ModelPackage,
+        fraction: f64,
+        key: &str,
+    ) -> Result<Self, Vec<OperatorError>> {
+        let key_idx = match self.in_schema.index_of(key) {
+            Ok(i) if self.in_schema.field(i).data_type() == &arrow::datatypes::DataType::Utf8 => i,
+            _ => {
+                return Err(vec![OperatorError::ModelInput {
+                    input: "canary key".into(),
+                    reason: format!("`{key}` is not a string column of the batches"),
+                }]);
+            }
+        };
+        self.canary = Some(Canary {
+            model: Model::bind(package, &self.in_schema)?,
+            threshold: (fraction.clamp(0.0, 1.0) * 4_294_967_296.0) as u64,
+            key_idx,
+        });
+        Ok(self)
     }
 
     /// Checks that `package` can score this job's batches (its inputs bind
@@ -68,12 +193,11 @@ impl Scorer {
         InputMatrix::bind(&package.manifest.inputs, &self.in_schema).map(|_| ())
     }
 
-    /// Scores the following batches with `package` (a new version of the
-    /// model, hot-reloaded); if its inputs do not bind, the current model
+    /// Scores the following batches with `package` as the champion (a new
+    /// version, hot-reloaded); if its inputs do not bind, the current one
     /// stays.
     pub fn swap(&mut self, package: ModelPackage) -> Result<(), Vec<OperatorError>> {
-        self.inputs = InputMatrix::bind(&package.manifest.inputs, &self.in_schema)?;
-        self.package = package;
+        self.champion = Model::bind(package, &self.in_schema)?;
         Ok(())
     }
 
@@ -86,59 +210,103 @@ impl Scorer {
     }
 
     pub fn model_name(&self) -> &str {
-        &self.package.manifest.name
+        self.champion.name()
     }
 
     pub fn model_version(&self) -> &str {
-        &self.package.manifest.version
+        self.champion.version()
     }
 
     pub fn device(&self) -> &Device {
         &self.device
     }
 
-    /// Scores of every row of `batch`, in row order. On the CPU a big batch
-    /// goes through the network in slices of [`CPU_SLICE_ROWS`], whose
-    /// activations stay in cache (`cargo bench --bench scorer`: 64-256-256-1
-    /// at 65,536 rows in one pass is 2.3x slower per row than in 8,192-row
-    /// slices); a GPU takes the whole batch at once.
+    /// The champion's score of every row of `batch`, in row order.
     pub fn scores(&self, batch: &RecordBatch) -> Result<Float32Array> {
-        let rows = batch.num_rows();
-        let slice = if self.device.is_cpu() {
-            CPU_SLICE_ROWS
-        } else {
-            rows.max(1)
-        };
-        let mut out = Vec::with_capacity(rows);
-        for start in (0..rows).step_by(slice) {
-            let part = batch.slice(start, slice.min(rows - start));
-            let x = self.inputs.build(&part)?;
-            let x = Tensor::from_vec(x, (part.num_rows(), self.inputs.width()), &self.device)?;
-            out.extend(self.package.mlp.predict(&x)?.to_vec1::<f32>()?);
-        }
-        Ok(Float32Array::from(out))
+        self.champion.scores(batch, &self.device)
     }
 
-    /// Appends `score`, `model_name`, `model_version` and `scored_at`.
+    /// Appends `score`, `model_name`, `model_version`, `scored_at` and
+    /// `shadow_scores`.
     pub fn process(&self, mut env: Envelope) -> Result<Envelope> {
         let Some(batch) = env.batch.take() else {
             return Ok(env);
         };
         let n = batch.num_rows();
-        let scores = self.scores(&batch)?;
+        let champion = self.champion.scores(&batch, &self.device)?;
+        let shadows = self
+            .shadows
+            .iter()
+            .map(|m| Ok((m, m.scores(&batch, &self.device)?)))
+            .collect::<Result<Vec<_>>>()?;
+        // Which rows the canary answers for, and its scores.
+        let canary = match &self.canary {
+            None => None,
+            Some(c) => {
+                let keys = batch.column(c.key_idx).as_string::<i32>();
+                let chosen: Vec<bool> = keys
+                    .iter()
+                    .map(|k| k.is_some_and(|k| canary_hash(k) < c.threshold))
+                    .collect();
+                Some((c, c.model.scores(&batch, &self.device)?, chosen))
+            }
+        };
+        let pick = |i: usize| canary.as_ref().is_some_and(|(_, _, chosen)| chosen[i]);
+
+        let mut score = Vec::with_capacity(n);
+        let mut names = StringBuilder::with_capacity(n, n * 8);
+        let mut versions = StringBuilder::with_capacity(n, n * 2);
+        let mut others =
+            ListBuilder::with_capacity(StructBuilder::from_fields(shadow_score_fields(), n), n)
+                .with_field(Arc::new(Field::new_list_field(
+                    arrow::datatypes::DataType::Struct(shadow_score_fields()),
+                    false,
+                )));
+        for i in 0..n {
+            let mut other = |m: &Model, s: f32| {
+                let entry = others.values();
+                if let Some(b) = entry.field_builder::<StringBuilder>(0) {
+                    b.append_value(m.name());
+                }
+                if let Some(b) = entry.field_builder::<StringBuilder>(1) {
+                    b.append_value(m.version());
+                }
+                if let Some(b) = entry.field_builder::<Float32Builder>(2) {
+                    b.append_value(s);
+                }
+                entry.append(true);
+            };
+            match &canary {
+                Some((c, cs, _)) if pick(i) => {
+                    score.push(cs.value(i));
+                    names.append_value(c.model.name());
+                    versions.append_value(c.model.version());
+                    other(&self.champion, champion.value(i));
+                }
+                _ => {
+                    score.push(champion.value(i));
+                    names.append_value(self.champion.name());
+                    versions.append_value(self.champion.version());
+                    if let Some((c, cs, _)) = &canary {
+                        other(&c.model, cs.value(i));
+                    }
+                }
+            }
+            for (m, s) in &shadows {
+                other(m, s.value(i));
+            }
+            others.append(true);
+        }
         let now = crate::now_ms();
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
-        cols.push(Arc::new(scores));
-        cols.push(Arc::new(StringArray::from_iter_values(
-            std::iter::repeat_n(self.model_name(), n),
-        )));
-        cols.push(Arc::new(StringArray::from_iter_values(
-            std::iter::repeat_n(self.model_version(), n),
-        )));
+        cols.push(Arc::new(Float32Array::from(score)));
+        cols.push(Arc::new(names.finish()));
+        cols.push(Arc::new(versions.finish()));
         cols.push(Arc::new(
             TimestampMillisecondArray::from_iter_values(std::iter::repeat_n(now, n))
                 .with_timezone(scorestream_schemas::UTC),
         ));
+        cols.push(Arc::new(others.finish()));
         env.batch = Some(RecordBatch::try_new(self.out_schema.clone(), cols)?);
         Ok(env)
     }

@@ -388,3 +388,89 @@ fn registry_versions_order_numerically_and_rejections_wait_for_a_change() {
     let e = ModelSource::resolve(empty.path()).expect_err("nothing");
     assert!(e.to_string().contains("registry directory"), "{e}");
 }
+
+/// A champion, a shadow and a canary for half the keys, all scoring the
+/// same batch: each row's score and model come from the model its key
+/// picks, and the other models' scores are beside it.
+#[test]
+fn shadows_and_a_canary_score_the_same_batch_and_rows_name_their_model() {
+    use arrow::array::{Array, ArrayRef, Float64Array, StructArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/models");
+    let load = |n: &str| ModelPackage::load(&root.join(n), &Device::Cpu).expect(n);
+    let n = 200;
+    let mut fields: Vec<Field> = (0..8)
+        .map(|i| Field::new(format!("x{i}"), DataType::Float64, true))
+        .collect();
+    fields.push(Field::new("account", DataType::Utf8, false));
+    let mut cols: Vec<ArrayRef> = (0..8)
+        .map(|i| {
+            Arc::new(Float64Array::from_iter_values(
+                (0..n).map(|r| ((r * 7 + i * 3) % 17) as f64 / 4.0),
+            )) as ArrayRef
+        })
+        .collect();
+    let keys: Vec<String> = (0..n).map(|r| format!("acct-{r}")).collect();
+    cols.push(Arc::new(StringArray::from(keys.clone())));
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("batch");
+    let schema = batch.schema();
+
+    let alone = |name: &str| {
+        Scorer::new(load(name), Device::Cpu, &schema)
+            .expect("scorer")
+            .scores(&batch)
+            .expect("scores")
+    };
+    let (champion, canary, shadow) = (alone("mlp_relu"), alone("mlp_tanh"), alone("logreg"));
+    let scorer = Scorer::new(load("mlp_relu"), Device::Cpu, &schema)
+        .and_then(|s| s.with_shadow(load("logreg")))
+        .and_then(|s| s.with_canary(load("mlp_tanh"), 0.5, "account"))
+        .expect("scorer");
+    let out = scorer
+        .process(Envelope {
+            batch: Some(batch.clone()),
+            ..Default::default()
+        })
+        .expect("process")
+        .batch
+        .expect("rows");
+    let score = out
+        .column_by_name("score")
+        .expect("score")
+        .as_primitive::<Float32Type>();
+    let model = out
+        .column_by_name("model_name")
+        .expect("name")
+        .as_string::<i32>();
+    let others = out
+        .column_by_name("shadow_scores")
+        .expect("shadows")
+        .as_list::<i32>();
+    let canary_name = load("mlp_tanh").manifest.name;
+    let champion_name = load("mlp_relu").manifest.name;
+    let mut to_canary = 0;
+    for (i, key) in keys.iter().enumerate() {
+        let picked = in_canary(key, 0.5);
+        to_canary += usize::from(picked);
+        let (want, name, other) = if picked {
+            (canary.value(i), &canary_name, champion.value(i))
+        } else {
+            (champion.value(i), &champion_name, canary.value(i))
+        };
+        assert_eq!(score.value(i), want, "row {i}");
+        assert_eq!(model.value(i), name, "row {i}");
+        let entries = others.value(i);
+        let entries: &StructArray = entries.as_struct();
+        assert_eq!(entries.len(), 2, "the other two models");
+        let s = entries.column(2).as_primitive::<Float32Type>();
+        assert_eq!(
+            (s.value(0), s.value(1)),
+            (other, shadow.value(i)),
+            "row {i}"
+        );
+    }
+    assert!((70..130).contains(&to_canary), "about half: {to_canary}");
+    // deterministic per key
+    assert_eq!(in_canary("acct-7", 0.5), in_canary("acct-7", 0.5));
+    assert!(!in_canary("acct-7", 0.0) && in_canary("acct-7", 1.0));
+}

@@ -35,6 +35,12 @@ impl JobConfig {
             }
         };
         fix(&mut self.model.path);
+        for s in &mut self.model.shadows {
+            fix(&mut s.path);
+        }
+        if let Some(c) = &mut self.model.canary {
+            fix(&mut c.path);
+        }
         match &mut self.features.store {
             FeatureStoreConfig::File(f) => fix(&mut f.path),
             FeatureStoreConfig::Redis(_) => {}

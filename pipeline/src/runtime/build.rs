@@ -80,7 +80,9 @@ impl Job {
             problems.push(p);
             return Err(invalid(problems));
         }
-        let scorer = match Scorer::new(package, device, join.output_schema()) {
+        let scorer = match Scorer::new(package, device.clone(), join.output_schema())
+            .and_then(|s| challengers(s, &config, &device))
+        {
             Ok(s) => Some(s),
             Err(errors) => {
                 problems.extend(
@@ -195,4 +197,27 @@ fn undeclared_features(
             provided.join("; ")
         ),
     ))
+}
+
+/// Adds the configured shadow and canary models to the champion's scorer.
+fn challengers(
+    mut scorer: Scorer,
+    config: &JobConfig,
+    device: &candle_core::Device,
+) -> Result<Scorer, Vec<scorestream_operators::OperatorError>> {
+    let load = |path: &std::path::Path| ModelPackage::load(path, device).map_err(|e| vec![e]);
+    for s in &config.model.shadows {
+        scorer = scorer.with_shadow(load(&s.path)?)?;
+    }
+    if let Some(c) = &config.model.canary {
+        if !(0.0..=1.0).contains(&c.fraction) {
+            return Err(vec![scorestream_operators::OperatorError::ModelInput {
+                input: "model.canary.fraction".into(),
+                reason: format!("{} is not between 0 and 1", c.fraction),
+            }]);
+        }
+        let key = c.key.as_deref().unwrap_or(&config.features.key);
+        scorer = scorer.with_canary(load(&c.path)?, c.fraction, key)?;
+    }
+    Ok(scorer)
 }
