@@ -157,6 +157,14 @@ pub fn wait_success(child: &mut std::process::Child, log: &Path, timeout: Durati
     }
 }
 
+/// How many Kafka messages the output's commit log covers.
+pub fn committed_messages(out: &Path) -> i64 {
+    commit_entries(out)
+        .iter()
+        .map(|e| e["end"].as_i64().unwrap_or(0) - e["start"].as_i64().unwrap_or(0))
+        .sum()
+}
+
 /// The output's commit-log entries.
 pub fn commit_entries(out: &Path) -> Vec<serde_json::Value> {
     let Ok(dir) = std::fs::read_dir(out.join("_scorestream/commits")) else {
