@@ -2,10 +2,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, AsArray, Float32Array, Float32Builder, ListBuilder, RecordBatch, StringBuilder,
-    StructBuilder, TimestampMillisecondArray,
+    ArrayRef, AsArray, Float32Array, Float32Builder, ListArray, ListBuilder, RecordBatch,
+    StringArray, StringBuilder, StructBuilder, TimestampMillisecondArray,
 };
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use candle_core::{Device, Tensor};
 use scorestream_schemas::{score_fields, shadow_score_fields};
 use serde::Deserialize;
@@ -128,7 +129,12 @@ pub struct Scorer {
 /// Whether `key` is in the canary's share: deterministic per key (murmur3),
 /// so an entity is always scored by the same model.
 pub fn in_canary(key: &str, fraction: f64) -> bool {
-    canary_hash(key) < (fraction.clamp(0.0, 1.0) * 4_294_967_296.0) as u64
+    canary_hash(key) < canary_threshold(fraction)
+}
+
+/// The hash below which a key belongs to the canary: `fraction` of 2^32.
+fn canary_threshold(fraction: f64) -> u64 {
+    (fraction.clamp(0.0, 1.0) * 4_294_967_296.0) as u64
 }
 
 fn canary_hash(key: &str) -> u64 {
@@ -171,7 +177,7 @@ impl Scorer {
         key: &str,
     ) -> Result<Self, Vec<OperatorError>> {
         let key_idx = match self.in_schema.index_of(key) {
-            Ok(i) if self.in_schema.field(i).data_type() == &arrow::datatypes::DataType::Utf8 => i,
+            Ok(i) if self.in_schema.field(i).data_type() == &DataType::Utf8 => i,
             _ => {
                 return Err(vec![OperatorError::ModelInput {
                     input: "canary key".into(),
@@ -181,16 +187,10 @@ impl Scorer {
         };
         self.canary = Some(Canary {
             model: Model::bind(package, &self.in_schema)?,
-            threshold: (fraction.clamp(0.0, 1.0) * 4_294_967_296.0) as u64,
+            threshold: canary_threshold(fraction),
             key_idx,
         });
         Ok(self)
-    }
-
-    /// Checks that `package` can score this job's batches (its inputs bind
-    /// to them), without swapping it in.
-    pub fn check(&self, package: &ModelPackage) -> Result<(), Vec<OperatorError>> {
-        InputMatrix::bind(&package.manifest.inputs, &self.in_schema).map(|_| ())
     }
 
     /// Scores the following batches with `package` as the champion (a new
@@ -234,6 +234,28 @@ impl Scorer {
         };
         let n = batch.num_rows();
         let champion = self.champion.scores(&batch, &self.device)?;
+        if self.shadows.is_empty() && self.canary.is_none() {
+            // One model: constant name and version, every shadow list empty.
+            let cols = vec![
+                Arc::new(champion) as ArrayRef,
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                    self.champion.name(),
+                    n,
+                ))),
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                    self.champion.version(),
+                    n,
+                ))),
+                self.scored_at(n),
+                Arc::new(ListArray::new(
+                    Arc::new(shadow_entry_field()),
+                    OffsetBuffer::new_zeroed(n),
+                    arrow::array::new_empty_array(&DataType::Struct(shadow_score_fields())),
+                    None,
+                )),
+            ];
+            return self.finish(env, &batch, cols);
+        }
         let shadows = self
             .shadows
             .iter()
@@ -258,10 +280,7 @@ impl Scorer {
         let mut versions = StringBuilder::with_capacity(n, n * 2);
         let mut others =
             ListBuilder::with_capacity(StructBuilder::from_fields(shadow_score_fields(), n), n)
-                .with_field(Arc::new(Field::new_list_field(
-                    arrow::datatypes::DataType::Struct(shadow_score_fields()),
-                    false,
-                )));
+                .with_field(Arc::new(shadow_entry_field()));
         for i in 0..n {
             let mut other = |m: &Model, s: f32| {
                 let entry = others.values();
@@ -297,17 +316,38 @@ impl Scorer {
             }
             others.append(true);
         }
-        let now = crate::now_ms();
-        let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
-        cols.push(Arc::new(Float32Array::from(score)));
-        cols.push(Arc::new(names.finish()));
-        cols.push(Arc::new(versions.finish()));
-        cols.push(Arc::new(
-            TimestampMillisecondArray::from_iter_values(std::iter::repeat_n(now, n))
+        let cols = vec![
+            Arc::new(Float32Array::from(score)) as ArrayRef,
+            Arc::new(names.finish()),
+            Arc::new(versions.finish()),
+            self.scored_at(n),
+            Arc::new(others.finish()),
+        ];
+        self.finish(env, &batch, cols)
+    }
+
+    fn scored_at(&self, n: usize) -> ArrayRef {
+        Arc::new(
+            TimestampMillisecondArray::from_iter_values(std::iter::repeat_n(crate::now_ms(), n))
                 .with_timezone(scorestream_schemas::UTC),
-        ));
-        cols.push(Arc::new(others.finish()));
+        )
+    }
+
+    /// The batch with the score columns appended.
+    fn finish(
+        &self,
+        mut env: Envelope,
+        batch: &RecordBatch,
+        added: Vec<ArrayRef>,
+    ) -> Result<Envelope> {
+        let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
+        cols.extend(added);
         env.batch = Some(RecordBatch::try_new(self.out_schema.clone(), cols)?);
         Ok(env)
     }
+}
+
+/// The item field of `shadow_scores`.
+fn shadow_entry_field() -> Field {
+    Field::new_list_field(DataType::Struct(shadow_score_fields()), false)
 }
