@@ -22,6 +22,7 @@ fn package(dir: &std::path::Path, width: usize, hidden: &[usize], device: &Devic
         .map(|i| InputSpec {
             name: format!("x{i}"),
             column: format!("x{i}"),
+            dtype: None,
             transform: Transform::Standard {
                 mean: 0.0,
                 std: 1.0,
@@ -30,6 +31,8 @@ fn package(dir: &std::path::Path, width: usize, hidden: &[usize], device: &Devic
         .collect();
     let manifest = ModelManifest {
         name: "bench".into(),
+        output: Default::default(),
+        precisions: Vec::new(),
         version: "1".into(),
         architecture: Architecture::Mlp {
             hidden: hidden.to_vec(),

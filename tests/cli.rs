@@ -63,6 +63,48 @@ fn validate_reports_every_problem_and_exits_non_zero() {
     );
 }
 
+/// A job whose model cannot run is refused by `validate`, before any event
+/// is read: an ONNX operator candle lacks is named, as is a precision the
+/// model's manifest does not allow.
+#[test]
+fn validate_names_an_unsupported_onnx_operator_and_a_disallowed_precision() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let job = |model: &Path, precision: &str| {
+        let config = std::fs::read_to_string(repo().join("jobs/demo/job.toml"))
+            .expect("demo")
+            .replace("path = \"model\"", &format!("path = {model:?}"))
+            .replace(
+                "device = \"auto\"",
+                &format!("device = \"auto\"\nprecision = \"{precision}\""),
+            )
+            .replace(
+                "path = \"features.csv\"",
+                &format!("path = {:?}", repo().join("jobs/demo/features.csv")),
+            );
+        let p = dir.path().join("job.toml");
+        std::fs::write(&p, config).expect("write");
+        let o = run(bin().arg("validate").arg(&p));
+        assert!(!o.status.success());
+        text(&o.stderr)
+    };
+    let onnx = repo().join("tests/fixtures/models/onnx_layernorm");
+    let err = job(&onnx, "auto");
+    assert!(err.contains("model.path"), "{err}");
+    if cfg!(feature = "onnx") {
+        assert!(
+            err.contains("`LayerNormalization` (node `node_layer_norm`)"),
+            "{err}"
+        );
+    } else {
+        assert!(err.contains("`onnx` feature"), "{err}");
+    }
+    let err = job(&repo().join("jobs/demo/model"), "bf16");
+    assert!(
+        err.contains("model.precision = \"bf16\"") && err.contains("fraud-mlp"),
+        "{err}"
+    );
+}
+
 #[test]
 fn demo_then_query_from_the_command_line() {
     let dir = tempfile::tempdir().expect("tmp");

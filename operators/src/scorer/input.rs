@@ -1,6 +1,8 @@
-use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::cast;
+use arrow::compute::kernels::cmp::eq;
 use arrow::datatypes::{DataType, Float64Type, Schema};
+use candle_core::{Device, Tensor};
 
 use super::{InputSpec, Transform};
 use crate::{OperatorError, Result};
@@ -24,7 +26,7 @@ enum Resolved {
     },
 }
 
-/// Turns a batch into the model's row-major `[rows, inputs]` f32 matrix.
+/// Turns a batch into the model's `[rows, inputs]` f32 input.
 ///
 /// Column lookups and type checks happen once, in [`InputMatrix::bind`]; per
 /// batch the work is one pass per input column over Arrow buffers.
@@ -55,6 +57,19 @@ impl InputMatrix {
                 })
         };
         for s in specs {
+            if let (Some(d), Ok((_, t))) = (s.dtype, col(s, &s.column))
+                && t != d.arrow()
+            {
+                errors.push(err(
+                    s,
+                    format!(
+                        "the model declares dtype {} for column `{}`, but the job's column is {t}",
+                        d.arrow(),
+                        s.column
+                    ),
+                ));
+                continue;
+            }
             let resolved = match &s.transform {
                 Transform::Standard { mean, std } | Transform::LogStandard { mean, std } => {
                     col(s, &s.column).and_then(|(c, t)| {
@@ -106,12 +121,20 @@ impl InputMatrix {
         self.inputs.len()
     }
 
-    /// The row-major matrix for `batch` (bound schema assumed; checked once).
+    /// The batch as one contiguous, column-major `[inputs, rows]` f32 slab:
+    /// input `j`'s values are `out[j * rows..(j + 1) * rows]`.
+    ///
+    /// Each input is one Arrow kernel (cast or comparison) and one tight
+    /// pass over its values slice that the compiler vectorises; nulls and
+    /// string matches are applied by runs of the validity or match bitmap.
+    /// Nothing is done row by row, and no row is ever assembled.
     pub fn build(&self, batch: &RecordBatch) -> Result<Vec<f32>> {
         let rows = batch.num_rows();
-        let width = self.inputs.len();
-        let mut out = vec![0f32; rows * width];
-        for (j, input) in self.inputs.iter().enumerate() {
+        let mut out = vec![0f32; rows * self.inputs.len()];
+        if rows == 0 {
+            return Ok(out);
+        }
+        for (input, dst) in self.inputs.iter().zip(out.chunks_exact_mut(rows)) {
             match input {
                 Resolved::Numeric {
                     col,
@@ -121,38 +144,57 @@ impl InputMatrix {
                 } => {
                     let values = cast(batch.column(*col), &DataType::Float64)?;
                     let values = values.as_primitive::<Float64Type>();
-                    for (i, v) in values.iter().enumerate() {
-                        // Missing values take the training mean: 0 after standardising.
-                        out[i * width + j] = match v {
-                            Some(v) => {
-                                let x = if *log {
-                                    (v.max(0.0)).ln_1p() as f32
-                                } else {
-                                    v as f32
-                                };
-                                (x - mean) * inv_std
-                            }
-                            None => 0.0,
-                        };
+                    let (mean, inv_std) = (*mean, *inv_std);
+                    let src = values.values();
+                    if *log {
+                        for (d, &v) in dst.iter_mut().zip(src.iter()) {
+                            *d = ((v.max(0.0)).ln_1p() as f32 - mean) * inv_std;
+                        }
+                    } else {
+                        for (d, &v) in dst.iter_mut().zip(src.iter()) {
+                            *d = (v as f32 - mean) * inv_std;
+                        }
+                    }
+                    // Missing values take the training mean: 0 after standardising.
+                    if let Some(nulls) = values.nulls().filter(|n| n.null_count() > 0) {
+                        let mut next = 0;
+                        for (start, end) in nulls.inner().set_slices() {
+                            dst[next..start].fill(0.0);
+                            next = end;
+                        }
+                        dst[next..].fill(0.0);
                     }
                 }
                 Resolved::Equals { col, value } => {
-                    let s = batch.column(*col).as_string::<i32>();
-                    for (i, v) in s.iter().enumerate() {
-                        out[i * width + j] = f32::from(v == Some(value.as_str()));
-                    }
+                    let matches = eq(batch.column(*col), &StringArray::new_scalar(value))?;
+                    ones_where(&matches, dst);
                 }
                 Resolved::SameAs { col, other } => {
-                    let a: &StringArray = batch.column(*col).as_string::<i32>();
-                    let b: &StringArray = batch.column(*other).as_string::<i32>();
-                    for i in 0..rows {
-                        let same = a.is_valid(i) && b.is_valid(i) && a.value(i) == b.value(i);
-                        out[i * width + j] = f32::from(same);
-                    }
+                    let matches = eq(batch.column(*col), batch.column(*other))?;
+                    ones_where(&matches, dst);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The batch as the model's `[rows, inputs]` input on `device`: one
+    /// host-to-device copy of the column-major slab, used through a
+    /// transposed view (matrix multiplication reads either layout).
+    pub fn tensor(&self, batch: &RecordBatch, device: &Device) -> Result<Tensor> {
+        let x = self.build(batch)?;
+        Ok(Tensor::from_vec(x, (self.width(), batch.num_rows()), device)?.t()?)
+    }
+}
+
+/// 1.0 where `matches` is true and not null (the slab starts at 0).
+fn ones_where(matches: &BooleanArray, dst: &mut [f32]) {
+    let hits = match matches.nulls() {
+        Some(valid) => matches.values() & valid.inner(),
+        None => matches.values().clone(),
+    };
+    for (start, end) in hits.set_slices() {
+        dst[start..end].fill(1.0);
     }
 }
 

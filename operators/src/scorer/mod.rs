@@ -6,9 +6,13 @@
 //! only the [`candle_core::Device`] differs.
 
 mod device;
+#[cfg(test)]
+mod fixture_tests;
 mod input;
 mod manifest;
 mod mlp;
+#[cfg(feature = "onnx")]
+mod onnx;
 mod operator;
 mod package;
 mod registry;
@@ -16,10 +20,13 @@ mod registry;
 mod tests;
 pub mod train;
 
-pub use device::DeviceChoice;
+pub use device::{DeviceChoice, PrecisionChoice};
 pub use input::InputMatrix;
-pub use manifest::{Activation, Architecture, InputSpec, ModelManifest, Transform};
+pub use manifest::{
+    Activation, Architecture, InputDType, InputSpec, ModelManifest, OutputKind, OutputSpec,
+    Precision, Transform,
+};
 pub use mlp::Mlp;
 pub use operator::{CanaryConfig, Scorer, ScorerConfig, ShadowConfig, in_canary};
-pub use package::ModelPackage;
+pub use package::{ModelPackage, Network};
 pub use registry::{ModelSource, RegistryWatcher, version_order};

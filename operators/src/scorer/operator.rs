@@ -7,11 +7,11 @@ use arrow::array::{
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use scorestream_schemas::{score_fields, shadow_score_fields};
 use serde::Deserialize;
 
-use super::{DeviceChoice, InputMatrix, ModelPackage};
+use super::{DeviceChoice, InputMatrix, ModelPackage, PrecisionChoice};
 use crate::{Envelope, OperatorError, Result};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -24,6 +24,10 @@ pub struct ScorerConfig {
     pub path: PathBuf,
     #[serde(default)]
     pub device: DeviceChoice,
+    /// `auto` (f32 on the CPU; on a GPU the reduced precision the model's
+    /// manifest prefers), or `f32`, `f16`, `bf16`.
+    #[serde(default)]
+    pub precision: PrecisionChoice,
     /// How often a registry is checked for a new version.
     #[serde(default = "default_reload_interval")]
     pub reload_interval: crate::config::HumanDuration,
@@ -96,9 +100,8 @@ impl Model {
         let mut out = Vec::with_capacity(rows);
         for start in (0..rows).step_by(slice) {
             let part = batch.slice(start, slice.min(rows - start));
-            let x = self.inputs.build(&part)?;
-            let x = Tensor::from_vec(x, (part.num_rows(), self.inputs.width()), device)?;
-            out.extend(self.package.mlp.predict(&x)?.to_vec1::<f32>()?);
+            let x = self.inputs.tensor(&part, device)?;
+            out.extend(self.package.predict(&x)?.to_vec1::<f32>()?);
         }
         Ok(Float32Array::from(out))
     }

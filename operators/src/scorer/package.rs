@@ -3,7 +3,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
-use super::{Architecture, Mlp, ModelManifest};
+use super::manifest::{OutputKind, Precision};
+use super::{Architecture, Mlp, ModelManifest, PrecisionChoice};
 use crate::{OperatorError, Result};
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -14,7 +15,35 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub struct ModelPackage {
     pub dir: PathBuf,
     pub manifest: ModelManifest,
-    pub mlp: Mlp,
+    pub network: Network,
+    /// The precision its weights were loaded in.
+    pub precision: Precision,
+}
+
+/// The network a package holds, on its device.
+#[derive(Debug, Clone)]
+pub enum Network {
+    Mlp(Mlp),
+    #[cfg(feature = "onnx")]
+    Onnx(Box<super::onnx::OnnxNetwork>),
+}
+
+impl ModelPackage {
+    /// Scores in `[0, 1]` for `x` (`[rows, inputs]`, f32, on the package's
+    /// device), shape `[rows]`, f32.
+    pub fn predict(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let out = match &self.network {
+            Network::Mlp(mlp) => mlp.logits(&x.to_dtype(self.precision.dtype())?)?,
+            #[cfg(feature = "onnx")]
+            Network::Onnx(onnx) => onnx.forward(x)?,
+        };
+        // The sigmoid in f32, whatever precision the network ran in.
+        let out = out.to_dtype(DType::F32)?;
+        match self.manifest.output.kind {
+            OutputKind::Logit => candle_nn::ops::sigmoid(&out),
+            OutputKind::Probability => Ok(out),
+        }
+    }
 }
 
 impl ModelPackage {
@@ -35,10 +64,63 @@ impl ModelPackage {
         Ok(manifest)
     }
 
+    /// Loads the package in f32, or the precision its manifest prefers on a
+    /// GPU.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_as(dir, device, PrecisionChoice::Auto)
+    }
+
     /// Loads the manifest and weights and checks that every weight has the
     /// shape the manifest implies, so a mismatch fails at start, not mid-stream.
-    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+    pub fn load_as(dir: &Path, device: &Device, precision: PrecisionChoice) -> Result<Self> {
         let manifest = Self::read_manifest(dir)?;
+        let err = |reason: String| OperatorError::ModelPackage {
+            path: dir.to_owned(),
+            reason,
+        };
+        let precision = precision.resolve(&manifest, device).map_err(err)?;
+        let network = match &manifest.architecture {
+            Architecture::Mlp { activation, .. } => Network::Mlp(Self::load_mlp(
+                dir,
+                &manifest,
+                *activation,
+                device,
+                precision,
+            )?),
+            #[cfg(feature = "onnx")]
+            Architecture::Onnx { file } => Network::Onnx(Box::new(
+                super::onnx::OnnxNetwork::load(
+                    &dir.join(file),
+                    manifest.inputs.len(),
+                    &manifest.output,
+                    device,
+                )
+                .map_err(err)?,
+            )),
+            #[cfg(not(feature = "onnx"))]
+            Architecture::Onnx { .. } => {
+                return Err(err(
+                    "an ONNX model needs a scorestream built with the `onnx` feature \
+                     (cargo build --release --features onnx)"
+                        .into(),
+                ));
+            }
+        };
+        Ok(Self {
+            dir: dir.to_owned(),
+            manifest,
+            network,
+            precision,
+        })
+    }
+
+    fn load_mlp(
+        dir: &Path,
+        manifest: &ModelManifest,
+        activation: super::Activation,
+        device: &Device,
+        precision: Precision,
+    ) -> Result<Mlp> {
         let err = |reason: String| OperatorError::ModelPackage {
             path: dir.to_owned(),
             reason,
@@ -61,7 +143,7 @@ impl ModelPackage {
                         &widths[1..widths.len() - 1],
                     )));
                 }
-                Ok(t.to_dtype(DType::F32)?)
+                Ok(t.to_dtype(precision.dtype())?)
             };
             let w = take(format!("layers.{i}.weight"), &[fan_out, fan_in])?;
             let b = take(format!("layers.{i}.bias"), &[fan_out])?;
@@ -72,12 +154,7 @@ impl ModelPackage {
                 "{WEIGHTS_FILE} has tensor `{extra}` that the manifest's architecture does not use"
             )));
         }
-        let Architecture::Mlp { activation, .. } = manifest.architecture;
-        Ok(Self {
-            dir: dir.to_owned(),
-            mlp: Mlp::new(layers, activation),
-            manifest,
-        })
+        Ok(Mlp::new(layers, activation))
     }
 
     /// Writes a package: the manifest as pretty JSON and the weights.

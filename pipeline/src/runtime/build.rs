@@ -60,7 +60,8 @@ impl Job {
         let package = device.as_ref().and_then(|d| {
             ModelSource::resolve(&config.model.path)
                 .and_then(|source| {
-                    let package = ModelPackage::load(source.package_dir(), d)?;
+                    let package =
+                        ModelPackage::load_as(source.package_dir(), d, config.model.precision)?;
                     Ok((source, package))
                 })
                 .map_err(|e| problems.push(Problem::new("model.path", e.to_string())))
@@ -205,7 +206,9 @@ fn challengers(
     config: &JobConfig,
     device: &candle_core::Device,
 ) -> Result<Scorer, Vec<scorestream_operators::OperatorError>> {
-    let load = |path: &std::path::Path| ModelPackage::load(path, device).map_err(|e| vec![e]);
+    let load = |path: &std::path::Path| {
+        ModelPackage::load_as(path, device, config.model.precision).map_err(|e| vec![e])
+    };
     for s in &config.model.shadows {
         scorer = scorer.with_shadow(load(&s.path)?)?;
     }

@@ -139,6 +139,7 @@ impl Job {
                 watcher: RegistryWatcher::new(&dir, &latest),
                 every: config.model.reload_interval.0,
                 device: scorer.device().clone(),
+                precision: config.model.precision,
                 check: scorer.input_schema().clone(),
             };
             let cancel = cancel.clone();
@@ -300,6 +301,7 @@ struct RegistryWatch {
     watcher: RegistryWatcher,
     every: std::time::Duration,
     device: candle_core::Device,
+    precision: scorestream_operators::scorer::PrecisionChoice,
     /// The schema batches reach the scorer with: a version whose inputs do
     /// not bind to it is rejected before it gets near the scorer.
     check: arrow::datatypes::SchemaRef,
@@ -326,10 +328,12 @@ impl RegistryWatch {
                     continue;
                 }
             };
-            let (device, check) = (self.device.clone(), self.check.clone());
+            let (device, check, precision) =
+                (self.device.clone(), self.check.clone(), self.precision);
             let dir = version.clone();
             let loaded = tokio::task::spawn_blocking(move || {
-                let package = ModelPackage::load(&dir, &device).map_err(|e| e.to_string())?;
+                let package =
+                    ModelPackage::load_as(&dir, &device, precision).map_err(|e| e.to_string())?;
                 InputMatrix::bind(&package.manifest.inputs, &check).map_err(|errors| {
                     errors
                         .iter()

@@ -30,6 +30,7 @@ fn demo_inputs() -> Vec<InputSpec> {
     let num = |name: &str, log: bool| InputSpec {
         name: name.into(),
         column: name.into(),
+        dtype: None,
         transform: if log {
             Transform::LogStandard {
                 mean: 0.0,
@@ -45,6 +46,7 @@ fn demo_inputs() -> Vec<InputSpec> {
     let eq = |column: &str, value: &str| InputSpec {
         name: format!("{column}={value}"),
         column: column.into(),
+        dtype: None,
         transform: Transform::Equals {
             value: value.into(),
         },
@@ -62,6 +64,7 @@ fn demo_inputs() -> Vec<InputSpec> {
         InputSpec {
             name: "at_home".into(),
             column: "country".into(),
+            dtype: None,
             transform: Transform::SameAs {
                 other: "home_country".into(),
             },
@@ -199,6 +202,8 @@ pub async fn train_demo_model(
     );
     let manifest = ModelManifest {
         name: "fraud-mlp".into(),
+        output: Default::default(),
+        precisions: Vec::new(),
         version: "1".into(),
         architecture: Architecture::Mlp {
             hidden: options.hidden.clone(),
