@@ -1,7 +1,8 @@
 //! The scorer alone: rows/s by batch size for a small (20-64-32-1) and a
 //! large (64-256-256-1) MLP, on the device `auto` picks (CPU here; CUDA when
 //! built with `--features cuda` on a machine with a GPU; same code path).
-//! Run with `cargo bench --bench scorer`.
+//! With `--features onnx`, also the ONNX fixture against the same-shaped MLP.
+//! Run with `cargo bench --features onnx --bench scorer`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,6 +91,37 @@ fn scorer(c: &mut Criterion) {
         }
         g.finish();
     }
+    #[cfg(feature = "onnx")]
+    onnx(c, &device, label);
+}
+
+/// The ONNX fixture (8-32-16-1: Gemm, Relu, Gelu, Sigmoid, exported by
+/// torch) through candle-onnx, next to the native MLP of the same shape.
+#[cfg(feature = "onnx")]
+fn onnx(c: &mut Criterion, device: &Device, label: &str) {
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/onnx_mlp");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut g = c.benchmark_group(format!("scorer/{label}/8_32_16_1"));
+    g.measurement_time(Duration::from_secs(3));
+    g.sample_size(20);
+    for rows in [8_192, 65_536] {
+        let b = batch(8, rows);
+        g.throughput(Throughput::Elements(rows as u64));
+        for (name, pkg) in [
+            ("onnx", ModelPackage::load(&fixture, device).expect("onnx")),
+            (
+                "mlp",
+                package(&dir.path().join("mlp"), 8, &[32, 16], device),
+            ),
+        ] {
+            let s = Scorer::new(pkg, device.clone(), &b.schema()).expect("scorer");
+            g.bench_with_input(BenchmarkId::new(name, rows), &b, |bench, b| {
+                bench.iter(|| s.scores(b).expect("scores"))
+            });
+        }
+    }
+    g.finish();
 }
 
 criterion_group!(benches, scorer);

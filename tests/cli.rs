@@ -21,7 +21,7 @@ fn validate_accepts_the_demo_job() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     assert!(
-        out.contains("valid") && out.contains("fraud-mlp v1"),
+        out.contains("valid") && out.contains("fraud-mlp v1") && out.contains("on cpu in f32"),
         "{out}"
     );
 }

@@ -17,10 +17,12 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     );
     println!("  schema:   {} fields", c.schema.fields.len());
     println!(
-        "  model:    {} v{} ({})",
+        "  model:    {} v{} ({}) on {} in {}",
         job.model_name(),
         job.model_version(),
-        c.model.path.display()
+        c.model.path.display(),
+        job.device(),
+        job.precision()
     );
     println!(
         "  batches:  up to {} rows or {:?}",

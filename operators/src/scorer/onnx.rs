@@ -149,7 +149,10 @@ impl OnnxNetwork {
                 None => kept.push(node),
             }
         }
-        graph.node = kept;
+        graph.node = lower_gemms(kept, &mut constants, device).map_err(|e| e.to_string())?;
+        if !device.is_cpu() {
+            cpu_only_ops(graph)?;
+        }
 
         let inputs: Vec<_> = graph
             .input
@@ -224,6 +227,119 @@ impl OnnxNetwork {
         }
         y.to_dtype(DType::F32)
     }
+}
+
+/// Operators whose candle-onnx 0.11 implementation creates tensors on the
+/// CPU (`Range`, `ConstantOfShape`, and `If`'s subgraph initializers), so
+/// they cannot mix with values on a GPU.
+const CPU_ONLY_OPS: &[&str] = &["ConstantOfShape", "If", "Range"];
+
+fn cpu_only_ops(graph: &GraphProto) -> Result<(), String> {
+    match graph
+        .node
+        .iter()
+        .find(|n| CPU_ONLY_OPS.contains(&n.op_type.as_str()))
+    {
+        None => Ok(()),
+        Some(n) => Err(format!(
+            "operator `{}` (node `{}`) runs on the CPU only in candle-onnx 0.11; \
+             score this model with model.device = \"cpu\"",
+            n.op_type, n.name
+        )),
+    }
+}
+
+/// Rewrites each `Gemm` (`alpha * A' @ B' + beta * C`) as MatMul, Mul and Add
+/// nodes, folding a constant B's transpose and `beta * C` into new
+/// constants. candle-onnx's Gemm builds full-size `alpha`/`beta` tensors on
+/// the CPU on every call: slower there, and an error next to GPU values.
+fn lower_gemms(
+    nodes: Vec<NodeProto>,
+    constants: &mut HashMap<String, Tensor>,
+    device: &Device,
+) -> candle_core::Result<Vec<NodeProto>> {
+    let mut out = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        if node.op_type != "Gemm" || !(node.domain.is_empty() || node.domain == "ai.onnx") {
+            out.push(node);
+            continue;
+        }
+        let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
+        let alpha = attr("alpha").map_or(1.0, |a| a.f);
+        let beta = attr("beta").map_or(1.0, |a| a.f);
+        let trans_a = attr("transA").is_some_and(|a| a.i != 0);
+        let trans_b = attr("transB").is_some_and(|a| a.i != 0);
+        let dtype = constants
+            .get(&node.input[1])
+            .map_or(DType::F32, Tensor::dtype);
+        let result = node.output[0].clone();
+        let tmp = |what: &str| format!("{result}/scorestream_{what}");
+        let mut push = |op: &str, inputs: Vec<String>, output: String| {
+            out.push(NodeProto {
+                input: inputs,
+                output: vec![output.clone()],
+                name: format!("{}/{op}", node.name),
+                op_type: op.to_owned(),
+                ..Default::default()
+            });
+            output
+        };
+
+        let mut a = node.input[0].clone();
+        if trans_a {
+            a = push("Transpose", vec![a], tmp("a_t"));
+        }
+        let mut b = node.input[1].clone();
+        if trans_b {
+            b = match constants.get(&b) {
+                Some(t) => {
+                    let name = tmp("b_t");
+                    constants.insert(name.clone(), t.t()?.contiguous()?);
+                    name
+                }
+                None => push("Transpose", vec![b], tmp("b_t")),
+            };
+        }
+        let c = node.input.get(2).filter(|c| !c.is_empty()).cloned();
+        let last_is_matmul = alpha == 1.0 && c.is_none();
+        let mut y = push(
+            "MatMul",
+            vec![a, b],
+            if last_is_matmul {
+                result.clone()
+            } else {
+                tmp("ab")
+            },
+        );
+        if alpha != 1.0 {
+            let k = tmp("alpha");
+            constants.insert(k.clone(), Tensor::new(alpha, device)?.to_dtype(dtype)?);
+            let to = if c.is_none() {
+                result.clone()
+            } else {
+                tmp("alpha_ab")
+            };
+            y = push("Mul", vec![y, k], to);
+        }
+        if let Some(mut c) = c {
+            if beta != 1.0 {
+                c = match constants.get(&c) {
+                    Some(t) => {
+                        let name = tmp("beta_c");
+                        constants.insert(name.clone(), t.affine(f64::from(beta), 0.0)?);
+                        name
+                    }
+                    None => {
+                        let k = tmp("beta");
+                        constants.insert(k.clone(), Tensor::new(beta, device)?.to_dtype(dtype)?);
+                        push("Mul", vec![c, k], tmp("beta_c"))
+                    }
+                };
+            }
+            push("Add", vec![y, c], result);
+        }
+    }
+    Ok(out)
 }
 
 /// Every operator in `graph` (and its subgraphs) that candle-onnx cannot
@@ -327,4 +443,124 @@ fn show_dims(dims: &[Option<usize>]) -> String {
         .map(|d| d.map_or_else(|| "?".to_owned(), |d| d.to_string()))
         .collect();
     format!("[{}]", d.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_onnx::onnx::{
+        AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TensorShapeProto,
+        TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType,
+        tensor_shape_proto::Dimension, tensor_shape_proto::dimension, type_proto,
+    };
+    use prost::Message;
+
+    use super::*;
+    use crate::scorer::OutputKind;
+
+    fn float_attr(name: &str, f: f32) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            f,
+            r#type: AttributeType::Float.into(),
+            ..Default::default()
+        }
+    }
+
+    fn tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: DataType::Float.into(),
+            float_data: values.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// `0.5 * x @ W^T + 2 * C` through the MatMul/Mul/Add rewrite equals
+    /// the arithmetic done by hand, and `output.index` picks its column.
+    #[test]
+    fn gemm_with_alpha_beta_and_transposed_b_is_rewritten_exactly() {
+        let dim = |v: dimension::Value| Dimension {
+            value: Some(v),
+            ..Default::default()
+        };
+        let input = ValueInfoProto {
+            name: "x".into(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: DataType::Float.into(),
+                    shape: Some(TensorShapeProto {
+                        dim: vec![
+                            dim(dimension::Value::DimParam("rows".into())),
+                            dim(dimension::Value::DimValue(3)),
+                        ],
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let gemm = NodeProto {
+            input: vec!["x".into(), "W".into(), "C".into()],
+            output: vec!["y".into()],
+            name: "gemm".into(),
+            op_type: "Gemm".into(),
+            attribute: vec![
+                float_attr("alpha", 0.5),
+                float_attr("beta", 2.0),
+                AttributeProto {
+                    name: "transB".into(),
+                    i: 1,
+                    r#type: AttributeType::Int.into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let model = ModelProto {
+            graph: Some(GraphProto {
+                node: vec![gemm],
+                initializer: vec![
+                    tensor("W", &[2, 3], &[1.0, 2.0, 3.0, -1.0, 0.5, 4.0]),
+                    tensor("C", &[2], &[0.25, -1.0]),
+                ],
+                input: vec![input],
+                output: vec![ValueInfoProto {
+                    name: "y".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("gemm.onnx");
+        std::fs::write(&path, model.encode_to_vec()).expect("write");
+        let output = OutputSpec {
+            name: "y".into(),
+            kind: OutputKind::Probability,
+            index: Some(1),
+        };
+        let net = OnnxNetwork::load(&path, 3, &output, &Device::Cpu).expect("load");
+        assert!(
+            !net.model
+                .graph
+                .iter()
+                .flat_map(|g| &g.node)
+                .any(|n| n.op_type == "Gemm"),
+            "Gemm is rewritten"
+        );
+        let x = Tensor::new(&[[1f32, 0.0, 2.0], [-2.0, 4.0, 0.5]], &Device::Cpu).expect("x");
+        let y = net
+            .forward(&x)
+            .expect("forward")
+            .to_vec1::<f32>()
+            .expect("y");
+        // Column 1: W row [-1, 0.5, 4], C = -1, so 0.5 * x.w - 2.
+        let want = [
+            0.5 * (-1.0 + 0.0 + 8.0) - 2.0,
+            0.5 * (2.0 + 2.0 + 2.0) - 2.0,
+        ];
+        assert_eq!(y, want);
+    }
 }

@@ -220,6 +220,11 @@ impl Scorer {
         self.champion.version()
     }
 
+    /// The precision the champion runs in.
+    pub fn precision(&self) -> super::Precision {
+        self.champion.package.precision
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }

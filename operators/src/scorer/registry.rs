@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::package::{MANIFEST_FILE, WEIGHTS_FILE};
+use super::package::MANIFEST_FILE;
 use crate::{OperatorError, Result};
 
 /// Where `model.path` points: one package, or a registry of versions.
@@ -115,17 +115,23 @@ pub struct RegistryWatcher {
     rejected: HashMap<PathBuf, Fingerprint>,
 }
 
-type Fingerprint = Vec<(Option<SystemTime>, u64)>;
+type Fingerprint = Vec<(std::ffi::OsString, Option<SystemTime>, u64)>;
 
+/// Name, mtime and size of every file in a version directory: whatever the
+/// package holds (safetensors, ONNX, a manifest fixed later) counts.
 fn fingerprint(dir: &Path) -> Fingerprint {
-    [MANIFEST_FILE, WEIGHTS_FILE]
-        .iter()
-        .map(|f| {
-            std::fs::metadata(dir.join(f))
-                .map(|m| (m.modified().ok(), m.len()))
-                .unwrap_or((None, 0))
+    let mut files: Fingerprint = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            m.is_file()
+                .then(|| (e.file_name(), m.modified().ok(), m.len()))
         })
-        .collect()
+        .collect();
+    files.sort();
+    files
 }
 
 impl RegistryWatcher {

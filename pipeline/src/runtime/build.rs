@@ -123,6 +123,10 @@ impl Job {
         self.scorer.output_schema()
     }
 
+    pub fn precision(&self) -> scorestream_operators::scorer::Precision {
+        self.scorer.precision()
+    }
+
     pub fn device(&self) -> String {
         match self.scorer.device().location() {
             candle_core::DeviceLocation::Cpu => "cpu".into(),
