@@ -39,6 +39,8 @@ enum Command {
     Query(commands::query::Args),
     /// Re-submit a job's committed dead letters to Kafka, skipping those an earlier replay sent.
     Replay(commands::replay::Args),
+    /// Build a reference profile (bins, samples, category frequencies) of training data, for drift detection.
+    Profile(commands::profile::Args),
     /// Regenerate the demo's feature file and retrain its model (reproducible for a seed).
     Train(commands::train::Args),
 }
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
             Command::Query(args) => commands::query::run(args).await,
             Command::Replay(args) => commands::replay::run(args).await,
             Command::Train(args) => commands::train::run(args).await,
+            Command::Profile(args) => commands::profile::run(args).await,
         }
     });
     match result {

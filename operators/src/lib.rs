@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod config;
 pub mod decode;
+pub mod drift;
 mod envelope;
 mod error;
 pub mod features;

@@ -66,6 +66,9 @@ pub enum PipelineError {
     /// silently, since that would re-send everything it lists.
     #[error("replay log {path} is unreadable ({reason}); fix or remove it")]
     ReplayLog { path: String, reason: String },
+    /// A reference profile could not be built from, or read at, `input`.
+    #[error("profile {input}: {reason}")]
+    Profile { input: String, reason: String },
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -90,7 +93,8 @@ impl PipelineError {
             | PipelineError::NoOutput(_)
             | PipelineError::BadOption { .. }
             | PipelineError::BadPredicate { .. }
-            | PipelineError::ReplayLog { .. } => ErrorKind::User,
+            | PipelineError::ReplayLog { .. }
+            | PipelineError::Profile { .. } => ErrorKind::User,
             PipelineError::Operator(e) => e.kind(),
             PipelineError::Io { .. }
             | PipelineError::Kafka(_)

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod demo;
 mod error;
+pub mod profile;
 pub mod replay;
 pub mod runtime;
 pub mod synth;

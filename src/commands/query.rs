@@ -2,11 +2,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use scorestream_operators::drift::DRIFT_DIR;
 use scorestream_operators::sink::parquet::{DEAD_LETTERS_DIR, SCORES_DIR};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// SQL over the tables `scores` and `dead_letters`.
+    /// SQL over the tables `scores`, `dead_letters` and `drift`.
     sql: String,
     /// The job's output directory (its `sink.path`).
     #[arg(long, conflicts_with = "job")]
@@ -53,7 +54,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let ctx = SessionContext::new();
     let scores = register(&ctx, "scores", &root.join(SCORES_DIR)).await?;
     let dead = register(&ctx, "dead_letters", &root.join(DEAD_LETTERS_DIR)).await?;
-    if !scores && !dead {
+    let drift = register(&ctx, "drift", &root.join(DRIFT_DIR)).await?;
+    if !scores && !dead && !drift {
         bail!("{} holds no committed Parquet files yet", root.display());
     }
     let df = ctx.sql(&args.sql).await.context("the query is invalid")?;

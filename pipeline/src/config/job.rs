@@ -2,6 +2,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use scorestream_operators::batch::BatchConfig;
+use scorestream_operators::drift::DriftConfig;
 use scorestream_operators::features::{FeatureStoreConfig, FeaturesConfig};
 use scorestream_operators::scorer::ScorerConfig;
 use scorestream_operators::sink::dead_letter_topic::DeadLettersConfig;
@@ -23,6 +24,8 @@ pub struct JobConfig {
     /// `[dead_letters]`, optional: Parquet only unless a topic is named.
     pub dead_letters: DeadLettersConfig,
     pub queues: QueueConfig,
+    /// `[drift]`, optional: drift detection against a reference profile.
+    pub drift: Option<DriftConfig>,
 }
 
 impl JobConfig {
@@ -40,6 +43,9 @@ impl JobConfig {
         }
         if let Some(c) = &mut self.model.canary {
             fix(&mut c.path);
+        }
+        if let Some(d) = &mut self.drift {
+            fix(&mut d.profile);
         }
         match &mut self.features.store {
             FeatureStoreConfig::File(f) => fix(&mut f.path),

@@ -9,7 +9,7 @@ use super::{JobConfig, QueueConfig};
 use crate::{PipelineError, Problem};
 
 /// Sections of a job file; anything else at the top level is an error.
-const SECTIONS: [(&str, bool); 9] = [
+const SECTIONS: [(&str, bool); 10] = [
     ("job", true),
     ("source", true),
     ("schema", true),
@@ -19,6 +19,7 @@ const SECTIONS: [(&str, bool); 9] = [
     ("sink", true),
     ("dead_letters", false),
     ("queues", false),
+    ("drift", false),
 ];
 
 /// Reads and checks a job file; relative model and feature paths are
@@ -64,6 +65,8 @@ pub fn load_str(text: &str) -> Result<JobConfig, Vec<Problem>> {
     let sink = section(&table, "sink", &mut problems);
     let dead_letters: Option<DeadLettersConfig> = section(&table, "dead_letters", &mut problems);
     let queues: Option<QueueConfig> = section(&table, "queues", &mut problems);
+    let drift: Option<scorestream_operators::drift::DriftConfig> =
+        section(&table, "drift", &mut problems);
 
     if let Some(s) = &source {
         push_all(
@@ -91,6 +94,9 @@ pub fn load_str(text: &str) -> Result<JobConfig, Vec<Problem>> {
     {
         problems.push(Problem::new("queues.capacity_rows", "must be at least 1"));
     }
+    if let Some(d) = &drift {
+        problems.extend(d.problems().into_iter().map(|(k, m)| Problem::new(k, m)));
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -106,6 +112,7 @@ pub fn load_str(text: &str) -> Result<JobConfig, Vec<Problem>> {
                 sink,
                 dead_letters: dead_letters.unwrap_or_default(),
                 queues: queues.unwrap_or_default(),
+                drift,
             })
         }
         _ => Err(vec![Problem::new("", "incomplete job config")]),

@@ -3,6 +3,8 @@ use scorestream_operators::features::{FeatureJoin, FeatureStoreConfig, JoinPolic
 use scorestream_operators::scorer::{ModelPackage, ModelSource, Scorer};
 use scorestream_schemas::EventSchema;
 
+use scorestream_operators::drift::ReferenceProfile;
+
 use crate::config::JobConfig;
 use crate::{PipelineError, Problem};
 
@@ -15,6 +17,14 @@ pub struct Job {
     pub(super) join: FeatureJoin,
     pub(super) scorer: Scorer,
     pub(super) model_source: ModelSource,
+    pub(super) drift: Option<DriftSetup>,
+}
+
+/// The reference profile a `[drift]` job compares with, and the output
+/// columns it watches.
+pub(super) struct DriftSetup {
+    pub(super) profile: ReferenceProfile,
+    pub(super) columns: Vec<String>,
 }
 
 impl Job {
@@ -94,6 +104,9 @@ impl Job {
                 None
             }
         };
+        let drift = scorer
+            .as_ref()
+            .and_then(|s| drift_setup(&config, s.output_schema(), &mut problems));
         match scorer {
             Some(scorer) if problems.is_empty() => Ok(Self {
                 config,
@@ -101,6 +114,7 @@ impl Job {
                 join,
                 scorer,
                 model_source,
+                drift,
             }),
             _ => Err(invalid(problems)),
         }
@@ -227,4 +241,73 @@ fn challengers(
         scorer = scorer.with_canary(load(&c.path)?, c.fraction, key)?;
     }
     Ok(scorer)
+}
+
+/// Loads the drift profile and picks the watched columns: those asked for,
+/// or every profiled column the output has. Each column must be in both.
+fn drift_setup(
+    config: &JobConfig,
+    output: &arrow::datatypes::SchemaRef,
+    problems: &mut Vec<Problem>,
+) -> Option<DriftSetup> {
+    let d = config.drift.as_ref()?;
+    if let Some(topic) = &d.alerts_topic
+        && let Err(why) = scorestream_operators::sink::dead_letter_topic::check_topic_name(topic)
+    {
+        problems.push(Problem::new("drift.alerts_topic", why));
+    }
+    let profile = match crate::profile::load_profile(&d.profile) {
+        Ok(p) => p,
+        Err(e) => {
+            problems.push(Problem::new("drift.profile", e.to_string()));
+            return None;
+        }
+    };
+    let in_output = |c: &str| output.index_of(c).is_ok();
+    let columns: Vec<String> = if d.columns.is_empty() {
+        profile
+            .columns
+            .keys()
+            .filter(|c| in_output(c))
+            .cloned()
+            .collect()
+    } else {
+        for c in &d.columns {
+            if !profile.columns.contains_key(c) {
+                problems.push(Problem::new(
+                    "drift.columns",
+                    format!("`{c}` is not in the profile {}", d.profile.display()),
+                ));
+            } else if !in_output(c) {
+                problems.push(Problem::new(
+                    "drift.columns",
+                    format!("`{c}` is not a column of the scored output"),
+                ));
+            }
+        }
+        d.columns.clone()
+    };
+    if columns.is_empty() {
+        problems.push(Problem::new(
+            "drift.profile",
+            format!(
+                "none of the profile's columns ({}) is in the scored output",
+                profile
+                    .columns
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    for c in d.column_thresholds.keys() {
+        if !columns.contains(c) {
+            problems.push(Problem::new(
+                format!("drift.column_thresholds.{c}"),
+                "is not a watched column",
+            ));
+        }
+    }
+    Some(DriftSetup { profile, columns })
 }

@@ -5,6 +5,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::TimestampMillisecondType;
 use metrics::{counter, histogram};
 use scorestream_operators::batch::{Coalescer, run_batcher};
+use scorestream_operators::drift::{AlertProducer, DriftOperator, DriftTable};
 use scorestream_operators::queue::{RowSender, channel};
 use scorestream_operators::scorer::{InputMatrix, ModelPackage, ModelSource, RegistryWatcher};
 use scorestream_operators::sink::dead_letter_topic::DeadLetterProducer;
@@ -45,6 +46,7 @@ impl Job {
             join,
             mut scorer,
             model_source,
+            drift,
         } = self;
         let cap = config.queues.capacity_rows;
         let job = config.job.name.to_string();
@@ -151,6 +153,36 @@ impl Job {
             drop(reload_tx);
         }
 
+        // Drift gets copies of the scored batches through its own queue; when
+        // it is full the batch is skipped (and counted), never waited for.
+        let drift_skipped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let drift_tx = match (drift, &config.drift) {
+            (Some(setup), Some(d)) => {
+                let (tx, rx) = mpsc::channel::<arrow::array::RecordBatch>(d.queue_batches);
+                let table = DriftTable::open(&config.sink.path)?;
+                let alerts = d
+                    .alerts_topic
+                    .as_deref()
+                    .map(|t| AlertProducer::build(&config.source, t))
+                    .transpose()?;
+                let op = DriftOperator::new(
+                    d.clone(),
+                    setup.profile,
+                    setup.columns,
+                    job.clone(),
+                    table,
+                    alerts,
+                    drift_skipped.clone(),
+                );
+                spawn(
+                    "drift",
+                    Box::pin(async move { op.run(rx).await.map(|_| None) }),
+                );
+                Some(tx)
+            }
+            _ => None,
+        };
+
         let s = stats.clone();
         spawn(
             "scorer",
@@ -176,6 +208,9 @@ impl Job {
                     let rows = env.rows();
                     let started = std::time::Instant::now();
                     let env = cpu_bound(|| scorer.process(env))?;
+                    if let (Some(tx), Some(batch)) = (&drift_tx, &env.batch) {
+                        tee_to_drift(tx, batch, &drift_skipped);
+                    }
                     if rows > 0 {
                         histogram!("scorestream_score_seconds")
                             .record(started.elapsed().as_secs_f64());
@@ -294,6 +329,23 @@ fn account(stats: &JobStats, c: &Committed) {
             .iter()
             .map(|t| now.saturating_sub(*t).max(0) as u64),
     );
+}
+
+/// Offers a scored batch to the drift operator without waiting: a full
+/// queue means drift is behind, so the batch's rows are counted as skipped.
+fn tee_to_drift(
+    tx: &mpsc::Sender<arrow::array::RecordBatch>,
+    batch: &arrow::array::RecordBatch,
+    skipped: &std::sync::atomic::AtomicU64,
+) {
+    if batch.num_rows() == 0 {
+        return;
+    }
+    if let Err(mpsc::error::TrySendError::Full(b)) = tx.try_send(batch.clone()) {
+        let n = b.num_rows() as u64;
+        skipped.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        counter!("scorestream_drift_rows_skipped_total").increment(n);
+    }
 }
 
 /// Polls a model registry and hands each new, valid version to the scorer.

@@ -45,6 +45,8 @@ pub struct GenOptions {
     /// Sequence number of the first event (its id is `evt-<seq>`), so
     /// several generators can produce disjoint ids.
     pub first_seq: u64,
+    /// Multiplies every amount: a known shift, for drift tests and demos.
+    pub amount_factor: f64,
 }
 
 impl Default for GenOptions {
@@ -55,6 +57,7 @@ impl Default for GenOptions {
             unknown_account_rate: 0.002,
             start_ms: 1_767_225_600_000,
             first_seq: 0,
+            amount_factor: 1.0,
         }
     }
 }
@@ -104,6 +107,7 @@ impl<'w> EventGen<'w> {
             * 100.0)
             .round()
             / 100.0;
+        let amount = (amount * self.opts.amount_factor * 100.0).round() / 100.0;
         let amount = amount.max(0.5);
         let m = pick_index(r, &MCC_WEIGHTS);
         let c = pick_index(r, &CHANNEL_WEIGHTS);

@@ -10,4 +10,5 @@ mod producer;
 mod tests;
 
 pub use config::{DeadLettersConfig, check_topic_name, is_consumer_only, producer_config};
+pub use context::ProducerContext;
 pub use producer::{DeadLetterProducer, Outgoing, RawProducer, headers};

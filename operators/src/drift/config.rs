@@ -1,0 +1,130 @@
+//! `[drift]`: which reference a job is compared with, how windows are cut,
+//! and when a statistic raises an alert.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::stats::Statistic;
+use crate::config::HumanDuration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftConfig {
+    /// The reference profile (`scorestream profile`); relative to the job file.
+    pub profile: PathBuf,
+    /// Tumbling windows: `{ rows = 10000 }` or `{ event_time = "5m" }`
+    /// (by the Kafka timestamp, `ingest_time`).
+    #[serde(default)]
+    pub window: WindowConfig,
+    /// Batches waiting for the drift operator. When it is full the scorer
+    /// does not wait: the batch is skipped and its rows counted as skipped.
+    #[serde(default = "default_queue_batches")]
+    pub queue_batches: usize,
+    /// Values kept per numeric column per window; beyond, a uniform sample.
+    #[serde(default = "default_sample_rows")]
+    pub sample_rows: usize,
+    /// Columns to watch (default: every profiled column the output has,
+    /// `score` included).
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// Alert thresholds per statistic, for every column; `[drift.columns.X]`
+    /// tables override them per column.
+    #[serde(default = "default_thresholds")]
+    pub thresholds: BTreeMap<Statistic, f64>,
+    #[serde(default, rename = "column_thresholds")]
+    pub column_thresholds: BTreeMap<String, BTreeMap<Statistic, f64>>,
+    /// A Kafka topic (on the source's cluster) that receives each alert as
+    /// JSON; alerts are logged in any case.
+    #[serde(default)]
+    pub alerts_topic: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum WindowConfig {
+    Rows(u64),
+    EventTime(HumanDuration),
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self::Rows(100_000)
+    }
+}
+
+fn default_queue_batches() -> usize {
+    4
+}
+
+fn default_sample_rows() -> usize {
+    20_000
+}
+
+/// PSI above 0.2 is the usual "significant shift"; a tenth more missing
+/// values is a broken feed more often than drift.
+fn default_thresholds() -> BTreeMap<Statistic, f64> {
+    BTreeMap::from([(Statistic::Psi, 0.2), (Statistic::MissingRateChange, 0.1)])
+}
+
+impl DriftConfig {
+    /// The threshold for `statistic` on `column`, if any.
+    pub fn threshold(&self, column: &str, statistic: Statistic) -> Option<f64> {
+        self.column_thresholds
+            .get(column)
+            .and_then(|t| t.get(&statistic))
+            .or_else(|| self.thresholds.get(&statistic))
+            .copied()
+    }
+
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        match self.window {
+            WindowConfig::Rows(0) => {
+                p.push(("drift.window".into(), "rows must be at least 1".into()))
+            }
+            WindowConfig::EventTime(d) if d.0.is_zero() => p.push((
+                "drift.window".into(),
+                "event_time must be longer than 0s".into(),
+            )),
+            _ => {}
+        }
+        if self.queue_batches == 0 {
+            p.push(("drift.queue_batches".into(), "must be at least 1".into()));
+        }
+        if self.sample_rows == 0 {
+            p.push(("drift.sample_rows".into(), "must be at least 1".into()));
+        }
+        let all = std::iter::once(("drift.thresholds".to_owned(), &self.thresholds)).chain(
+            self.column_thresholds
+                .iter()
+                .map(|(c, t)| (format!("drift.column_thresholds.{c}"), t)),
+        );
+        for (key, thresholds) in all {
+            for (s, v) in thresholds {
+                let ok = match s {
+                    Statistic::ChiSquareP => (0.0..=1.0).contains(v),
+                    _ => v.is_finite() && *v >= 0.0,
+                };
+                if !ok {
+                    p.push((
+                        format!("{key}.{}", s.name()),
+                        format!("{v} is not a valid threshold"),
+                    ));
+                }
+            }
+        }
+        p
+    }
+}
+
+/// Whether `value` of `statistic` breaches `threshold`: a p-value breaches
+/// by being below it, every other statistic by being above it (in absolute
+/// value, for the signed missing-rate change).
+pub fn breaches(statistic: Statistic, value: f64, threshold: f64) -> bool {
+    match statistic {
+        Statistic::ChiSquareP => value < threshold,
+        _ => value.abs() > threshold,
+    }
+}

@@ -1,0 +1,30 @@
+//! Drift detection: reference profiles of a model's inputs and score, and
+//! the statistics that compare a window of live rows against them.
+//!
+//! A profile keeps, per numeric column, quantile bin edges with counts and a
+//! sorted sample, and per categorical column its top categories with counts;
+//! missing rates for both. That is enough for every statistic here (PSI,
+//! Jensen-Shannon, Kolmogorov-Smirnov, Wasserstein, chi-square, missing-rate
+//! change) to be computed from a bounded window without the training data.
+//! The definitions follow scipy's, and `tests/fixtures/drift/` holds values
+//! scipy and numpy computed for them.
+
+mod alerts;
+mod config;
+mod operator;
+mod profile;
+mod stats;
+mod table;
+#[cfg(test)]
+mod tests;
+mod window;
+
+pub use alerts::AlertProducer;
+pub use config::{DriftConfig, WindowConfig, breaches};
+pub use operator::{DriftAlert, DriftOperator, WindowReport};
+pub use profile::{CategoricalProfile, ColumnProfile, NumericProfile, ReferenceProfile};
+pub use stats::{
+    DriftStats, Statistic, bin_index, chi_square, js_distance, ks_statistic, psi, wasserstein,
+};
+pub use table::{DRIFT_DIR, DriftTable, drift_schema};
+pub use window::{ColumnStats, Window};

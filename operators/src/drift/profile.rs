@@ -1,0 +1,155 @@
+//! Reference profiles: what a model's inputs and score looked like in the
+//! data it was trained or validated on.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::stats::{self, DriftStats};
+
+/// Per-column reference distributions, saved as JSON next to a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceProfile {
+    /// Where the reference rows came from (a file, a query).
+    pub source: String,
+    pub rows: u64,
+    pub columns: BTreeMap<String, ColumnProfile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ColumnProfile {
+    Numeric(NumericProfile),
+    Categorical(CategoricalProfile),
+}
+
+/// A numeric column: quantile bins for PSI and Jensen-Shannon, a sorted
+/// sample for Kolmogorov-Smirnov and Wasserstein.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumericProfile {
+    /// Sorted, distinct interior edges: bin `i` holds
+    /// `edges[i-1] < v <= edges[i]`, so there are `edges.len() + 1` bins.
+    pub edges: Vec<f64>,
+    pub counts: Vec<u64>,
+    /// Sorted non-null values, a uniform sample of the reference.
+    pub sample: Vec<f64>,
+    pub missing: u64,
+    pub total: u64,
+}
+
+/// A categorical column: its most frequent categories, the rest as `other`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoricalProfile {
+    pub categories: Vec<String>,
+    pub counts: Vec<u64>,
+    pub other: u64,
+    pub missing: u64,
+    pub total: u64,
+}
+
+fn missing_rate_change(
+    window_missing: u64,
+    window_total: u64,
+    ref_missing: u64,
+    ref_total: u64,
+) -> Option<f64> {
+    (window_total > 0).then(|| {
+        window_missing as f64 / window_total as f64 - ref_missing as f64 / ref_total.max(1) as f64
+    })
+}
+
+impl NumericProfile {
+    /// Problems that make the profile unusable, each naming what is wrong.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.counts.len() != self.edges.len() + 1 {
+            p.push(format!(
+                "{} edges need {} counts, found {}",
+                self.edges.len(),
+                self.edges.len() + 1,
+                self.counts.len()
+            ));
+        }
+        if !self.edges.windows(2).all(|w| w[0] < w[1]) || self.edges.iter().any(|e| !e.is_finite())
+        {
+            p.push("edges must be finite and strictly increasing".into());
+        }
+        if !self.sample.windows(2).all(|w| w[0] <= w[1]) {
+            p.push("sample must be sorted".into());
+        }
+        p
+    }
+
+    /// Statistics of a window: `values` its non-null values (sorted here),
+    /// `missing` and `total` its row counts.
+    pub fn compare(&self, values: &mut [f64], missing: u64, total: u64) -> DriftStats {
+        let mut out = DriftStats {
+            missing_rate_change: missing_rate_change(missing, total, self.missing, self.total),
+            ..DriftStats::default()
+        };
+        if values.is_empty() {
+            return out;
+        }
+        values.sort_unstable_by(f64::total_cmp);
+        let counts = self.bin_counts(values);
+        out.psi = Some(stats::psi(&self.counts, &counts));
+        out.js_distance = Some(stats::js_distance(&self.counts, &counts));
+        out.ks = Some(stats::ks_statistic(&self.sample, values));
+        out.wasserstein = Some(stats::wasserstein(&self.sample, values));
+        out
+    }
+
+    /// Counts of `values` per bin of this profile.
+    pub fn bin_counts(&self, values: &[f64]) -> Vec<u64> {
+        let mut counts = vec![0u64; self.edges.len() + 1];
+        for &v in values {
+            counts[stats::bin_index(&self.edges, v)] += 1;
+        }
+        counts
+    }
+}
+
+impl CategoricalProfile {
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.counts.len() != self.categories.len() {
+            p.push(format!(
+                "{} categories but {} counts",
+                self.categories.len(),
+                self.counts.len()
+            ));
+        }
+        p
+    }
+
+    /// The index of `value` in `categories`, or `categories.len()` for
+    /// `other`.
+    pub fn slot(&self, value: &str) -> usize {
+        self.categories
+            .iter()
+            .position(|c| c == value)
+            .unwrap_or(self.categories.len())
+    }
+
+    /// Statistics of a window given its counts per slot (categories, then
+    /// other) and its row counts.
+    pub fn compare(&self, counts: &[u64], missing: u64, total: u64) -> DriftStats {
+        let mut out = DriftStats {
+            missing_rate_change: missing_rate_change(missing, total, self.missing, self.total),
+            ..DriftStats::default()
+        };
+        if counts.iter().sum::<u64>() == 0 {
+            return out;
+        }
+        let reference: Vec<u64> = self.counts.iter().copied().chain([self.other]).collect();
+        out.psi = Some(stats::psi(&reference, counts));
+        out.js_distance = Some(stats::js_distance(&reference, counts));
+        let (chi, p) = stats::chi_square(counts, &reference);
+        out.chi_square = Some(chi);
+        out.chi_square_p = Some(p);
+        out
+    }
+}

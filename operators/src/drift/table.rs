@@ -1,0 +1,155 @@
+//! The drift table: one row per window and watched column, in Parquet
+//! files under `<sink.path>/drift/`, queryable as `drift` with
+//! `scorestream query` (or any Parquet reader).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Builder, ListBuilder, RecordBatch, StringArray, StringBuilder,
+    TimestampMillisecondArray, UInt64Array, UInt64Builder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+
+use super::config::DriftConfig;
+use super::operator::WindowReport;
+use super::stats::Statistic;
+use crate::{OperatorError, Result};
+
+/// The drift table's directory under a job's output.
+pub const DRIFT_DIR: &str = "drift";
+
+pub fn drift_schema() -> SchemaRef {
+    let ts = || DataType::Timestamp(TimeUnit::Millisecond, Some(scorestream_schemas::UTC.into()));
+    let mut fields = vec![
+        Field::new("job", DataType::Utf8, false),
+        Field::new("model_name", DataType::Utf8, false),
+        Field::new("model_version", DataType::Utf8, false),
+        Field::new("window_start", ts(), false),
+        Field::new("window_end", ts(), false),
+        Field::new("window_rows", DataType::UInt64, false),
+        Field::new("skipped_rows", DataType::UInt64, false),
+        Field::new("feature", DataType::Utf8, false),
+    ];
+    fields.extend(
+        Statistic::ALL
+            .iter()
+            .map(|s| Field::new(s.name(), DataType::Float64, true)),
+    );
+    fields.push(Field::new(
+        "counts",
+        DataType::List(Arc::new(Field::new_list_field(DataType::UInt64, false))),
+        false,
+    ));
+    fields.push(Field::new(
+        "breached",
+        DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, false))),
+        false,
+    ));
+    Arc::new(Schema::new(fields))
+}
+
+/// Writes each window as one Parquet file, under a temporary name renamed
+/// into place, so readers never see a partial window.
+#[derive(Debug)]
+pub struct DriftTable {
+    dir: PathBuf,
+    /// Distinguishes this process's files from another writer's.
+    writer: String,
+    seq: u64,
+}
+
+impl DriftTable {
+    pub fn open(output: &Path) -> Result<Self> {
+        let dir = output.join(DRIFT_DIR);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| OperatorError::io(format!("creating {}", dir.display()), e))?;
+        Ok(Self {
+            dir,
+            writer: format!("{:x}-{}", crate::now_ms(), std::process::id()),
+            seq: 0,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn write(&mut self, job: &str, r: &WindowReport, config: &DriftConfig) -> Result<()> {
+        let n = r.columns.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let repeat = |s: &str| {
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(s, n))) as ArrayRef
+        };
+        let ts = |v: i64| {
+            Arc::new(
+                TimestampMillisecondArray::from_iter_values(std::iter::repeat_n(v, n))
+                    .with_timezone(scorestream_schemas::UTC),
+            ) as ArrayRef
+        };
+        let mut cols: Vec<ArrayRef> = vec![
+            repeat(job),
+            repeat(&r.model_name),
+            repeat(&r.model_version),
+            ts(r.start_ms),
+            ts(r.end_ms),
+            Arc::new(UInt64Array::from_iter_values(std::iter::repeat_n(
+                r.rows, n,
+            ))),
+            Arc::new(UInt64Array::from_iter_values(std::iter::repeat_n(
+                r.skipped, n,
+            ))),
+            Arc::new(StringArray::from_iter_values(
+                r.columns.iter().map(|c| c.column.as_str()),
+            )),
+        ];
+        for s in Statistic::ALL {
+            let mut b = Float64Builder::with_capacity(n);
+            for c in &r.columns {
+                b.append_option(c.stats.get(s));
+            }
+            cols.push(Arc::new(b.finish()));
+        }
+        let mut counts = ListBuilder::new(UInt64Builder::new())
+            .with_field(Arc::new(Field::new_list_field(DataType::UInt64, false)));
+        let mut breached = ListBuilder::new(StringBuilder::new())
+            .with_field(Arc::new(Field::new_list_field(DataType::Utf8, false)));
+        for c in &r.columns {
+            counts.values().append_slice(&c.counts);
+            counts.append(true);
+            for (col, s, _, _) in &r.breaches {
+                if *col == c.column {
+                    breached.values().append_value(s.name());
+                }
+            }
+            breached.append(true);
+        }
+        cols.push(Arc::new(counts.finish()));
+        cols.push(Arc::new(breached.finish()));
+        let _ = config;
+        let batch = RecordBatch::try_new(drift_schema(), cols)?;
+
+        self.seq += 1;
+        let name = format!(
+            "{:020}-{}-{:06}.parquet",
+            r.end_ms.max(0),
+            self.writer,
+            self.seq
+        );
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let io = |what: &str, e| OperatorError::io(format!("{what} {}", tmp.display()), e);
+        let file = std::fs::File::create(&tmp).map_err(|e| io("creating", e))?;
+        let pq = |source| OperatorError::Parquet {
+            path: tmp.clone(),
+            source,
+        };
+        let mut w = ArrowWriter::try_new(file, batch.schema(), None).map_err(pq)?;
+        w.write(&batch).map_err(pq)?;
+        w.close().map_err(pq)?;
+        std::fs::rename(&tmp, self.dir.join(&name)).map_err(|e| io("renaming", e))?;
+        Ok(())
+    }
+}
