@@ -226,7 +226,7 @@ impl DriftOperator {
     /// Writes the window to the drift table, sets the gauges, and logs and
     /// produces its alerts.
     async fn emit(&mut self, r: &WindowReport) -> Result<()> {
-        self.table.write(&self.job, r, &self.config)?;
+        self.table.write(&self.job, r)?;
         for c in &r.columns {
             for s in Statistic::ALL {
                 if let Some(v) = c.stats.get(s) {

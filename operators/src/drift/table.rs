@@ -12,7 +12,6 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 
-use super::config::DriftConfig;
 use super::operator::WindowReport;
 use super::stats::Statistic;
 use crate::{OperatorError, Result};
@@ -76,7 +75,7 @@ impl DriftTable {
         &self.dir
     }
 
-    pub fn write(&mut self, job: &str, r: &WindowReport, config: &DriftConfig) -> Result<()> {
+    pub fn write(&mut self, job: &str, r: &WindowReport) -> Result<()> {
         let n = r.columns.len();
         if n == 0 {
             return Ok(());
@@ -129,7 +128,6 @@ impl DriftTable {
         }
         cols.push(Arc::new(counts.finish()));
         cols.push(Arc::new(breached.finish()));
-        let _ = config;
         let batch = RecordBatch::try_new(drift_schema(), cols)?;
 
         self.seq += 1;

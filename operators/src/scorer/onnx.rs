@@ -375,8 +375,7 @@ fn unsupported_ops(graph: &GraphProto) -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "the ONNX graph uses operator(s) that candle-onnx {} does not support: {}",
-        "0.11",
+        "the ONNX graph uses operator(s) that candle-onnx 0.11 does not support: {}",
         found
             .iter()
             .map(|(op, node)| format!("`{op}` (node `{node}`)"))
