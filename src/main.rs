@@ -35,12 +35,17 @@ enum Command {
     },
     /// Check a job config: syntax, types, files, and that features and model inputs fit.
     Validate { job: PathBuf },
-    /// Run SQL over a job's output: tables `scores` and `dead_letters`.
+    /// Run SQL over a job's output: tables `scores`, `dead_letters` and `drift`.
     Query(commands::query::Args),
     /// Re-submit a job's committed dead letters to Kafka, skipping those an earlier replay sent.
     Replay(commands::replay::Args),
     /// Build a reference profile (bins, samples, category frequencies) of training data, for drift detection.
     Profile(commands::profile::Args),
+    /// Drift detection's outputs: `scorestream drift report`.
+    Drift {
+        #[command(subcommand)]
+        command: commands::drift::Command,
+    },
     /// Regenerate the demo's feature file and retrain its model (reproducible for a seed).
     Train(commands::train::Args),
 }
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
             Command::Replay(args) => commands::replay::run(args).await,
             Command::Train(args) => commands::train::run(args).await,
             Command::Profile(args) => commands::profile::run(args).await,
+            Command::Drift { command } => commands::drift::run(command),
         }
     });
     match result {

@@ -69,6 +69,9 @@ pub enum PipelineError {
     /// A reference profile could not be built from, or read at, `input`.
     #[error("profile {input}: {reason}")]
     Profile { input: String, reason: String },
+    /// The drift table could not be read back (for the report).
+    #[error("drift table {dir}: {reason}")]
+    DriftTable { dir: String, reason: String },
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -94,7 +97,8 @@ impl PipelineError {
             | PipelineError::BadOption { .. }
             | PipelineError::BadPredicate { .. }
             | PipelineError::ReplayLog { .. }
-            | PipelineError::Profile { .. } => ErrorKind::User,
+            | PipelineError::Profile { .. }
+            | PipelineError::DriftTable { .. } => ErrorKind::User,
             PipelineError::Operator(e) => e.kind(),
             PipelineError::Io { .. }
             | PipelineError::Kafka(_)

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod drift_report;
 mod error;
 pub mod profile;
 pub mod replay;

@@ -1,4 +1,5 @@
 pub mod demo;
+pub mod drift;
 pub mod profile;
 pub mod query;
 pub mod replay;

@@ -10,7 +10,7 @@ pub const PSI_FLOOR: f64 = 1e-4;
 /// The statistics a window gets against its reference column; those that do
 /// not apply to the column's kind, or need values the window lacks, are
 /// `None`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct DriftStats {
     pub psi: Option<f64>,
     pub js_distance: Option<f64>,
@@ -59,16 +59,21 @@ impl Statistic {
 }
 
 impl DriftStats {
-    pub fn get(&self, s: Statistic) -> Option<f64> {
+    pub fn get_mut(&mut self, s: Statistic) -> &mut Option<f64> {
         match s {
-            Statistic::Psi => self.psi,
-            Statistic::JsDistance => self.js_distance,
-            Statistic::Ks => self.ks,
-            Statistic::Wasserstein => self.wasserstein,
-            Statistic::ChiSquare => self.chi_square,
-            Statistic::ChiSquareP => self.chi_square_p,
-            Statistic::MissingRateChange => self.missing_rate_change,
+            Statistic::Psi => &mut self.psi,
+            Statistic::JsDistance => &mut self.js_distance,
+            Statistic::Ks => &mut self.ks,
+            Statistic::Wasserstein => &mut self.wasserstein,
+            Statistic::ChiSquare => &mut self.chi_square,
+            Statistic::ChiSquareP => &mut self.chi_square_p,
+            Statistic::MissingRateChange => &mut self.missing_rate_change,
         }
+    }
+
+    pub fn get(&self, s: Statistic) -> Option<f64> {
+        let mut copy = *self;
+        *copy.get_mut(s)
     }
 }
 

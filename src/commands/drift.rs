@@ -1,0 +1,70 @@
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use scorestream_pipeline::config::load_file;
+use scorestream_pipeline::drift_report::write_report;
+use scorestream_pipeline::profile::load_profile;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Render an HTML page (self-contained, SVG charts) of reference vs.
+    /// latest-window histograms per feature and each statistic over time.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// The job config: its `sink.path` holds the drift table, its `[drift]`
+    /// names the profile and the thresholds drawn on the charts.
+    #[arg(long, conflicts_with = "path", required_unless_present = "path")]
+    job: Option<PathBuf>,
+    /// The job's output directory instead (then --profile is needed too).
+    #[arg(long, requires = "profile")]
+    path: Option<PathBuf>,
+    /// The reference profile (default: the job's `drift.profile`).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Where to write the page.
+    #[arg(long, default_value = "drift-report.html")]
+    out: PathBuf,
+    /// Windows drawn in the charts over time: the most recent ones.
+    #[arg(long, default_value_t = 200)]
+    last: usize,
+}
+
+pub fn run(command: Command) -> anyhow::Result<()> {
+    let Command::Report(args) = command;
+    if args.last == 0 {
+        bail!("--last: must be at least 1 window");
+    }
+    let (output, drift) = match (&args.job, &args.path) {
+        (Some(job), _) => {
+            let config = load_file(job)?;
+            let Some(drift) = config.drift else {
+                bail!(
+                    "{} has no [drift] section: the job records no drift",
+                    job.display()
+                );
+            };
+            (config.sink.path, Some(drift))
+        }
+        (None, Some(path)) => (path.clone(), None),
+        (None, None) => bail!("pass --job JOB.toml, or --path DIR with --profile PROFILE.json"),
+    };
+    let profile_path = match (&args.profile, &drift) {
+        (Some(p), _) => p.clone(),
+        (None, Some(d)) => d.profile.clone(),
+        (None, None) => bail!("--profile is needed with --path"),
+    };
+    let profile = load_profile(&profile_path)?;
+    let summary = write_report(&output, &profile, drift.as_ref(), args.last, &args.out)
+        .with_context(|| format!("rendering the drift report of {}", output.display()))?;
+    println!(
+        "{}: {} window(s), {} feature(s), {} breached row(s)",
+        args.out.display(),
+        summary.windows,
+        summary.features,
+        summary.breaches
+    );
+    Ok(())
+}

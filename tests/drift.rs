@@ -1,0 +1,300 @@
+//! Drift detection end to end against a real broker (tansu): a scored
+//! reference is profiled with `scorestream profile`, then a job with
+//! `[drift]` scores a stream whose `amount` is shifted mid-stream. The alert
+//! must fire for `amount` and no other feature, within one window of the
+//! shift, in the log, on the alerts topic and in the drift table that
+//! `scorestream query`, pyarrow and DuckDB read.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::process::*;
+use common::tansu::{Tansu, produce_events};
+use rdkafka::ClientConfig;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use scorestream_pipeline::demo::generator_options;
+use scorestream_pipeline::synth::GenOptions;
+
+const WINDOW: u64 = 5_000;
+/// Events before the shift: the shift lands inside the second window.
+const CLEAN: u64 = 7_500;
+const SHIFTED: u64 = 12_500;
+/// Input columns watched; `amount` is the only one the shift touches.
+const FEATURES: [&str; 8] = [
+    "amount",
+    "channel",
+    "merchant_category",
+    "country",
+    "avg_amount_30d",
+    "account_age_days",
+    "utilization",
+    "txn_count_7d",
+];
+
+/// One row of the drift table, as the test reads it back.
+#[derive(Debug, Clone)]
+struct Row {
+    start: i64,
+    end: i64,
+    rows: u64,
+    skipped: u64,
+    feature: String,
+    psi: Option<f64>,
+    breached: Vec<String>,
+}
+
+fn drift_rows(out: &Path) -> Vec<Row> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, TimestampMillisecondType, UInt64Type};
+    let mut rows = Vec::new();
+    for b in common::read_dir(&out.join("drift")) {
+        let col = |n: &str| b.column_by_name(n).unwrap_or_else(|| panic!("column {n}"));
+        let start = col("window_start").as_primitive::<TimestampMillisecondType>();
+        let end = col("window_end").as_primitive::<TimestampMillisecondType>();
+        let wrows = col("window_rows").as_primitive::<UInt64Type>();
+        let skipped = col("skipped_rows").as_primitive::<UInt64Type>();
+        let feature = col("feature").as_string::<i32>();
+        let psi = col("psi").as_primitive::<Float64Type>();
+        let breached = col("breached").as_list::<i32>();
+        for i in 0..b.num_rows() {
+            let list = breached.value(i);
+            let list = list.as_string::<i32>();
+            rows.push(Row {
+                start: start.value(i),
+                end: end.value(i),
+                rows: wrows.value(i),
+                skipped: skipped.value(i),
+                feature: feature.value(i).to_owned(),
+                psi: psi.is_valid(i).then(|| psi.value(i)),
+                breached: (0..list.len()).map(|j| list.value(j).to_owned()).collect(),
+            });
+        }
+    }
+    rows.sort_by(|a, b| (a.start, a.end, &a.feature).cmp(&(b.start, b.end, &b.feature)));
+    rows
+}
+
+/// The alerts on `topic`, read from the start.
+fn alerts(brokers: &str, topic: &str, expect: usize) -> Vec<serde_json::Value> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "drift-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("partition");
+    c.assign(&tpl).expect("assign");
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < expect && std::time::Instant::now() < deadline {
+        if let Some(m) = c.poll(Duration::from_millis(200)) {
+            let m = m.expect("alert message");
+            let v = serde_json::from_slice(m.payload().expect("payload")).expect("alert is JSON");
+            got.push(v);
+        }
+    }
+    // nothing beyond what the table recorded
+    if let Some(Ok(m)) = c.poll(Duration::from_secs(1)) {
+        panic!(
+            "an alert the drift table does not record: {:?}",
+            m.payload_view::<str>()
+        );
+    }
+    got
+}
+
+#[test]
+fn a_shift_in_amount_alerts_for_amount_only_within_one_window() {
+    let broker = Tansu::start();
+    broker.create_topic("reference", 1);
+    broker.create_topic("transactions", 1);
+    broker.create_topic("drift-alerts", 1);
+    let dir = tempfile::tempdir().expect("tmp");
+
+    // 1. A scored reference: the same generator, unshifted.
+    let ref_out = dir.path().join("reference");
+    let ref_dir = dir.path().join("ref");
+    std::fs::create_dir_all(&ref_dir).expect("dir");
+    let job = job_file(&ref_dir, &broker.brokers, &ref_out, "ref", TANSU_SESSION);
+    let toml = std::fs::read_to_string(&job)
+        .expect("job")
+        .replace("topics = [\"transactions\"]", "topics = [\"reference\"]");
+    std::fs::write(&job, toml).expect("job");
+    produce_events(&broker.brokers, "reference", generator_options(61), 20_000);
+    let log = dir.path().join("reference.log");
+    let mut child = spawn_run(&job, &["--exit-on-idle", "3s"], &log);
+    wait_success(&mut child, &log, Duration::from_secs(120));
+
+    let profile = dir.path().join("profile.json");
+    let columns = format!("{},score", FEATURES.join(","));
+    let p = run(bin()
+        .args(["profile", "--input"])
+        .arg(ref_out.join("scores"))
+        .arg("--out")
+        .arg(&profile)
+        .args(["--columns", &columns]));
+    assert!(p.status.success(), "profile: {}", text(&p.stderr));
+
+    // 2. The live job, watching every profiled column (the default).
+    let out = dir.path().join("live");
+    let job = job_file(dir.path(), &broker.brokers, &out, "live", TANSU_SESSION);
+    let mut toml = std::fs::read_to_string(&job).expect("job");
+    toml.push_str(&format!(
+        "\n[drift]\nprofile = {profile:?}\nwindow = {{ rows = {WINDOW} }}\nqueue_batches = 64\n\
+         thresholds = {{ psi = 0.2, ks = 0.15, missing_rate_change = 0.1 }}\n\
+         alerts_topic = \"drift-alerts\"\n"
+    ));
+    std::fs::write(&job, toml).expect("job");
+    let opts = generator_options(62);
+    produce_events(&broker.brokers, "transactions", opts.clone(), CLEAN);
+    let shifted = GenOptions {
+        seed: 6_200,
+        first_seq: 1_000_000,
+        amount_factor: 3.0,
+        ..opts
+    };
+    produce_events(&broker.brokers, "transactions", shifted, SHIFTED);
+    let log = dir.path().join("live.log");
+    let mut child = spawn_run(&job, &["--exit-on-idle", "3s"], &log);
+    wait_success(&mut child, &log, Duration::from_secs(180));
+
+    // 3. The drift table: one row per watched column per window.
+    let rows = drift_rows(&out);
+    let mut windows: BTreeMap<(i64, i64), Vec<&Row>> = BTreeMap::new();
+    for r in &rows {
+        windows.entry((r.start, r.end)).or_default().push(r);
+    }
+    let windows: Vec<Vec<&Row>> = windows.into_values().collect();
+    let sizes: Vec<u64> = windows.iter().map(|w| w[0].rows).collect();
+    let scored = CLEAN + SHIFTED;
+    assert_eq!(
+        sizes.iter().sum::<u64>() + windows.iter().map(|w| w[0].skipped).sum::<u64>(),
+        scored - dead_letters(&out),
+        "every scored row is in a window or counted as skipped"
+    );
+    assert!(rows.iter().all(|r| r.skipped == 0), "the operator kept up");
+    assert_eq!(&sizes[..3], &[WINDOW; 3], "{sizes:?}");
+    for w in &windows {
+        let seen: BTreeSet<&str> = w.iter().map(|r| r.feature.as_str()).collect();
+        let want: BTreeSet<&str> = FEATURES.iter().copied().chain(["score"]).collect();
+        assert_eq!(seen, want, "every profiled column, score included");
+    }
+
+    let breached = |w: &[&Row], feature: &str| {
+        w.iter()
+            .find(|r| r.feature == feature)
+            .is_some_and(|r| !r.breached.is_empty())
+    };
+    // Window 1 is entirely before the shift: nothing fires.
+    for r in &windows[0] {
+        assert!(r.breached.is_empty(), "false alert before the shift: {r:?}");
+    }
+    // The shift starts inside window 2; window 3 is the first entirely
+    // after it. The alert fires by then, and in every later window.
+    assert!(
+        breached(&windows[1], "amount") || breached(&windows[2], "amount"),
+        "amount's alert is late: {:?}",
+        &windows[..3]
+    );
+    for w in &windows[2..] {
+        assert!(breached(w, "amount"), "{w:?}");
+        let psi = w.iter().find(|r| r.feature == "amount").and_then(|r| r.psi);
+        assert!(psi.is_some_and(|p| p > 0.2), "{psi:?}");
+    }
+    // No other input feature fires, in any window.
+    for w in &windows {
+        for r in w {
+            if r.feature != "amount" && r.feature != "score" {
+                assert!(r.breached.is_empty(), "false alert: {r:?}");
+            }
+        }
+    }
+
+    // 4. Alerts: logged as JSON and produced to the alerts topic, one per breach.
+    let expected: usize = rows.iter().map(|r| r.breached.len()).sum();
+    let log_text = std::fs::read_to_string(&log).expect("log");
+    let logged = log_text
+        .lines()
+        .filter(|l| l.contains("drift threshold breached"))
+        .count();
+    assert_eq!(logged, expected, "{log_text}");
+    let produced = alerts(&broker.brokers, "drift-alerts", expected);
+    assert_eq!(produced.len(), expected);
+    for a in &produced {
+        assert_eq!(a["job"], "fraud-demo");
+        assert_eq!(a["model_version"], "1");
+        assert!(a["model_name"].as_str().is_some_and(|n| !n.is_empty()));
+        let feature = a["feature"].as_str().expect("feature");
+        assert!(feature == "amount" || feature == "score", "{a}");
+        let (value, threshold) = (a["value"].as_f64(), a["threshold"].as_f64());
+        assert!(
+            value.expect("value").abs() > threshold.expect("threshold"),
+            "{a}"
+        );
+        assert!(a["window_start_ms"].as_i64() <= a["window_end_ms"].as_i64());
+        assert!(a["window_rows"].as_u64().is_some_and(|n| n > 0));
+        let row = rows
+            .iter()
+            .find(|r| {
+                r.feature == feature && r.start == a["window_start_ms"].as_i64().unwrap_or(-1)
+            })
+            .unwrap_or_else(|| panic!("the alert's window is in the table: {a}"));
+        let statistic = a["statistic"].as_str().expect("statistic");
+        assert!(
+            row.breached.iter().any(|s| s == statistic),
+            "{a} vs {row:?}"
+        );
+    }
+    assert!(log_text.contains("\"feature\":\"amount\""), "{log_text}");
+
+    // 5. Analysts: `scorestream query`, pyarrow and DuckDB read the table.
+    let q = run(bin().args(["query", "--path"]).arg(&out).arg(
+        "SELECT count(*) AS n, count(DISTINCT window_start) AS w FROM drift \
+         WHERE feature = 'amount' AND array_has(breached, 'psi')",
+    ));
+    assert!(q.status.success(), "{}", text(&q.stderr));
+    let amount_psi_breaches = rows
+        .iter()
+        .filter(|r| r.feature == "amount" && r.breached.iter().any(|s| s == "psi"))
+        .count();
+    let table = text(&q.stdout);
+    assert!(
+        table.contains(&format!("| {amount_psi_breaches} ")),
+        "{table}"
+    );
+    let py = run(Command::new("python3")
+        .arg(repo().join("tests/readers/read_drift.py"))
+        .arg(&out));
+    assert!(py.status.success(), "{}", text(&py.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&py.stdout).expect("json");
+    assert_eq!(seen["pyarrow_rows"], rows.len());
+    assert_eq!(seen["duckdb_rows"], rows.len());
+    assert_eq!(
+        seen["duckdb_breached_features"],
+        serde_json::json!(breached_features(&rows))
+    );
+}
+
+fn breached_features(rows: &[Row]) -> Vec<String> {
+    let set: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| !r.breached.is_empty())
+        .map(|r| r.feature.as_str())
+        .collect();
+    set.into_iter().map(str::to_owned).collect()
+}
+
+fn dead_letters(out: &Path) -> u64 {
+    common::read_dir(&out.join("dead_letters"))
+        .iter()
+        .map(|b| b.num_rows() as u64)
+        .sum()
+}
