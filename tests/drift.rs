@@ -281,6 +281,127 @@ fn a_shift_in_amount_alerts_for_amount_only_within_one_window() {
         seen["duckdb_breached_features"],
         serde_json::json!(breached_features(&rows))
     );
+
+    // 6. The report, rendered by headless Chromium: every watched column
+    // has a drawn histogram (a reference and a latest-window bar per bin)
+    // and charts over time, and each PSI chart marks its breaches.
+    let report = dir.path().join("report.html");
+    let r = run(bin()
+        .args(["drift", "report", "--job"])
+        .arg(&job)
+        .arg("--out")
+        .arg(&report));
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let said = text(&r.stdout);
+    assert!(
+        said.contains(&format!("{} window(s)", windows.len())),
+        "{said}"
+    );
+    let charts = rendered_charts(&report);
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&profile).expect("profile")).expect("json");
+    for feature in FEATURES.iter().copied().chain(["score"]) {
+        let of = |kind: &str| {
+            charts
+                .iter()
+                .filter(|c| c["feature"] == feature && c["kind"] == kind)
+                .collect::<Vec<_>>()
+        };
+        let column = &profile["columns"][feature];
+        let bins = column["counts"].as_array().expect("counts").len()
+            + usize::from(column["kind"] == "categorical");
+        let hist = of("histogram");
+        assert_eq!(hist.len(), 1, "{feature}: {charts:?}");
+        assert!(
+            hist[0]["width"].as_f64() > Some(100.0),
+            "{feature}: not laid out"
+        );
+        assert_eq!(hist[0]["bars"], 2 * bins, "{feature}: {:?}", hist[0]);
+        assert!(
+            hist[0]["tall_bars"].as_u64() > Some(1),
+            "{feature}: no bar drawn"
+        );
+        let series = of("series");
+        assert!(series.len() >= 4, "{feature}: {series:?}");
+        for c in &series {
+            assert_eq!(c["points"], windows.len(), "{feature}: {c}");
+            assert!(c["height"].as_f64() > Some(50.0), "{feature}: not laid out");
+        }
+        let psi = series
+            .iter()
+            .find(|c| c["statistic"] == "psi")
+            .expect("psi chart");
+        let psi_breaches = rows
+            .iter()
+            .filter(|r| r.feature == feature && r.breached.iter().any(|s| s == "psi"))
+            .count();
+        assert_eq!(psi["breaches"], psi_breaches, "{feature}: {psi}");
+        assert_eq!(psi["threshold"], true, "{feature}: the PSI threshold line");
+    }
+    if let Ok(keep) = std::env::var("SCORESTREAM_KEEP_REPORT") {
+        std::fs::copy(&report, format!("{keep}.html")).expect("keep report");
+        common::chromium::screenshot(&report, Path::new(&format!("{keep}.png")));
+    }
+}
+
+/// What Chromium laid out for each chart of the report: a probe script
+/// (the report itself has none) measures every `svg.chart` after layout.
+fn rendered_charts(report: &Path) -> Vec<serde_json::Value> {
+    const PROBE: &str = r#"<script>
+const charts = [...document.querySelectorAll('svg.chart')].map(s => {
+  const box = s.getBoundingClientRect();
+  const drawn = sel => [...s.querySelectorAll(sel)].filter(e => e.getBBox().width > 0);
+  return {
+    feature: s.dataset.feature,
+    statistic: s.dataset.statistic || null,
+    kind: s.classList.contains('histogram') ? 'histogram' : 'series',
+    width: box.width, height: box.height,
+    bars: drawn('rect.bar').length,
+    tall_bars: drawn('rect.bar').filter(e => e.getBBox().height > 0.5).length,
+    points: drawn('circle.point').length,
+    breaches: drawn('circle.breach').length,
+    threshold: s.querySelector('line.threshold') !== null,
+  };
+});
+const pre = document.createElement('pre');
+pre.id = 'probe';
+pre.textContent = btoa(JSON.stringify(charts));
+document.body.appendChild(pre);
+</script></body>"#;
+    let page = std::fs::read_to_string(report).expect("report");
+    assert!(!page.contains("<script"), "the report is script-free");
+    let probe = report.with_file_name("probe.html");
+    std::fs::write(&probe, page.replace("</body>", PROBE)).expect("probe page");
+    let dom = common::chromium::dump_dom(&probe);
+    let b64 = dom
+        .split("<pre id=\"probe\">")
+        .nth(1)
+        .and_then(|s| s.split("</pre>").next())
+        .unwrap_or_else(|| panic!("the probe did not run: {dom}"));
+    let charts: Vec<serde_json::Value> =
+        serde_json::from_slice(&base64_decode(b64.trim())).expect("probe JSON");
+    assert!(!charts.is_empty(), "no chart rendered");
+    charts
+}
+
+/// The probe's output is base64 so no HTML escaping can touch it.
+fn base64_decode(s: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let sextets: Vec<u8> = s.bytes().filter(|&c| c != b'=').map(value).collect();
+    sextets
+        .chunks(4)
+        .flat_map(|q| {
+            let n = q.iter().fold(0u32, |n, &v| (n << 6) | u32::from(v)) << (6 * (4 - q.len()));
+            n.to_be_bytes()[1..q.len()].to_vec()
+        })
+        .collect()
 }
 
 fn breached_features(rows: &[Row]) -> Vec<String> {

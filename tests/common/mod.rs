@@ -2,6 +2,7 @@
 //! replaying what the generator produced.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod process;
 pub mod redis_server;
 pub mod tansu;

@@ -267,8 +267,12 @@ fn section(h: &mut String, input: &ReportInput<'_>, feature: &str, rows: &[&Wind
                 breached: r.breached.iter().any(|b| b == s.name()),
             })
             .collect();
-        let threshold = input.config.and_then(|c| c.threshold(feature, s));
-        h.push_str(&series(feature, s.name(), &points, threshold));
+        let thresholds: Vec<f64> = match input.config.and_then(|c| c.threshold(feature, s)) {
+            Some(t) if s == Statistic::MissingRateChange => vec![t, -t],
+            Some(t) => vec![t],
+            None => Vec::new(),
+        };
+        h.push_str(&series(feature, s.name(), &points, &thresholds));
     }
     h.push_str("</div></section>");
 }

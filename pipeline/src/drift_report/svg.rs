@@ -27,13 +27,22 @@ pub fn num(v: f64) -> String {
         return v.to_string();
     }
     let a = v.abs();
-    if a != 0.0 && !(1e-3..1e5).contains(&a) {
-        format!("{v:.3e}")
-    } else {
-        let s = format!("{v:.4}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        if s == "-0" { "0".into() } else { s.into() }
+    if a != 0.0 && !(1e-3..1e6).contains(&a) {
+        return format!("{v:.3e}");
     }
+    let magnitude = if a == 0.0 {
+        0
+    } else {
+        a.log10().floor() as i32
+    };
+    let decimals = (3 - magnitude).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
+    if s == "-0" { "0".into() } else { s.into() }
 }
 
 const REFERENCE: &str = "#4e79a7";
@@ -122,11 +131,16 @@ pub struct Point {
 
 /// A statistic over the windows, oldest first, with its threshold dashed
 /// and breaching windows marked.
-pub fn series(feature: &str, statistic: &str, points: &[Point], threshold: Option<f64>) -> String {
-    let (w, h, left, top, bottom) = (280.0, 140.0, 48.0, 20.0, 18.0);
+/// `thresholds` are drawn as dashed lines (two, at ±t, for a statistic
+/// that breaches in either direction).
+pub fn series(feature: &str, statistic: &str, points: &[Point], thresholds: &[f64]) -> String {
+    let (w, h, left, top, bottom) = (290.0, 140.0, 60.0, 20.0, 18.0);
     let plot_w = w - left - 8.0;
     let plot_h = h - top - bottom;
-    let values = points.iter().filter_map(|p| p.value).chain(threshold);
+    let values = points
+        .iter()
+        .filter_map(|p| p.value)
+        .chain(thresholds.iter().copied());
     let (lo, hi) = values.fold((0.0_f64, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let hi = if hi <= lo {
         lo + 1.0
@@ -164,7 +178,7 @@ pub fn series(feature: &str, statistic: &str, points: &[Point], threshold: Optio
         hi_l = esc(&num(hi)),
         lo_l = esc(&num(lo)),
     );
-    if let Some(t) = threshold {
+    for &t in thresholds {
         let _ = write!(
             s,
             r#"<line class="threshold" x1="{left}" y1="{ty:.2}" x2="{x1}" y2="{ty:.2}" stroke="{BREACH}" stroke-dasharray="4 3"><title>threshold {t}</title></line>"#,

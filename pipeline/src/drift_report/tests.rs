@@ -263,3 +263,35 @@ fn an_empty_table_says_so() {
     });
     assert!(page.contains("no windows yet"));
 }
+
+#[test]
+fn numbers_are_short_and_signed_thresholds_drawn_both_ways() {
+    use super::svg::num;
+    for (v, want) in [
+        (135.9317, "135.9"),
+        (2977.4349, "2977"),
+        (0.0028, "0.0028"),
+        (1.0612, "1.061"),
+        (-7.922e-4, "-7.922e-4"),
+        (0.0, "0"),
+        (-0.00001, "-1.000e-5"),
+        (12_000_000.0, "1.200e7"),
+        (20.0, "20"),
+    ] {
+        assert_eq!(num(v), want, "{v}");
+    }
+    let (dir, _) = table(&[0.05]);
+    let rows = read_drift_table(&dir.path().join(DRIFT_DIR)).expect("read");
+    let cfg: DriftConfig =
+        toml::from_str("profile = \"p.json\"\nthresholds = { missing_rate_change = 0.1 }\n")
+            .expect("config");
+    let page = render(&ReportInput {
+        profile: &profile(),
+        rows: &rows,
+        config: Some(&cfg),
+        last: 10,
+    });
+    // Two columns, each with +0.1 and -0.1.
+    assert_eq!(count(&page, "class=\"threshold\""), 4);
+    assert_eq!(count(&page, "<title>threshold -0.1</title>"), 2);
+}
