@@ -32,6 +32,10 @@ enum Command {
         /// new arrived for this long (for batch replays and tests), e.g. "5s".
         #[arg(long, value_parser = humantime::parse_duration)]
         exit_on_idle: Option<std::time::Duration>,
+        /// Serve Prometheus metrics (drift gauges included) at
+        /// http://ADDR/metrics, e.g. 127.0.0.1:9464.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Check a job config: syntax, types, files, and that features and model inputs fit.
     Validate { job: PathBuf },
@@ -66,7 +70,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Demo(args) => commands::demo::run(args).await,
-            Command::Run { job, exit_on_idle } => commands::run::run(&job, exit_on_idle).await,
+            Command::Run {
+                job,
+                exit_on_idle,
+                metrics_listen,
+            } => commands::run::run(&job, exit_on_idle, metrics_listen).await,
             Command::Validate { job } => commands::validate::run(&job),
             Command::Query(args) => commands::query::run(args).await,
             Command::Replay(args) => commands::replay::run(args).await,

@@ -163,8 +163,27 @@ fn a_shift_in_amount_alerts_for_amount_only_within_one_window() {
     };
     produce_events(&broker.brokers, "transactions", shifted, SHIFTED);
     let log = dir.path().join("live.log");
-    let mut child = spawn_run(&job, &["--exit-on-idle", "3s"], &log);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = spawn_run(
+        &job,
+        &["--exit-on-idle", "3s", "--metrics-listen", &listen],
+        &log,
+    );
+    // While it runs, Prometheus would see amount's PSI as a gauge.
+    let mut amount_psi = None;
+    while amount_psi.is_none_or(|v: f64| v <= 0.2) && child.try_wait().expect("wait").is_none() {
+        amount_psi = scrape(&listen).and_then(|m| gauge(&m, "amount", "psi"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
     wait_success(&mut child, &log, Duration::from_secs(180));
+    assert!(
+        amount_psi.is_some_and(|v| v > 0.2),
+        "scraped amount PSI: {amount_psi:?}"
+    );
 
     // 3. The drift table: one row per watched column per window.
     let rows = drift_rows(&out);
@@ -418,4 +437,29 @@ fn dead_letters(out: &Path) -> u64 {
         .iter()
         .map(|b| b.num_rows() as u64)
         .sum()
+}
+
+/// `/metrics` from the running job, or None while it is not listening.
+fn scrape(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: scorestream\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    c.read_to_string(&mut body).ok()?;
+    body.starts_with("HTTP/1.1 200").then_some(body)
+}
+
+/// The value of `scorestream_drift{feature,statistic}` in a scrape.
+fn gauge(metrics: &str, feature: &str, statistic: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("scorestream_drift{"))
+        .find(|l| {
+            l.contains(&format!("feature=\"{feature}\""))
+                && l.contains(&format!("statistic=\"{statistic}\""))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }

@@ -9,8 +9,26 @@ use tokio_util::sync::CancellationToken;
 
 use crate::progress;
 
-pub async fn run(path: &Path, exit_on_idle: Option<Duration>) -> anyhow::Result<()> {
+/// Serves every metric the job records (throughput, drift gauges, ...) for
+/// Prometheus to scrape at `http://ADDR/metrics`.
+fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .with_context(|| format!("serving metrics on {addr}"))?;
+    eprintln!("scorestream run: Prometheus metrics at http://{addr}/metrics");
+    Ok(())
+}
+
+pub async fn run(
+    path: &Path,
+    exit_on_idle: Option<Duration>,
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let config = load_file(path)?;
+    if let Some(addr) = metrics_listen {
+        serve_metrics(addr)?;
+    }
     let job = Job::build(config)?;
     let out = job.config().sink.path.clone();
     eprintln!(

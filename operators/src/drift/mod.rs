@@ -12,6 +12,8 @@
 mod alerts;
 mod config;
 mod operator;
+#[cfg(test)]
+mod operator_tests;
 mod profile;
 mod stats;
 mod table;

@@ -2,6 +2,7 @@
 //! by row-bounded queues, each its own task, drained in order on shutdown.
 
 mod build;
+mod drift_tee;
 mod run;
 mod stats;
 

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use super::drift_tee::DriftTee;
 use super::{Job, JobStats, StatsSnapshot};
 use crate::PipelineError;
 
@@ -155,10 +156,9 @@ impl Job {
 
         // Drift gets copies of the scored batches through its own queue; when
         // it is full the batch is skipped (and counted), never waited for.
-        let drift_skipped = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let drift_tx = match (drift, &config.drift) {
+        let drift_tee = match (drift, &config.drift) {
             (Some(setup), Some(d)) => {
-                let (tx, rx) = mpsc::channel::<arrow::array::RecordBatch>(d.queue_batches);
+                let (tee, rx, skipped) = DriftTee::new(d.queue_batches);
                 let table = DriftTable::open(&config.sink.path)?;
                 let alerts = d
                     .alerts_topic
@@ -172,13 +172,13 @@ impl Job {
                     job.clone(),
                     table,
                     alerts,
-                    drift_skipped.clone(),
+                    skipped,
                 );
                 spawn(
                     "drift",
                     Box::pin(async move { op.run(rx).await.map(|_| None) }),
                 );
-                Some(tx)
+                Some(tee)
             }
             _ => None,
         };
@@ -208,8 +208,8 @@ impl Job {
                     let rows = env.rows();
                     let started = std::time::Instant::now();
                     let env = cpu_bound(|| scorer.process(env))?;
-                    if let (Some(tx), Some(batch)) = (&drift_tx, &env.batch) {
-                        tee_to_drift(tx, batch, &drift_skipped);
+                    if let (Some(tee), Some(batch)) = (&drift_tee, &env.batch) {
+                        tee.offer(batch);
                     }
                     if rows > 0 {
                         histogram!("scorestream_score_seconds")
@@ -329,23 +329,6 @@ fn account(stats: &JobStats, c: &Committed) {
             .iter()
             .map(|t| now.saturating_sub(*t).max(0) as u64),
     );
-}
-
-/// Offers a scored batch to the drift operator without waiting: a full
-/// queue means drift is behind, so the batch's rows are counted as skipped.
-fn tee_to_drift(
-    tx: &mpsc::Sender<arrow::array::RecordBatch>,
-    batch: &arrow::array::RecordBatch,
-    skipped: &std::sync::atomic::AtomicU64,
-) {
-    if batch.num_rows() == 0 {
-        return;
-    }
-    if let Err(mpsc::error::TrySendError::Full(b)) = tx.try_send(batch.clone()) {
-        let n = b.num_rows() as u64;
-        skipped.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        counter!("scorestream_drift_rows_skipped_total").increment(n);
-    }
 }
 
 /// Polls a model registry and hands each new, valid version to the scorer.
