@@ -9,6 +9,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use scorestream_operators::Envelope;
 use scorestream_operators::batch::Coalescer;
 use scorestream_operators::decode::JsonDecoder;
+use scorestream_operators::drift::Window;
 use scorestream_operators::features::{FeatureJoin, FileFeatureStore, JoinPolicy, OnMissing};
 use scorestream_operators::scorer::{ModelPackage, Scorer};
 use scorestream_operators::source::kafka::RawChunk;
@@ -114,6 +115,26 @@ fn operators(c: &mut Criterion) {
     g.bench_function("score_mlp_20_64_32_1", |b| {
         let batch = joined.batch.clone().expect("rows");
         b.iter(|| scorer.scores(&batch).expect("score"))
+    });
+    // The drift operator's work for a window of these rows: accumulate
+    // every watched column, then compare each with the reference.
+    let profile = scorestream_pipeline::profile::load_profile(&demo.join("drift-profile.json"))
+        .expect("profile");
+    let columns: Vec<String> = profile.columns.keys().cloned().collect();
+    let scored = scorer
+        .process(Envelope {
+            batch: joined.batch.clone(),
+            ..Default::default()
+        })
+        .expect("score")
+        .batch
+        .expect("rows");
+    g.bench_function("drift_window_9_columns", |b| {
+        b.iter(|| {
+            let mut w = Window::new(&profile, &columns, 20_000, 0);
+            w.add(&scored, 0, scored.num_rows());
+            w.close()
+        })
     });
     g.finish();
 }

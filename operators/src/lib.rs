@@ -29,6 +29,17 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Runs CPU-heavy operator work (decode, scoring, Parquet encoding, drift
+/// windows) without starving other tasks on a multi-threaded runtime; on a
+/// current-thread runtime, where `block_in_place` would panic, it simply
+/// runs inline.
+pub fn cpu_bound<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Sleeps until the deadline, or forever when there is none: the idle arm of
 /// operators' `select!` loops.
 pub(crate) async fn sleep_until(deadline: Option<tokio::time::Instant>) {

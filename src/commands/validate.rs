@@ -33,5 +33,23 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         c.sink.path.display(),
         job.output_schema().fields().len()
     );
+    if let Some(d) = &c.drift {
+        let window = match d.window {
+            scorestream_operators::drift::WindowConfig::Rows(n) => format!("{n} rows"),
+            scorestream_operators::drift::WindowConfig::EventTime(t) => {
+                format!("{:?} of event time", t.0)
+            }
+        };
+        println!(
+            "  drift:    {} against {}, windows of {window}, alerts {}",
+            job.drift_columns().join(", "),
+            d.profile.display(),
+            d.alerts_topic
+                .as_deref()
+                .map_or("to the log".to_owned(), |t| format!(
+                    "to the log and topic {t}"
+                ))
+        );
+    }
     Ok(())
 }

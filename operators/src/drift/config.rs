@@ -29,8 +29,8 @@ pub struct DriftConfig {
     /// `score` included).
     #[serde(default)]
     pub columns: Vec<String>,
-    /// Alert thresholds per statistic, for every column; `[drift.columns.X]`
-    /// tables override them per column.
+    /// Alert thresholds per statistic, for every column; `column_thresholds = { X = { ... } }`
+    /// overrides them for column X.
     #[serde(default = "default_thresholds")]
     pub thresholds: BTreeMap<Statistic, f64>,
     #[serde(default, rename = "column_thresholds")]
@@ -89,6 +89,11 @@ impl DriftConfig {
                 "event_time must be longer than 0s".into(),
             )),
             _ => {}
+        }
+        if let Some(topic) = &self.alerts_topic
+            && let Err(why) = crate::sink::dead_letter_topic::check_topic_name(topic)
+        {
+            p.push(("drift.alerts_topic".into(), why));
         }
         if self.queue_batches == 0 {
             p.push(("drift.queue_batches".into(), "must be at least 1".into()));

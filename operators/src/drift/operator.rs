@@ -105,13 +105,13 @@ impl DriftOperator {
     pub async fn run(mut self, mut rx: mpsc::Receiver<RecordBatch>) -> Result<Vec<WindowReport>> {
         let mut reports = Vec::new();
         while let Some(batch) = rx.recv().await {
-            for report in self.add(&batch)? {
+            for report in crate::cpu_bound(|| self.add(&batch))? {
                 self.emit(&report).await?;
                 reports.push(report);
             }
         }
         if self.window.rows > 0 {
-            let report = self.close();
+            let report = crate::cpu_bound(|| self.close());
             self.emit(&report).await?;
             reports.push(report);
         }
@@ -226,7 +226,8 @@ impl DriftOperator {
     /// Writes the window to the drift table, sets the gauges, and logs and
     /// produces its alerts.
     async fn emit(&mut self, r: &WindowReport) -> Result<()> {
-        self.table.write(&self.job, r)?;
+        let (table, job) = (&mut self.table, &self.job);
+        crate::cpu_bound(|| table.write(job, r))?;
         for c in &r.columns {
             for s in Statistic::ALL {
                 if let Some(v) = c.stats.get(s) {

@@ -124,6 +124,11 @@ impl Job {
         &self.config
     }
 
+    /// The columns the drift operator watches (empty without `[drift]`).
+    pub fn drift_columns(&self) -> &[String] {
+        self.drift.as_ref().map_or(&[], |d| d.columns.as_slice())
+    }
+
     pub fn model_name(&self) -> &str {
         self.scorer.model_name()
     }
@@ -251,11 +256,6 @@ fn drift_setup(
     problems: &mut Vec<Problem>,
 ) -> Option<DriftSetup> {
     let d = config.drift.as_ref()?;
-    if let Some(topic) = &d.alerts_topic
-        && let Err(why) = scorestream_operators::sink::dead_letter_topic::check_topic_name(topic)
-    {
-        problems.push(Problem::new("drift.alerts_topic", why));
-    }
     let profile = match crate::profile::load_profile(&d.profile) {
         Ok(p) => p,
         Err(e) => {

@@ -11,7 +11,7 @@ use scorestream_operators::scorer::{InputMatrix, ModelPackage, ModelSource, Regi
 use scorestream_operators::sink::dead_letter_topic::DeadLetterProducer;
 use scorestream_operators::sink::parquet::{Committed, ParquetSink};
 use scorestream_operators::source::kafka::{KafkaSource, RawChunk, SourceReport};
-use scorestream_operators::{Coverage, Envelope, OperatorError};
+use scorestream_operators::{Coverage, Envelope, OperatorError, cpu_bound};
 use scorestream_schemas::columns;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -278,16 +278,6 @@ impl Job {
             stats: snapshot,
             source: source_report,
         })
-    }
-}
-
-/// Runs CPU-heavy operator work (decode, scoring, Parquet encoding) without
-/// starving other tasks on a multi-threaded runtime; on a current-thread
-/// runtime, where `block_in_place` would panic, it simply runs inline.
-fn cpu_bound<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }
 
