@@ -27,7 +27,8 @@ pub struct ReportArgs {
     /// Where to write the page.
     #[arg(long, default_value = "drift-report.html")]
     out: PathBuf,
-    /// Windows drawn in the charts over time: the most recent ones.
+    /// Windows read and drawn: the most recent ones (older ones stay in
+    /// the table for `scorestream query`).
     #[arg(long, default_value_t = 200)]
     last: usize,
 }
@@ -66,5 +67,11 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         summary.features,
         summary.breaches
     );
+    if summary.older > 0 {
+        println!(
+            "  {} older window(s) not drawn (--last {})",
+            summary.older, args.last
+        );
+    }
     Ok(())
 }

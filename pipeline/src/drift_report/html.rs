@@ -19,6 +19,8 @@ pub struct ReportInput<'a> {
     pub config: Option<&'a DriftConfig>,
     /// Windows shown in the charts: the most recent ones.
     pub last: usize,
+    /// Older windows in the table that were not read.
+    pub older: usize,
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222}\
@@ -136,6 +138,13 @@ pub fn render(input: &ReportInput<'_>) -> String {
             None => "not known (report made without the job file; breaches as recorded)".into(),
         },
     );
+    if input.older > 0 {
+        let _ = write!(
+            h,
+            "<p class=\"note\">The newest windows only: {} older window(s) are in the drift table (`scorestream query` reads them all).</p>",
+            input.older
+        );
+    }
     if per_feature.is_empty() {
         h.push_str("<p class=\"note\">The drift table has no windows yet.</p></body></html>");
         return h;

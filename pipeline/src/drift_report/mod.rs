@@ -13,14 +13,17 @@ use std::path::Path;
 use scorestream_operators::drift::{DRIFT_DIR, DriftConfig, ReferenceProfile};
 
 pub use html::{ReportInput, render};
-pub use read::{WindowRow, read_drift_table};
+pub use read::{WindowRow, read_drift_table, read_newest};
 
 use crate::PipelineError;
 
 /// What the report summarises, in figures the command prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportSummary {
+    /// Windows drawn (at most `last`).
     pub windows: usize,
+    /// Older windows in the table, not drawn.
+    pub older: usize,
     pub features: usize,
     /// Rows of the drift table with at least one breach.
     pub breaches: usize,
@@ -35,12 +38,15 @@ pub fn write_report(
     last: usize,
     out: &Path,
 ) -> Result<ReportSummary, PipelineError> {
-    let rows = read_drift_table(&output.join(DRIFT_DIR))?;
+    // One file per window (with every watched column): the newest `last`
+    // files are all the charts draw.
+    let (rows, older) = read_newest(&output.join(DRIFT_DIR), last)?;
     let page = render(&ReportInput {
         profile,
         rows: &rows,
         config,
         last,
+        older,
     });
     let tmp = out.with_extension("html.tmp");
     std::fs::write(&tmp, page)
@@ -54,6 +60,7 @@ pub fn write_report(
         .collect();
     Ok(ReportSummary {
         windows: windows.len(),
+        older,
         features: features.len(),
         breaches: rows.iter().filter(|r| !r.breached.is_empty()).count(),
     })

@@ -37,22 +37,34 @@ fn bad(dir: &Path, reason: impl Into<String>) -> PipelineError {
 /// Every row of the drift table in `dir`, ordered by window, then feature.
 /// Files being written (hidden `.tmp` names) are not read.
 pub fn read_drift_table(dir: &Path) -> Result<Vec<WindowRow>, PipelineError> {
+    read_newest(dir, usize::MAX).map(|(rows, _)| rows)
+}
+
+/// The rows of the newest `files` window files (one file per window,
+/// named by its end time, so a name sort is a time sort), and how many
+/// older files were left unread: the report's memory stays bounded however
+/// long the job has run.
+pub fn read_newest(dir: &Path, files: usize) -> Result<(Vec<WindowRow>, usize), PipelineError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         bad(
             dir,
             format!("{e} (has the job run with [drift] and written a window?)"),
         )
     })?;
-    let mut rows = Vec::new();
+    let mut names = Vec::new();
     for e in entries {
         let e = e.map_err(|e| bad(dir, e.to_string()))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !name.ends_with(".parquet") {
-            continue;
+        if !name.starts_with('.') && name.ends_with(".parquet") {
+            names.push(name);
         }
-        let path = e.path();
+    }
+    names.sort_unstable();
+    let older = names.len().saturating_sub(files);
+    let mut rows = Vec::new();
+    for name in &names[older..] {
         let in_file = |reason: String| bad(dir, format!("{name}: {reason}"));
-        let file = std::fs::File::open(&path).map_err(|e| in_file(e.to_string()))?;
+        let file = std::fs::File::open(dir.join(name)).map_err(|e| in_file(e.to_string()))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .and_then(|b| b.build())
             .map_err(|e| in_file(e.to_string()))?;
@@ -64,7 +76,7 @@ pub fn read_drift_table(dir: &Path) -> Result<Vec<WindowRow>, PipelineError> {
     rows.sort_by(|a, b| {
         (a.start_ms, a.end_ms, &a.feature).cmp(&(b.start_ms, b.end_ms, &b.feature))
     });
-    Ok(rows)
+    Ok((rows, older))
 }
 
 fn append_rows(b: &RecordBatch, out: &mut Vec<WindowRow>) -> Result<(), String> {

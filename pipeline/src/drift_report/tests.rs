@@ -178,10 +178,19 @@ fn the_page_has_a_histogram_and_a_chart_per_statistic_for_each_feature() {
         summary,
         ReportSummary {
             windows: 3,
+            older: 0,
             features: 2,
             breaches: 1
         }
     );
+    // Only the newest windows are read: memory is bounded by --last.
+    let newest = write_report(dir.path(), &profile(), Some(&cfg), 2, &out).expect("report");
+    assert_eq!((newest.windows, newest.older, newest.breaches), (2, 1, 1));
+    let page = std::fs::read_to_string(&out).expect("page");
+    assert!(page.contains("1 older window(s) are in the drift table"));
+    assert_eq!(count(&page, "<circle class=\"point"), 2 * 10);
+    let summary = write_report(dir.path(), &profile(), Some(&cfg), 100, &out).expect("report");
+    assert_eq!(summary.windows, 3);
     let page = std::fs::read_to_string(&out).expect("page");
     assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
     // Self-contained: nothing is fetched.
@@ -223,6 +232,7 @@ fn names_from_the_data_are_escaped() {
         rows: &rows,
         config: None,
         last: 10,
+        older: 0,
     });
     assert!(!page.contains("<script>"));
     assert!(page.contains("&lt;script&gt;"));
@@ -246,6 +256,7 @@ fn only_the_last_windows_are_charted_and_a_replaced_profile_is_noted() {
         rows: &rows,
         config: None,
         last: 5,
+        older: 0,
     });
     assert!(page.contains("The last 5 of 12 windows."));
     assert_eq!(count(&page, "<circle class=\"point"), 5 * 10);
@@ -260,6 +271,7 @@ fn an_empty_table_says_so() {
         rows: &[],
         config: None,
         last: 10,
+        older: 0,
     });
     assert!(page.contains("no windows yet"));
 }
@@ -290,6 +302,7 @@ fn numbers_are_short_and_signed_thresholds_drawn_both_ways() {
         rows: &rows,
         config: Some(&cfg),
         last: 10,
+        older: 0,
     });
     // Two columns, each with +0.1 and -0.1.
     assert_eq!(count(&page, "class=\"threshold\""), 4);
