@@ -10,6 +10,8 @@ pub mod columns {
     pub const SOURCE_PARTITION: &str = "source_partition";
     pub const SOURCE_OFFSET: &str = "source_offset";
     pub const INGEST_TIME: &str = "ingest_time";
+    /// 32 hex digits: the producer's W3C trace id, or one assigned at ingress.
+    pub const TRACE_ID: &str = "trace_id";
     pub const FEATURES_MISSING: &str = "features_missing";
     /// Per row, the features the store had no value for.
     pub const MISSING_FEATURES: &str = "missing_features";
@@ -25,11 +27,12 @@ pub mod columns {
     /// champion or canary that did not produce `score`).
     pub const SHADOW_SCORES: &str = "shadow_scores";
 
-    pub(crate) const ALL: [&str; 13] = [
+    pub(crate) const ALL: [&str; 14] = [
         SOURCE_TOPIC,
         SOURCE_PARTITION,
         SOURCE_OFFSET,
         INGEST_TIME,
+        TRACE_ID,
         FEATURES_MISSING,
         MISSING_FEATURES,
         STALE_FEATURES,
@@ -58,6 +61,7 @@ pub fn provenance_fields() -> Vec<Field> {
         Field::new(columns::SOURCE_PARTITION, DataType::Int32, false),
         Field::new(columns::SOURCE_OFFSET, DataType::Int64, false),
         Field::new(columns::INGEST_TIME, utc_millis(), false),
+        Field::new(columns::TRACE_ID, DataType::Utf8, false),
     ]
 }
 

@@ -18,26 +18,46 @@ use scorestream_pipeline::synth::{EventGen, EventKind, GenOptions, World};
 pub const DEMO_ASSETS: scorestream_pipeline::demo::DemoAssets =
     scorestream_pipeline::demo::EMBEDDED;
 
-/// Every committed Parquet file under `dir`, read with the parquet crate
-/// (files being written are hidden `.tmp` files and are skipped, as any
-/// reader globbing `*.parquet` skips them).
-pub fn read_dir(dir: &Path) -> Vec<RecordBatch> {
+/// Every file under `dir`, through its partition directories.
+pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
     };
     for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".parquet") {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every committed Parquet file under `dir` (partition directories
+/// included), read with the parquet crate (files being written are hidden
+/// `.tmp` files and are skipped, as any reader globbing `*.parquet` skips
+/// them).
+pub fn read_dir(dir: &Path) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    for path in files_under(dir) {
+        if !path.to_string_lossy().ends_with(".parquet") {
             continue;
         }
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(e.path()).expect("open"))
-            .expect("valid parquet")
-            .build()
-            .expect("reader");
-        out.extend(reader.map(|b| b.expect("batch")));
+        out.extend(read_file(&path));
     }
     out
+}
+
+/// One Parquet file's rows.
+pub fn read_file(path: &Path) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open"))
+        .expect("valid parquet")
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch"))
+        .collect()
 }
 
 /// How often each event id appears in one output table, the id taken from
@@ -92,14 +112,11 @@ pub fn replay(world: &World, opts: GenOptions, n: u64) -> Vec<(String, EventKind
 /// of the outputs, exactly once, and nothing else is.
 pub fn assert_exactly_once(out: &Path, produced: &[(String, EventKind)]) {
     for sub in ["scores", "dead_letters"] {
-        for e in std::fs::read_dir(out.join(sub))
-            .expect("output dir")
-            .flatten()
-        {
-            let name = e.file_name().to_string_lossy().into_owned();
+        for path in files_under(&out.join(sub)) {
             assert!(
-                !name.ends_with(".tmp"),
-                "a stopped job left an uncommitted file: {name}"
+                !path.to_string_lossy().ends_with(".tmp"),
+                "a stopped job left an uncommitted file: {}",
+                path.display()
             );
         }
     }

@@ -70,6 +70,11 @@ pub fn job_file(
         )
         .replace("path = \"out/fraud-demo\"", &format!("path = {out:?}"))
         .replace("max_rows = 65536", "max_rows = 2000")
+        // Roll often, so that runs this short still commit many times.
+        .replace(
+            "roll = { max_bytes = \"256MiB\", max_rows = 10000000, interval = \"30s\", inactivity = \"1s\" }",
+            "roll = { interval = \"1s\", inactivity = \"300ms\", max_rows = 2000 }",
+        )
         .replace(
             "[schema]",
             &format!(
@@ -77,6 +82,10 @@ pub fn job_file(
                 session.session_ms, session.heartbeat_ms
             ),
         );
+    assert!(
+        toml.contains("interval = \"1s\"") && toml.contains("max_rows = 2000"),
+        "jobs/demo/job.toml changed: update job_file's replacements"
+    );
     let p = dir.join("job.toml");
     std::fs::write(&p, toml).expect("write job");
     p

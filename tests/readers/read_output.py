@@ -7,17 +7,17 @@ import duckdb
 import pyarrow.dataset as ds
 
 root = sys.argv[1]
-scores = ds.dataset(f"{root}/scores", format="parquet")
+scores = ds.dataset(f"{root}/scores", format="parquet", partitioning="hive")
 dead = ds.dataset(f"{root}/dead_letters", format="parquet")
 table = scores.to_table()
 con = duckdb.connect()
-duck_rows = con.execute(f"SELECT count(*) FROM read_parquet('{root}/scores/*.parquet')").fetchone()[0]
+duck_rows = con.execute(f"SELECT count(*) FROM read_parquet('{root}/scores/**/*.parquet', hive_partitioning = true)").fetchone()[0]
 duck_ids = con.execute(
-    f"SELECT count(DISTINCT event_id) FROM read_parquet('{root}/scores/*.parquet')"
+    f"SELECT count(DISTINCT event_id) FROM read_parquet('{root}/scores/**/*.parquet', hive_partitioning = true)"
 ).fetchone()[0]
 duck_dead = con.execute(f"SELECT count(*) FROM read_parquet('{root}/dead_letters/*.parquet')").fetchone()[0]
 score_range = con.execute(
-    f"SELECT min(score), max(score) FROM read_parquet('{root}/scores/*.parquet')"
+    f"SELECT min(score), max(score) FROM read_parquet('{root}/scores/**/*.parquet', hive_partitioning = true)"
 ).fetchone()
 print(json.dumps({
     "pyarrow_rows": table.num_rows,

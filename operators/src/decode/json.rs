@@ -1,3 +1,4 @@
+use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -201,11 +202,18 @@ impl JsonDecoder {
             rows.iter().map(|&i| chunk.timestamp_ms(i)),
         )
         .with_timezone(scorestream_schemas::UTC);
+        let mut trace = StringBuilder::with_capacity(rows.len(), rows.len() * 32);
+        for &i in rows {
+            // Writes into the value being built; append_value("") ends it.
+            let _ = write!(trace, "{:032x}", chunk.trace_id(i));
+            trace.append_value("");
+        }
         let mut columns: Vec<ArrayRef> = events.columns().to_vec();
         columns.push(Arc::new(topic.finish()));
         columns.push(Arc::new(partition));
         columns.push(Arc::new(offset));
         columns.push(Arc::new(ingest));
+        columns.push(Arc::new(trace.finish()));
         Ok(RecordBatch::try_new(self.out_schema.clone(), columns)?)
     }
 }

@@ -63,7 +63,11 @@ fn good_events_decode_with_provenance() {
     assert!(env.dead_letters.is_empty(), "{:?}", env.dead_letters);
     let b = env.batch.expect("rows");
     assert_eq!(b.num_rows(), 2);
-    assert_eq!(b.schema().fields().len(), 4 + 4);
+    assert_eq!(
+        b.schema().fields().len(),
+        4 + 5,
+        "event fields and provenance"
+    );
     assert_eq!(
         b.column_by_name("amount")
             .expect("amount")
@@ -175,4 +179,27 @@ fn isolation_finds_scattered_bad_events_in_a_large_chunk() {
         offsets.windows(2).all(|w| w[0] < w[1]),
         "rows keep their order"
     );
+}
+
+#[test]
+fn every_row_carries_a_trace_id_the_producers_when_it_sent_one() {
+    let d = JsonDecoder::new(schema(), 1 << 20);
+    let mut c = chunk(&[GOOD, GOOD, GOOD]);
+    c.set_traceparent(
+        1,
+        b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    );
+    let env = d.decode(&c).expect("decode");
+    let b = env.batch.expect("rows");
+    let ids = b
+        .column_by_name("trace_id")
+        .expect("trace_id")
+        .as_string::<i32>();
+    assert_eq!(ids.value(1), "4bf92f3577b34da6a3ce929d0e0e4736");
+    for i in [0, 2] {
+        assert_eq!(ids.value(i).len(), 32);
+        assert!(ids.value(i).bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(ids.value(i), format!("{:032x}", c.trace_id(i)));
+    }
+    assert_ne!(ids.value(0), ids.value(2));
 }

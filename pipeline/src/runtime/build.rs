@@ -1,6 +1,7 @@
 use scorestream_operators::decode::JsonDecoder;
 use scorestream_operators::features::{FeatureJoin, FeatureStoreConfig, JoinPolicy, build_store};
 use scorestream_operators::scorer::{ModelPackage, ModelSource, Scorer};
+use scorestream_operators::sink::parquet::PartitionSpec;
 use scorestream_schemas::EventSchema;
 
 use scorestream_operators::drift::ReferenceProfile;
@@ -17,6 +18,8 @@ pub struct Job {
     pub(super) join: FeatureJoin,
     pub(super) scorer: Scorer,
     pub(super) model_source: ModelSource,
+    /// How scored rows map to output partition directories.
+    pub(super) partitions: PartitionSpec,
     pub(super) drift: Option<DriftSetup>,
 }
 
@@ -107,13 +110,32 @@ impl Job {
         let drift = scorer
             .as_ref()
             .and_then(|s| drift_setup(&config, s.output_schema(), &mut problems));
-        match scorer {
-            Some(scorer) if problems.is_empty() => Ok(Self {
+        problems.extend(
+            config
+                .sink
+                .problems()
+                .into_iter()
+                .map(|(k, m)| Problem::new(k, m)),
+        );
+        let partitions = scorer.as_ref().and_then(|s| {
+            PartitionSpec::new(
+                &config.sink.partition_by,
+                &config.sink.partition_time,
+                s.output_schema(),
+            )
+            .map_err(|ps| {
+                problems.extend(ps.into_iter().map(|(k, m)| Problem::new(k, m)));
+            })
+            .ok()
+        });
+        match (scorer, partitions) {
+            (Some(scorer), Some(partitions)) if problems.is_empty() => Ok(Self {
                 config,
                 decoder,
                 join,
                 scorer,
                 model_source,
+                partitions,
                 drift,
             }),
             _ => Err(invalid(problems)),
@@ -137,9 +159,14 @@ impl Job {
         self.scorer.model_version()
     }
 
-    /// The schema of the scored Parquet output.
+    /// The schema of the scored rows (files hold all but the partition columns).
     pub fn output_schema(&self) -> &arrow::datatypes::SchemaRef {
         self.scorer.output_schema()
+    }
+
+    /// How the scored output is partitioned.
+    pub fn partitions(&self) -> &PartitionSpec {
+        &self.partitions
     }
 
     pub fn precision(&self) -> scorestream_operators::scorer::Precision {

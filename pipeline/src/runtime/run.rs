@@ -1,8 +1,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::TimestampMillisecondType;
 use metrics::{counter, histogram};
 use scorestream_operators::batch::{Coalescer, run_batcher};
 use scorestream_operators::drift::{AlertProducer, DriftOperator, DriftTable};
@@ -12,7 +10,6 @@ use scorestream_operators::sink::dead_letter_topic::DeadLetterProducer;
 use scorestream_operators::sink::parquet::{Committed, ParquetSink};
 use scorestream_operators::source::kafka::{KafkaSource, RawChunk, SourceReport};
 use scorestream_operators::{Coverage, Envelope, OperatorError, cpu_bound};
-use scorestream_schemas::columns;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -47,11 +44,12 @@ impl Job {
             join,
             mut scorer,
             model_source,
+            partitions,
             drift,
         } = self;
         let cap = config.queues.capacity_rows;
         let job = config.job.name.to_string();
-        let mut sink = ParquetSink::open(&config.sink)?;
+        let mut sink = ParquetSink::open(&config.sink, partitions)?;
         if !config.dead_letters.parquet {
             sink = sink.without_dead_letter_files();
         }
@@ -227,7 +225,20 @@ impl Job {
         spawn(
             "sink",
             Box::pin(async move {
-                while let Some(env) = score_rx.recv().await {
+                loop {
+                    // Files roll by time as well as by size: wake for the
+                    // earliest roll deadline even when no batch arrives.
+                    let deadline = sink.next_deadline();
+                    let next = tokio::select! {
+                        env = score_rx.recv() => env,
+                        () = sleep_until(deadline) => {
+                            let committed =
+                                cpu_bound(|| sink.tick(std::time::Instant::now()))?;
+                            acknowledge(&s, &ack_tx, committed);
+                            continue;
+                        }
+                    };
+                    let Some(env) = next else { break };
                     // Dead letters reach the topic before the batch commits: a
                     // crash in between re-reads the batch and re-sends them
                     // (at-least-once on the topic, deduplicated by provenance
@@ -236,12 +247,10 @@ impl Job {
                         producer.send(&env.dead_letters).await?;
                     }
                     let committed = cpu_bound(|| sink.write(env))?;
-                    account(&s, &committed);
-                    // The source may already be gone after a failure elsewhere;
-                    // then these offsets are simply re-read on restart.
-                    let _ = ack_tx.send(committed.coverage);
+                    acknowledge(&s, &ack_tx, committed);
                 }
-                sink.close()?;
+                let committed = cpu_bound(|| sink.close())?;
+                acknowledge(&s, &ack_tx, committed);
                 Ok(None)
             }),
         );
@@ -291,9 +300,27 @@ async fn forward(
         .map_err(|_| OperatorError::Disconnected(from))
 }
 
-/// Counts a commit and the Kafka-to-durable latency of its rows.
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Counts a commit and hands its offsets to the source for the Kafka commit.
+fn acknowledge(stats: &JobStats, ack: &mpsc::UnboundedSender<Coverage>, c: Committed) {
+    if c.is_empty() {
+        return;
+    }
+    account(stats, &c);
+    // The source may already be gone after a failure elsewhere; then these
+    // offsets are simply re-read on restart.
+    let _ = ack.send(c.coverage);
+}
+
+/// Counts a commit and the Kafka-to-readable latency (freshness) of its rows.
 fn account(stats: &JobStats, c: &Committed) {
-    let now = scorestream_operators::now_ms();
     JobStats::add(&stats.rows_scored, c.rows as u64);
     JobStats::add(&stats.dead_letters, c.dead_letters as u64);
     JobStats::add(&stats.files_written, c.files.len() as u64);
@@ -302,23 +329,11 @@ fn account(stats: &JobStats, c: &Committed) {
     counter!("scorestream_rows_scored_total").increment(c.rows as u64);
     counter!("scorestream_dead_letters_total").increment(c.dead_letters as u64);
     counter!("scorestream_files_written_total").increment(c.files.len() as u64);
-    let Some(ingest) = c
-        .batch
-        .as_ref()
-        .and_then(|b| b.column_by_name(columns::INGEST_TIME))
-    else {
-        return;
-    };
-    let ingest = ingest.as_primitive::<TimestampMillisecondType>();
-    if ingest.null_count() > 0 {
-        return;
+    let freshness = histogram!("scorestream_output_freshness_seconds");
+    for &(ms, n) in &c.latencies_ms {
+        freshness.record_many(ms as f64 / 1000.0, n as usize);
     }
-    stats.record_latencies(
-        ingest
-            .values()
-            .iter()
-            .map(|t| now.saturating_sub(*t).max(0) as u64),
-    );
+    stats.record_latencies(&c.latencies_ms);
 }
 
 /// Polls a model registry and hands each new, valid version to the scorer.

@@ -91,12 +91,12 @@ impl JobStats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Records, under one lock per batch, how many milliseconds each event
-    /// took from Kafka to durable output.
-    pub fn record_latencies(&self, ms: impl Iterator<Item = u64>) {
+    /// Records, under one lock per commit, how many milliseconds events took
+    /// from Kafka to committed output, as (milliseconds, events).
+    pub fn record_latencies(&self, ms: &[(u64, u64)]) {
         if let Ok(mut h) = self.latency_ms.lock() {
-            for v in ms {
-                h.saturating_record(v.max(1));
+            for &(v, n) in ms {
+                h.saturating_record_n(v.max(1), n);
             }
         }
     }

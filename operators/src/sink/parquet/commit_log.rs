@@ -177,6 +177,25 @@ impl CommitLog {
         Ok(out)
     }
 
+    /// The entry whose range holds `offset`, if any.
+    fn covering(
+        &self,
+        starts: &HashMap<(String, i32), Vec<i64>>,
+        key: &(String, i32),
+        offset: i64,
+    ) -> Result<Option<CommitEntry>> {
+        let Some(s) = starts.get(key) else {
+            return Ok(None);
+        };
+        let at = s.partition_point(|&x| x <= offset);
+        if at == 0 {
+            return Ok(None);
+        }
+        Ok(self
+            .entry(&key.0, key.1, s[at - 1])?
+            .filter(|e| e.end > offset))
+    }
+
     /// The entry committed for `start`, if any.
     pub fn entry(&self, topic: &str, partition: i32, start: i64) -> Result<Option<CommitEntry>> {
         let path = self
@@ -201,38 +220,83 @@ impl CommitLog {
         Ok(out)
     }
 
-    /// Finishes interrupted commits and deletes temporary files that can never
-    /// be committed, for the given partitions (all when `None`). Temporary
-    /// files past the end of a chain may belong to a live writer and are left
-    /// for a later pass.
+    /// Finishes interrupted commits, for the given partitions (all when
+    /// `None`): only the newest entry of a partition can be unfinished,
+    /// because a writer finishes its renames before its next commit. A full
+    /// pass (`None`) also deletes temporary files that can never be
+    /// committed; ones past the end of a chain may belong to a live writer
+    /// and are left for a later pass.
     pub fn recover(&self, only: Option<&[(String, i32)]>) -> Result<Recovery> {
-        let ends = self.chain_ends()?;
+        let starts = self.starts()?;
         let mut rec = Recovery::default();
-        let mut dirs = vec![self.dir.clone()];
-        dirs.extend(DATA_DIRS.iter().map(|d| self.root.join(d)));
-        for dir in dirs {
-            let Ok(listing) = fs::read_dir(&dir) else {
+        let mut changed_dirs: Vec<PathBuf> = Vec::new();
+        for ((t, p), s) in &starts {
+            if only.is_some_and(|o| !o.iter().any(|(ot, op)| ot == t && op == p)) {
+                continue;
+            }
+            let Some(&last) = s.last() else { continue };
+            let Some(entry) = self.entry(t, *p, last)? else {
                 continue;
             };
-            let mut changed = false;
-            for e in listing.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let path = e.path();
-                let Some((fin, writer)) = parse_tmp(&name) else {
-                    continue;
-                };
-                let Some((t, p, start)) = parse_base(fin) else {
-                    continue;
-                };
-                if only.is_some_and(|o| !o.iter().any(|(ot, op)| ot == t && *op == p)) {
+            for f in &entry.files {
+                let fin = self.root.join(&f.path);
+                if fin.exists() {
                     continue;
                 }
-                let entry = self.entry(t, p, start)?;
-                let ours = entry.as_ref().is_some_and(|en| en.writer == writer);
+                let (Some(dir), Some(name)) = (fin.parent(), fin.file_name()) else {
+                    continue;
+                };
+                let tmp = dir.join(tmp_name(&name.to_string_lossy(), &entry.writer));
+                if tmp.exists() {
+                    fs::rename(&tmp, &fin).map_err(|e| {
+                        OperatorError::io(format!("finishing commit of {}", fin.display()), e)
+                    })?;
+                    rec.rolled_forward += 1;
+                    changed_dirs.push(dir.to_owned());
+                }
+            }
+        }
+        if only.is_none() {
+            let ends = self.chain_ends()?;
+            let mut dirs = vec![self.dir.clone()];
+            for d in DATA_DIRS {
+                walk_dirs(&self.root.join(d), &mut dirs);
+            }
+            for dir in dirs {
                 let is_log = dir == self.dir;
-                if ours && !is_log {
+                let Ok(listing) = fs::read_dir(&dir) else {
+                    continue;
+                };
+                for e in listing.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let Some((fin, writer)) = parse_tmp(&name) else {
+                        continue;
+                    };
+                    let Some((t, p, first)) = parse_base(fin) else {
+                        continue;
+                    };
+                    let key = (t.to_owned(), p);
+                    // Every offset below the chain's end is committed. A
+                    // data file its entry names is rolled forward (its
+                    // writer may be renaming it right now); any other can
+                    // never be committed again. The log's own temporaries
+                    // are named after an entry.
+                    let committed = if is_log {
+                        self.entry(t, p, first)?.is_some()
+                    } else {
+                        ends.get(&key).is_some_and(|&end| end > first)
+                    };
+                    if !committed {
+                        continue;
+                    }
+                    let path = e.path();
                     let target = dir.join(fin);
-                    if !target.exists() {
+                    let named = !is_log
+                        && self.covering(&starts, &key, first)?.is_some_and(|en| {
+                            en.writer == writer
+                                && en.files.iter().any(|f| self.root.join(&f.path) == target)
+                        });
+                    if named && !target.exists() {
                         fs::rename(&path, &target).map_err(|e| {
                             OperatorError::io(
                                 format!("finishing commit of {}", target.display()),
@@ -240,23 +304,20 @@ impl CommitLog {
                             )
                         })?;
                         rec.rolled_forward += 1;
-                        changed = true;
-                        continue;
+                    } else {
+                        fs::remove_file(&path).map_err(|e| {
+                            OperatorError::io(format!("removing {}", path.display()), e)
+                        })?;
+                        rec.removed += 1;
                     }
-                }
-                let superseded =
-                    entry.is_some() || ends.get(&(t.to_owned(), p)).is_some_and(|&end| end > start);
-                if superseded {
-                    fs::remove_file(&path).map_err(|e| {
-                        OperatorError::io(format!("removing {}", path.display()), e)
-                    })?;
-                    rec.removed += 1;
-                    changed = true;
+                    changed_dirs.push(dir.clone());
                 }
             }
-            if changed {
-                sync_dir(&dir)?;
-            }
+        }
+        changed_dirs.sort();
+        changed_dirs.dedup();
+        for d in &changed_dirs {
+            sync_dir(d)?;
         }
         if rec != Recovery::default() {
             info!(
@@ -266,6 +327,19 @@ impl CommitLog {
             );
         }
         Ok(rec)
+    }
+}
+
+/// `dir` and every directory under it.
+fn walk_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(listing) = fs::read_dir(dir) else {
+        return;
+    };
+    out.push(dir.to_owned());
+    for e in listing.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            walk_dirs(&e.path(), out);
+        }
     }
 }
 

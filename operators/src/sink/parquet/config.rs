@@ -1,6 +1,9 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::config::{ByteSize, HumanDuration};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,4 +22,183 @@ pub struct ParquetSinkConfig {
     pub path: PathBuf,
     #[serde(default)]
     pub compression: Compression,
+    /// Hive partition columns, outermost first: `event_date` and `event_hour`
+    /// (derived from `partition_time`, UTC) or any string, integer or boolean
+    /// output column. An empty list writes every file in one directory.
+    #[serde(default = "default_partition_by")]
+    pub partition_by: Vec<String>,
+    /// The timestamp column `event_date` and `event_hour` come from. The
+    /// Kafka timestamp (`ingest_time`) unless the events carry their own.
+    #[serde(default = "default_partition_time")]
+    pub partition_time: String,
+    #[serde(default)]
+    pub row_group: RowGroupConfig,
+    #[serde(default)]
+    pub roll: RollConfig,
+    /// Files open at once over all partitions. Opening one more first commits
+    /// the files of the Kafka partition written to least recently.
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: usize,
+    /// Encoded rows held in memory by all open files together; past it the
+    /// largest buffered row group goes to disk early, so memory stays bounded
+    /// however many partitions are open.
+    #[serde(default = "default_max_buffered")]
+    pub max_buffered_bytes: ByteSize,
+}
+
+/// Row groups are the unit readers skip by statistics and split work by.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowGroupConfig {
+    #[serde(default = "default_row_group_rows")]
+    pub rows: usize,
+    /// Encoded size at which a row group is closed before reaching `rows`.
+    #[serde(default = "default_row_group_bytes")]
+    pub bytes: ByteSize,
+}
+
+impl Default for RowGroupConfig {
+    fn default() -> Self {
+        Self {
+            rows: default_row_group_rows(),
+            bytes: default_row_group_bytes(),
+        }
+    }
+}
+
+/// When the open files of a Kafka partition are closed and committed,
+/// whichever comes first; independent of how batches are sized.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollConfig {
+    /// A file this large (bytes written so far, estimated while open).
+    #[serde(default = "default_roll_bytes")]
+    pub max_bytes: ByteSize,
+    #[serde(default = "default_roll_rows")]
+    pub max_rows: u64,
+    /// Time since the first row went in: bounds freshness, the time from an
+    /// event's arrival to its row being readable.
+    #[serde(default = "default_roll_interval")]
+    pub interval: HumanDuration,
+    /// A file no row went into for this long.
+    #[serde(default = "default_roll_inactivity")]
+    pub inactivity: HumanDuration,
+}
+
+impl Default for RollConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: default_roll_bytes(),
+            max_rows: default_roll_rows(),
+            interval: default_roll_interval(),
+            inactivity: default_roll_inactivity(),
+        }
+    }
+}
+
+impl ParquetSinkConfig {
+    /// A sink writing to `path` with every other setting at its default.
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            compression: Compression::default(),
+            partition_by: default_partition_by(),
+            partition_time: default_partition_time(),
+            row_group: RowGroupConfig::default(),
+            roll: RollConfig::default(),
+            max_open_files: default_max_open_files(),
+            max_buffered_bytes: default_max_buffered(),
+        }
+    }
+
+    /// Problems with the numbers, as (key, message). Partition columns are
+    /// checked against the output schema by [`super::PartitionSpec::new`].
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let positive = |v: bool, key, what: &str, out: &mut Vec<_>| {
+            if !v {
+                out.push((key, format!("{what} must be greater than zero")));
+            }
+        };
+        positive(
+            self.row_group.rows > 0,
+            "sink.row_group.rows",
+            "rows",
+            &mut out,
+        );
+        positive(
+            self.row_group.bytes.0 > 0,
+            "sink.row_group.bytes",
+            "bytes",
+            &mut out,
+        );
+        positive(
+            self.roll.max_bytes.0 > 0,
+            "sink.roll.max_bytes",
+            "max_bytes",
+            &mut out,
+        );
+        positive(
+            self.roll.max_rows > 0,
+            "sink.roll.max_rows",
+            "max_rows",
+            &mut out,
+        );
+        positive(
+            self.roll.interval.0 > Duration::ZERO,
+            "sink.roll.interval",
+            "interval",
+            &mut out,
+        );
+        positive(
+            self.roll.inactivity.0 > Duration::ZERO,
+            "sink.roll.inactivity",
+            "inactivity",
+            &mut out,
+        );
+        positive(
+            self.max_open_files > 0,
+            "sink.max_open_files",
+            "max_open_files",
+            &mut out,
+        );
+        positive(
+            self.max_buffered_bytes.0 > 0,
+            "sink.max_buffered_bytes",
+            "max_buffered_bytes",
+            &mut out,
+        );
+        out
+    }
+}
+
+fn default_partition_by() -> Vec<String> {
+    vec!["event_date".into(), "event_hour".into()]
+}
+fn default_partition_time() -> String {
+    scorestream_schemas::columns::INGEST_TIME.into()
+}
+fn default_row_group_rows() -> usize {
+    1 << 20
+}
+fn default_row_group_bytes() -> ByteSize {
+    ByteSize(64 << 20)
+}
+fn default_roll_bytes() -> ByteSize {
+    ByteSize(256 << 20)
+}
+fn default_roll_rows() -> u64 {
+    10_000_000
+}
+fn default_roll_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+fn default_roll_inactivity() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+fn default_max_open_files() -> usize {
+    64
+}
+fn default_max_buffered() -> ByteSize {
+    ByteSize(128 << 20)
 }

@@ -1,15 +1,19 @@
-//! The Parquet sink: scored rows and dead letters written as Parquet files,
-//! one per partition per batch, each committed exactly once together with
-//! the Kafka offsets it covers (see [`commit_log`]).
+//! The Parquet sink: scored rows and dead letters written as Hive-partitioned
+//! Parquet files that roll by size, rows, age or inactivity, each Kafka
+//! partition's files committed exactly once together with the offsets they
+//! cover (see [`commit_log`]).
 
 mod commit;
 pub mod commit_log;
 mod config;
+mod open_file;
+mod partition;
 mod sink;
 #[cfg(test)]
 mod tests;
 
 pub use commit::{TMP_SUFFIX, write_synced};
 pub use commit_log::{CommitEntry, CommitLog, CommittedFile, Recovery};
-pub use config::{Compression, ParquetSinkConfig};
+pub use config::{Compression, ParquetSinkConfig, RollConfig, RowGroupConfig};
+pub use partition::{EVENT_DATE, EVENT_HOUR, NULL_PARTITION, PartitionSpec};
 pub use sink::{Committed, DEAD_LETTERS_DIR, ParquetSink, SCORES_DIR};

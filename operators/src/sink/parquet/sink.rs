@@ -1,25 +1,33 @@
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
-use arrow::array::{BooleanArray, Int32Array, RecordBatch, StringArray};
+use arrow::array::{Array, AsArray, BooleanArray, Int32Array, RecordBatch, StringArray};
 use arrow::compute::filter_record_batch;
 use arrow::compute::kernels::boolean::and;
 use arrow::compute::kernels::cmp::eq;
+use arrow::datatypes::{Int64Type, TimestampMillisecondType};
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use scorestream_schemas::{DeadLetter, DeadLetterBuilder, columns};
+use scorestream_schemas::{DeadLetter, DeadLetterBuilder, columns, dead_letter_schema};
 use tracing::{debug, info};
 
-use super::commit::write_synced;
-use super::commit_log::{CommitEntry, CommitLog, CommittedFile, base_name, sync_dir, tmp_name};
-use super::{Compression, ParquetSinkConfig};
-use crate::{Coverage, Envelope, OperatorError, Result};
+use super::commit_log::{CommitEntry, CommitLog, CommittedFile, base_name, sync_dir};
+use super::open_file::OpenFile;
+use super::{Compression, ParquetSinkConfig, PartitionSpec, RollConfig};
+use crate::{Coverage, Envelope, OperatorError, Result, TopicPartition};
 
 pub const SCORES_DIR: &str = "scores";
 pub const DEAD_LETTERS_DIR: &str = "dead_letters";
 
-/// What one [`ParquetSink::write`] made durable.
+/// Kafka-to-committed latencies are kept per open set at this resolution, so
+/// their memory does not grow with the rows a file holds.
+const LATENCY_BUCKET_MS: i64 = 10;
+
+/// What became durable (and readable) in one call.
 #[derive(Debug, Default)]
 pub struct Committed {
     pub rows: usize,
@@ -28,8 +36,9 @@ pub struct Committed {
     pub bytes: u64,
     /// The offsets now committed to the output: safe to commit to Kafka.
     pub coverage: Coverage,
-    /// The rows written, for latency accounting.
-    pub batch: Option<RecordBatch>,
+    /// Time from each committed row's Kafka timestamp to its commit (its
+    /// freshness), as (milliseconds, rows).
+    pub latencies_ms: Vec<(u64, u64)>,
 }
 
 impl Committed {
@@ -37,40 +46,94 @@ impl Committed {
     pub fn messages(&self) -> u64 {
         (self.rows + self.dead_letters) as u64
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.coverage.is_empty()
+    }
+
+    fn absorb(&mut self, other: Committed) -> Result<()> {
+        self.rows += other.rows;
+        self.dead_letters += other.dead_letters;
+        self.files.extend(other.files);
+        self.bytes += other.bytes;
+        self.coverage.merge(other.coverage)?;
+        self.latencies_ms.extend(other.latencies_ms);
+        Ok(())
+    }
 }
 
-/// One partition's share of an envelope, written but not yet committed.
-struct Staged {
-    entry: CommitEntry,
-    /// (temporary path, final path) per file.
-    files: Vec<(PathBuf, PathBuf)>,
+/// What one Kafka partition has written since its last commit: one open file
+/// per partition directory it has rows for, and one for its dead letters.
+/// They are committed together with the offsets they cover, as one entry.
+struct OpenSet {
+    topic: Arc<str>,
+    partition: i32,
+    range: Range<i64>,
+    opened: Instant,
+    last_write: Instant,
+    scores: HashMap<String, OpenFile>,
+    dead: Option<OpenFile>,
     rows: usize,
     dead_letters: usize,
+    /// Kafka timestamps of the rows, in [`LATENCY_BUCKET_MS`] buckets.
+    ingest: BTreeMap<i64, u64>,
 }
 
-/// Writes each envelope as one file per partition (and per kind: scores,
-/// dead letters), named `<topic>+<partition>+<start offset>.parquet`, and
-/// commits each partition's files with its offset range in the
-/// [`CommitLog`]. See that module for the protocol.
+impl OpenSet {
+    fn files(&self) -> impl Iterator<Item = &OpenFile> {
+        self.scores.values().chain(self.dead.as_ref())
+    }
+
+    fn open_files(&self) -> usize {
+        self.scores.len() + usize::from(self.dead.is_some())
+    }
+
+    /// When time alone closes this set: the roll interval after it opened,
+    /// or the inactivity timeout after any of its files last took rows.
+    fn deadline(&self, roll: &RollConfig) -> Instant {
+        let idle = self
+            .files()
+            .map(|f| f.last_write)
+            .min()
+            .unwrap_or(self.last_write);
+        (self.opened + roll.interval.0).min(idle + roll.inactivity.0)
+    }
+
+    fn full(&self, roll: &RollConfig) -> bool {
+        self.files()
+            .any(|f| f.rows >= roll.max_rows || f.size() >= roll.max_bytes.0)
+    }
+}
+
+/// Writes scored rows into Hive-partitioned Parquet files that stay open
+/// across batches and roll by size, rows, age or inactivity, whichever comes
+/// first; each Kafka partition's open files are committed together with the
+/// offsets they cover in the [`CommitLog`] (see that module for the
+/// protocol). File names are `<topic>+<partition>+<first offset>.parquet`,
+/// unique because every offset is in exactly one file.
 pub struct ParquetSink {
     root: PathBuf,
-    scores_dir: PathBuf,
-    dead_dir: PathBuf,
+    spec: PartitionSpec,
     props: WriterProperties,
+    dead_props: WriterProperties,
+    config: ParquetSinkConfig,
     log: CommitLog,
     writer: String,
     dead_letter_files: bool,
+    sets: HashMap<TopicPartition, OpenSet>,
+    /// Commits made early (to stay under `max_open_files`) and not yet
+    /// returned to the caller.
+    pending: Committed,
 }
 
 impl ParquetSink {
     /// Creates the output directories, finishes commits a crash interrupted
     /// and removes temporary files that can never be committed.
-    pub fn open(config: &ParquetSinkConfig) -> Result<Self> {
+    pub fn open(config: &ParquetSinkConfig, spec: PartitionSpec) -> Result<Self> {
         let root = config.path.clone();
-        let scores_dir = root.join(SCORES_DIR);
-        let dead_dir = root.join(DEAD_LETTERS_DIR);
-        for d in [&scores_dir, &dead_dir] {
-            fs::create_dir_all(d)
+        for d in [SCORES_DIR, DEAD_LETTERS_DIR] {
+            let d = root.join(d);
+            fs::create_dir_all(&d)
                 .map_err(|e| OperatorError::io(format!("creating {}", d.display()), e))?;
         }
         let log = CommitLog::open(&root)?;
@@ -83,17 +146,26 @@ impl ParquetSink {
         let props = WriterProperties::builder()
             .set_compression(compression)
             .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(config.row_group.rows.max(1)))
+            .set_created_by(format!("scorestream {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let dead_props = WriterProperties::builder()
+            .set_compression(compression)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
             .build();
         let writer = format!("w{}-{}", crate::now_ms(), std::process::id());
         info!(output = %root.display(), writer, "parquet sink open");
         Ok(Self {
             root,
-            scores_dir,
-            dead_dir,
+            spec,
             props,
+            dead_props,
+            config: config.clone(),
             log,
             writer,
             dead_letter_files: true,
+            sets: HashMap::new(),
+            pending: Committed::default(),
         })
     }
 
@@ -104,64 +176,276 @@ impl ParquetSink {
         self
     }
 
-    pub fn scores_dir(&self) -> &Path {
-        &self.scores_dir
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     pub fn commit_log(&self) -> &CommitLog {
         &self.log
     }
 
-    /// Commits the envelope's rows and dead letters, partition by partition,
-    /// and returns the offsets now durable. A partition another writer has
-    /// already committed past fails with [`OperatorError::Fenced`] after the
-    /// other partitions are committed.
+    /// Files open now, over all partitions.
+    pub fn open_files(&self) -> usize {
+        self.sets.values().map(OpenSet::open_files).sum()
+    }
+
+    /// Writes the envelope into the open files and commits what a size limit
+    /// (or a flush request) closed. A partition another writer has already
+    /// committed past fails with [`OperatorError::Fenced`] after the other
+    /// partitions are committed.
     pub fn write(&mut self, env: Envelope) -> Result<Committed> {
-        let single = env.coverage.iter().count() == 1;
-        let mut parts = Vec::new();
-        for (topic, partition, range) in env.coverage.iter() {
-            let rows = match &env.batch {
-                Some(b) if single => Some(b.clone()),
-                Some(b) => Some(rows_of(b, topic, partition)?),
-                None => None,
-            };
-            let dead: Vec<&DeadLetter> = env
-                .dead_letters
-                .iter()
-                .filter(|d| d.partition == partition && d.topic == *topic)
-                .collect();
-            parts.push((topic, partition, range.clone(), rows, dead));
+        let now = Instant::now();
+        let parts = split_by_partition(&env)?;
+        for (tp, range, rows, dead) in parts {
+            self.write_partition(tp, range, rows, &dead, now)?;
         }
-        let accounted: usize = parts
+        self.bound_memory()?;
+        let due: Vec<TopicPartition> = if env.flush {
+            self.sets.keys().cloned().collect()
+        } else {
+            self.sets
+                .iter()
+                .filter(|(_, s)| s.full(&self.config.roll))
+                .map(|(k, _)| k.clone())
+                .collect()
+        };
+        self.commit(due)
+    }
+
+    /// When the next set closes by time alone, if any is open.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.sets
+            .values()
+            .map(|s| s.deadline(&self.config.roll))
+            .min()
+    }
+
+    /// Commits every set whose roll interval or inactivity timeout has passed.
+    pub fn tick(&mut self, now: Instant) -> Result<Committed> {
+        let roll = self.config.roll;
+        let due = self
+            .sets
             .iter()
-            .map(|p| p.3.as_ref().map_or(0, RecordBatch::num_rows) + p.4.len())
-            .sum();
-        if accounted != env.weight() {
+            .filter(|(_, s)| s.deadline(&roll) <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.commit(due)
+    }
+
+    /// Commits everything open: on shutdown and when partitions are revoked.
+    pub fn flush(&mut self) -> Result<Committed> {
+        let all = self.sets.keys().cloned().collect();
+        self.commit(all)
+    }
+
+    fn write_partition(
+        &mut self,
+        tp: TopicPartition,
+        range: Range<i64>,
+        rows: Option<RecordBatch>,
+        dead: &[&DeadLetter],
+        now: Instant,
+    ) -> Result<()> {
+        let groups = match &rows {
+            Some(b) if b.num_rows() > 0 => {
+                let offsets = column(b, columns::SOURCE_OFFSET)?
+                    .as_primitive::<Int64Type>()
+                    .clone();
+                self.spec
+                    .split(b)?
+                    .into_iter()
+                    .map(|(dir, first, part)| (dir, offsets.value(first), part))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        let new_files = {
+            let set = self.sets.get(&tp);
+            let mut n = groups
+                .iter()
+                .filter(|(dir, _, _)| set.is_none_or(|s| !s.scores.contains_key(dir)))
+                .count();
+            if !dead.is_empty() && self.dead_letter_files && set.is_none_or(|s| s.dead.is_none()) {
+                n += 1;
+            }
+            n
+        };
+        self.make_room(new_files)?;
+
+        let set = self.sets.entry(tp.clone()).or_insert_with(|| OpenSet {
+            topic: tp.0.clone(),
+            partition: tp.1,
+            range: range.start..range.start,
+            opened: now,
+            last_write: now,
+            scores: HashMap::new(),
+            dead: None,
+            rows: 0,
+            dead_letters: 0,
+            ingest: BTreeMap::new(),
+        });
+        if set.range.end != range.start {
             return Err(OperatorError::Internal(format!(
-                "envelope holds {} messages but its coverage accounts for {accounted}",
-                env.weight()
+                "offsets of {}/{} out of order: {:?} then {range:?}",
+                tp.0, tp.1, set.range
             )));
         }
-        let mut staged = Vec::new();
-        for (topic, partition, range, rows, dead) in parts {
-            staged.push(self.stage(topic, partition, range, rows, &dead)?);
+        for (dir, first, part) in groups {
+            let file = match set.scores.entry(dir) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let dir = if v.key().is_empty() {
+                        SCORES_DIR.to_owned()
+                    } else {
+                        format!("{SCORES_DIR}/{}", v.key())
+                    };
+                    let f = OpenFile::create(
+                        &self.root,
+                        &dir,
+                        &file_name(&tp, first),
+                        &self.writer,
+                        self.spec.file_schema(),
+                        &self.props,
+                        self.config.row_group.bytes.0 as usize,
+                    )?;
+                    v.insert(f)
+                }
+            };
+            file.write(&part, now)?;
+            set.rows += part.num_rows();
+            if let Some(ingest) = part.column_by_name(columns::INGEST_TIME) {
+                let ingest = ingest.as_primitive::<TimestampMillisecondType>();
+                for t in ingest.iter().flatten() {
+                    *set.ingest
+                        .entry(t.div_euclid(LATENCY_BUCKET_MS))
+                        .or_insert(0) += 1;
+                }
+            }
+        }
+        if !dead.is_empty() {
+            set.dead_letters += dead.len();
+            if self.dead_letter_files {
+                let mut b = DeadLetterBuilder::default();
+                dead.iter().for_each(|d| b.push(d));
+                let batch = b.finish()?;
+                if set.dead.is_none() {
+                    set.dead = Some(OpenFile::create(
+                        &self.root,
+                        DEAD_LETTERS_DIR,
+                        &file_name(&tp, dead[0].offset),
+                        &self.writer,
+                        &dead_letter_schema(),
+                        &self.dead_props,
+                        self.config.row_group.bytes.0 as usize,
+                    )?);
+                }
+                if let Some(f) = set.dead.as_mut() {
+                    f.write(&batch, now)?;
+                }
+            }
+        }
+        set.range.end = range.end;
+        set.last_write = now;
+        Ok(())
+    }
+
+    /// Commits the least recently written partitions until `needed` more
+    /// files fit under `max_open_files`.
+    fn make_room(&mut self, needed: usize) -> Result<()> {
+        while needed > 0 && !self.sets.is_empty() {
+            if self.open_files() + needed <= self.config.max_open_files {
+                return Ok(());
+            }
+            let lru = self
+                .sets
+                .iter()
+                .min_by_key(|(_, s)| s.last_write)
+                .map(|(k, _)| k.clone());
+            let Some(lru) = lru else { break };
+            let c = self.commit(vec![lru])?;
+            debug!(
+                files = c.files.len(),
+                "committed early: too many open files"
+            );
+            self.pending.absorb(c)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the largest buffered row groups to disk while the open files
+    /// together hold more than `max_buffered_bytes` in memory.
+    fn bound_memory(&mut self) -> Result<()> {
+        let limit = self.config.max_buffered_bytes.0 as usize;
+        loop {
+            let total: usize = self
+                .sets
+                .values()
+                .flat_map(|s| s.files())
+                .map(OpenFile::buffered)
+                .sum();
+            if total <= limit {
+                return Ok(());
+            }
+            let largest = self
+                .sets
+                .values_mut()
+                .flat_map(|s| s.scores.values_mut().chain(s.dead.as_mut()))
+                .max_by_key(|f| f.buffered());
+            match largest {
+                Some(f) if f.buffered() > 0 => f.flush_row_group()?,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Commits the given sets: finish their files, create their commit log
+    /// entries (the commit point, one directory sync for all), then rename
+    /// the files to their final names.
+    fn commit(&mut self, keys: Vec<TopicPartition>) -> Result<Committed> {
+        let mut c = std::mem::take(&mut self.pending);
+        let mut sets: Vec<OpenSet> = keys.iter().filter_map(|k| self.sets.remove(k)).collect();
+        if sets.is_empty() {
+            return Ok(c);
+        }
+        sets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        let now_ms = crate::now_ms();
+        let mut staged = Vec::with_capacity(sets.len());
+        for mut s in sets {
+            let mut files = Vec::new();
+            for f in s.scores.values_mut().chain(s.dead.as_mut()) {
+                f.finish()?;
+                files.push(CommittedFile {
+                    path: f.rel.clone(),
+                    rows: f.rows,
+                    bytes: f.bytes,
+                });
+            }
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            let entry = CommitEntry {
+                topic: s.topic.to_string(),
+                partition: s.partition,
+                start: s.range.start,
+                end: s.range.end,
+                writer: self.writer.clone(),
+                committed_at_ms: now_ms,
+                files,
+            };
+            staged.push((s, entry));
         }
 
-        let mut committed = Vec::new();
         let mut fenced = None;
-        for s in staged {
-            match self.log.try_create(&s.entry)? {
-                None => committed.push(s),
+        let mut won = Vec::with_capacity(staged.len());
+        for (s, entry) in staged {
+            match self.log.try_create(&entry)? {
+                None => won.push((s, entry)),
                 Some(other) => {
-                    for (tmp, _) in &s.files {
-                        fs::remove_file(tmp).map_err(|e| {
-                            OperatorError::io(format!("removing {}", tmp.display()), e)
-                        })?;
+                    for f in s.scores.into_values().chain(s.dead) {
+                        f.discard()?;
                     }
                     fenced.get_or_insert(OperatorError::Fenced {
-                        topic: s.entry.topic.clone(),
-                        partition: s.entry.partition,
-                        offset: s.entry.start,
+                        topic: entry.topic.clone(),
+                        partition: entry.partition,
+                        offset: entry.start,
                         other,
                     });
                 }
@@ -169,28 +453,29 @@ impl ParquetSink {
         }
         self.log.sync()?;
 
-        let mut c = Committed::default();
-        let (mut scores, mut dead) = (false, false);
-        for s in committed {
-            for (tmp, fin) in &s.files {
-                fs::rename(tmp, fin)
-                    .map_err(|e| OperatorError::io(format!("committing {}", fin.display()), e))?;
-                scores |= fin.starts_with(&self.scores_dir);
-                dead |= fin.starts_with(&self.dead_dir);
-                c.files.push(fin.clone());
+        let mut dirs = Vec::new();
+        for (s, entry) in won {
+            for f in s.files() {
+                rename_committed(&f.tmp, &f.fin)?;
+                if let Some(d) = f.fin.parent()
+                    && !dirs.iter().any(|x: &PathBuf| x == d)
+                {
+                    dirs.push(d.to_owned());
+                }
+                c.files.push(f.fin.clone());
             }
             c.rows += s.rows;
             c.dead_letters += s.dead_letters;
-            c.bytes += s.entry.files.iter().map(|f| f.bytes).sum::<u64>();
-            let topic: Arc<str> = s.entry.topic.as_str().into();
+            c.bytes += entry.files.iter().map(|f| f.bytes).sum::<u64>();
             c.coverage
-                .extend(&topic, s.entry.partition, s.entry.start..s.entry.end)?;
+                .extend(&s.topic, s.partition, entry.start..entry.end)?;
+            for (bucket, n) in &s.ingest {
+                let age = now_ms.saturating_sub(bucket * LATENCY_BUCKET_MS).max(0) as u64;
+                c.latencies_ms.push((age, *n));
+            }
         }
-        if scores {
-            sync_dir(&self.scores_dir)?;
-        }
-        if dead {
-            sync_dir(&self.dead_dir)?;
+        for d in &dirs {
+            sync_dir(d)?;
         }
         debug!(
             rows = c.rows,
@@ -198,79 +483,89 @@ impl ParquetSink {
             files = c.files.len(),
             "committed"
         );
-        if let Some(e) = fenced {
-            return Err(e);
+        match fenced {
+            Some(e) => Err(e),
+            None => Ok(c),
         }
-        c.batch = env.batch;
+    }
+
+    /// Commits what is open and clears temporary files that later commits
+    /// made obsolete (left by crashed writers), so a stopped job leaves only
+    /// committed files.
+    pub fn close(mut self) -> Result<Committed> {
+        let c = self.flush()?;
+        self.log.recover(None)?;
         Ok(c)
     }
+}
 
-    /// Writes one partition's files under temporary names.
-    fn stage(
-        &self,
-        topic: &str,
-        partition: i32,
-        range: std::ops::Range<i64>,
-        rows: Option<RecordBatch>,
-        dead: &[&DeadLetter],
-    ) -> Result<Staged> {
-        let name = format!("{}.parquet", base_name(topic, partition, range.start));
-        let mut s = Staged {
-            entry: CommitEntry {
-                topic: topic.to_owned(),
-                partition,
-                start: range.start,
-                end: range.end,
-                writer: self.writer.clone(),
-                committed_at_ms: crate::now_ms(),
-                files: Vec::new(),
-            },
-            files: Vec::new(),
-            rows: 0,
-            dead_letters: dead.len(),
+/// `<topic>+<partition>+<first offset>.parquet`.
+fn file_name(tp: &TopicPartition, first: i64) -> String {
+    format!("{}.parquet", base_name(&tp.0, tp.1, first))
+}
+
+/// A recovery pass of another process may have finished the rename already.
+fn rename_committed(tmp: &Path, fin: &Path) -> Result<()> {
+    match fs::rename(tmp, fin) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && fin.exists() => Ok(()),
+        r => r.map_err(|e| OperatorError::io(format!("committing {}", fin.display()), e)),
+    }
+}
+
+type Part<'a> = (
+    TopicPartition,
+    Range<i64>,
+    Option<RecordBatch>,
+    Vec<&'a DeadLetter>,
+);
+
+/// The envelope's rows and dead letters, by Kafka partition, checked to
+/// account for exactly the messages its coverage names.
+fn split_by_partition(env: &Envelope) -> Result<Vec<Part<'_>>> {
+    let single = env.coverage.iter().count() == 1;
+    let mut parts = Vec::new();
+    for (topic, partition, range) in env.coverage.iter() {
+        let rows = match &env.batch {
+            Some(b) if single => Some(b.clone()),
+            Some(b) => Some(rows_of(b, topic, partition)?),
+            None => None,
         };
-        let mut batches = Vec::new();
-        if let Some(b) = rows.filter(|b| b.num_rows() > 0) {
-            s.rows = b.num_rows();
-            batches.push((SCORES_DIR, b));
-        }
-        if !dead.is_empty() && self.dead_letter_files {
-            let mut b = DeadLetterBuilder::default();
-            dead.iter().for_each(|d| b.push(d));
-            batches.push((DEAD_LETTERS_DIR, b.finish()?));
-        }
-        for (dir, batch) in batches {
-            let tmp = self.root.join(dir).join(tmp_name(&name, &self.writer));
-            let bytes = write_synced(&tmp, &batch, &self.props)?;
-            s.entry.files.push(CommittedFile {
-                path: format!("{dir}/{name}"),
-                rows: batch.num_rows() as u64,
-                bytes,
-            });
-            s.files.push((tmp, self.root.join(dir).join(&name)));
-        }
-        Ok(s)
+        let dead: Vec<&DeadLetter> = env
+            .dead_letters
+            .iter()
+            .filter(|d| d.partition == partition && d.topic == *topic)
+            .collect();
+        parts.push(((topic.clone(), partition), range.clone(), rows, dead));
     }
+    let accounted: usize = parts
+        .iter()
+        .map(|p| p.2.as_ref().map_or(0, RecordBatch::num_rows) + p.3.len())
+        .sum();
+    if accounted != env.weight() {
+        return Err(OperatorError::Internal(format!(
+            "envelope holds {} messages but its coverage accounts for {accounted}",
+            env.weight()
+        )));
+    }
+    Ok(parts)
+}
 
-    /// Clears temporary files that later commits made obsolete (left by
-    /// crashed writers), so a stopped job leaves only committed files.
-    pub fn close(self) -> Result<()> {
-        self.log.recover(None).map(|_| ())
-    }
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Arc<dyn Array>> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| OperatorError::Internal(format!("sink input has no `{name}` column")))
 }
 
 /// The rows of `batch` that came from one partition.
 fn rows_of(batch: &RecordBatch, topic: &str, partition: i32) -> Result<RecordBatch> {
-    let col = |name: &str| {
-        batch
-            .column_by_name(name)
-            .ok_or_else(|| OperatorError::Internal(format!("sink input has no `{name}` column")))
-    };
     let by_partition = eq(
-        col(columns::SOURCE_PARTITION)?,
+        column(batch, columns::SOURCE_PARTITION)?,
         &Int32Array::new_scalar(partition),
     )?;
-    let by_topic = eq(col(columns::SOURCE_TOPIC)?, &StringArray::new_scalar(topic))?;
+    let by_topic = eq(
+        column(batch, columns::SOURCE_TOPIC)?,
+        &StringArray::new_scalar(topic),
+    )?;
     let mask: BooleanArray = and(&by_partition, &by_topic)?;
     Ok(filter_record_batch(batch, &mask)?)
 }

@@ -1,34 +1,63 @@
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use arrow::array::{AsArray, Int32Array, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::array::{
+    AsArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::{FileReader, SerializedFileReader};
 use scorestream_schemas::{DeadLetter, DeadLetterStage, columns};
 
 use super::*;
+use crate::config::{ByteSize, HumanDuration};
 use crate::source::kafka::ResumePositions;
 use crate::{Coverage, Envelope, OperatorError};
 
-/// Rows `(partition, offset)` with provenance columns, value = offset.
-fn rows(msgs: &[(i32, i64)]) -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![
+/// 2026-12-01T09:00:00Z
+const NINE: i64 = 1_796_115_600_000;
+const HOUR: i64 = 3_600_000;
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
         Field::new("v", DataType::Int64, false),
+        Field::new("country", DataType::Utf8, true),
         Field::new(columns::SOURCE_TOPIC, DataType::Utf8, false),
         Field::new(columns::SOURCE_PARTITION, DataType::Int32, false),
         Field::new(columns::SOURCE_OFFSET, DataType::Int64, false),
-    ]));
+        Field::new(
+            columns::INGEST_TIME,
+            DataType::Timestamp(TimeUnit::Millisecond, Some(scorestream_schemas::UTC.into())),
+            false,
+        ),
+    ]))
+}
+
+/// Rows `(partition, offset, ingest ms)`, value = offset, country "SE".
+fn rows_at(msgs: &[(i32, i64, i64)]) -> RecordBatch {
     RecordBatch::try_new(
-        schema,
+        schema(),
         vec![
             Arc::new(Int64Array::from_iter_values(msgs.iter().map(|m| m.1))),
+            Arc::new(StringArray::from_iter_values(msgs.iter().map(|_| "SE"))),
             Arc::new(StringArray::from_iter_values(msgs.iter().map(|_| "t"))),
             Arc::new(Int32Array::from_iter_values(msgs.iter().map(|m| m.0))),
             Arc::new(Int64Array::from_iter_values(msgs.iter().map(|m| m.1))),
+            Arc::new(
+                TimestampMillisecondArray::from_iter_values(msgs.iter().map(|m| m.2))
+                    .with_timezone(scorestream_schemas::UTC),
+            ),
         ],
     )
     .expect("batch")
+}
+
+/// Rows `(partition, offset)` at 09:30.
+fn rows(msgs: &[(i32, i64)]) -> RecordBatch {
+    let at: Vec<_> = msgs.iter().map(|&(p, o)| (p, o, NINE + HOUR / 2)).collect();
+    rows_at(&at)
 }
 
 fn dead(partition: i32, offset: i64) -> DeadLetter {
@@ -53,12 +82,26 @@ fn coverage(ranges: &[(i32, std::ops::Range<i64>)]) -> Coverage {
     c
 }
 
+fn env(batch: RecordBatch, ranges: &[(i32, std::ops::Range<i64>)]) -> Envelope {
+    Envelope {
+        batch: Some(batch),
+        coverage: coverage(ranges),
+        ..Default::default()
+    }
+}
+
+fn config(dir: &Path) -> ParquetSinkConfig {
+    ParquetSinkConfig::at(dir)
+}
+
+fn open_with(config: &ParquetSinkConfig) -> ParquetSink {
+    let spec =
+        PartitionSpec::new(&config.partition_by, &config.partition_time, &schema()).expect("spec");
+    ParquetSink::open(config, spec).expect("open")
+}
+
 fn open(dir: &Path) -> ParquetSink {
-    ParquetSink::open(&ParquetSinkConfig {
-        path: dir.to_owned(),
-        compression: Compression::Zstd,
-    })
-    .expect("open")
+    open_with(&config(dir))
 }
 
 fn read(path: &Path) -> RecordBatch {
@@ -70,72 +113,92 @@ fn read(path: &Path) -> RecordBatch {
     arrow::compute::concat_batches(&batches[0].schema(), &batches).expect("concat")
 }
 
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("ls")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+/// Every file under `dir`, as paths relative to it, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, d: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).expect("ls").flatten() {
+            if e.file_type().expect("type").is_dir() {
+                walk(base, &e.path(), out);
+            } else {
+                let rel = e.path().strip_prefix(base).expect("under").to_owned();
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
 }
 
-/// An envelope over two partitions: rows 0..3 of p0, rows 10, 12 and a dead
-/// letter at 11 of p1.
-fn two_partitions() -> Envelope {
-    Envelope {
-        batch: Some(rows(&[(0, 0), (1, 10), (0, 1), (1, 12), (0, 2)])),
-        dead_letters: vec![dead(1, 11)],
-        coverage: coverage(&[(0, 0..3), (1, 10..13)]),
-        flush: false,
-    }
+/// Committed (readable) files under `dir`.
+fn visible(dir: &Path) -> Vec<String> {
+    tree(dir)
+        .into_iter()
+        .filter(|p| p.ends_with(".parquet") && !p.rsplit('/').next().unwrap_or("").starts_with('.'))
+        .collect()
 }
+
+fn values(b: &RecordBatch) -> Vec<i64> {
+    b.column_by_name("v")
+        .expect("v")
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec()
+}
+
+const H09: &str = "event_date=2026-12-01/event_hour=9";
+const H10: &str = "event_date=2026-12-01/event_hour=10";
 
 #[test]
-fn each_partition_gets_its_own_files_named_by_topic_partition_and_start_offset() {
+fn rows_land_in_hive_partitions_by_hour_named_by_their_first_offset() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut sink = open(dir.path());
-    let c = sink.write(two_partitions()).expect("write");
-    assert_eq!((c.rows, c.dead_letters, c.files.len()), (5, 1, 3));
+    // p0: 0 at 09:59, 1 at 10:01, 2 at 09:59; p1: 10, 12 at 10:30 and a dead letter at 11
+    let batch = rows_at(&[
+        (0, 0, NINE + HOUR - 60_000),
+        (1, 10, NINE + HOUR + HOUR / 2),
+        (0, 1, NINE + HOUR + 60_000),
+        (1, 12, NINE + HOUR + HOUR / 2),
+        (0, 2, NINE + HOUR - 60_000),
+    ]);
+    let mut e = env(batch, &[(0, 0..3), (1, 10..13)]);
+    e.dead_letters = vec![dead(1, 11)];
+    let c = sink.write(e).expect("write");
+    assert!(c.is_empty(), "nothing rolls before a limit");
+    assert!(
+        visible(dir.path()).is_empty(),
+        "open files are not readable"
+    );
+    let c = sink.flush().expect("flush");
+    assert_eq!((c.rows, c.dead_letters, c.files.len()), (5, 1, 4));
     assert_eq!(c.coverage, coverage(&[(0, 0..3), (1, 10..13)]));
     assert_eq!(
-        listing(&dir.path().join(SCORES_DIR)),
+        visible(dir.path()),
         vec![
-            "t+0+00000000000000000000.parquet",
-            "t+1+00000000000000000010.parquet"
+            "dead_letters/t+1+00000000000000000011.parquet".to_owned(),
+            format!("scores/{H10}/t+0+00000000000000000001.parquet"),
+            format!("scores/{H10}/t+1+00000000000000000010.parquet"),
+            format!("scores/{H09}/t+0+00000000000000000000.parquet"),
         ]
     );
-    assert_eq!(
-        listing(&dir.path().join(DEAD_LETTERS_DIR)),
-        vec!["t+1+00000000000000000010.parquet"]
-    );
-    let p1 = read(
+    let p0_09 = read(
         &dir.path()
-            .join(SCORES_DIR)
-            .join("t+1+00000000000000000010.parquet"),
+            .join(format!("scores/{H09}/t+0+00000000000000000000.parquet")),
     );
+    assert_eq!(values(&p0_09), vec![0, 2]);
     assert_eq!(
-        p1.column(0).as_primitive::<Int64Type>().values().to_vec(),
-        vec![10, 12]
-    );
-    let d = read(
-        &dir.path()
-            .join(DEAD_LETTERS_DIR)
-            .join("t+1+00000000000000000010.parquet"),
-    );
-    assert_eq!(
-        d.column_by_name("raw")
-            .expect("raw")
-            .as_binary::<i32>()
-            .value(0),
-        b"oops"
+        p0_09.schema(),
+        schema(),
+        "derived partition columns are not in the files"
     );
 
     let log = sink.commit_log();
+    let e = log.entry("t", 0, 0).expect("read").expect("entry");
+    assert_eq!((e.start, e.end, e.files.len()), (0, 3, 2));
     let e = log.entry("t", 1, 10).expect("read").expect("entry");
     assert_eq!((e.start, e.end), (10, 13));
-    assert_eq!(e.files.len(), 2);
-    assert_eq!(e.files[0].rows + e.files[1].rows, 3);
+    assert_eq!(e.files.iter().map(|f| f.rows).sum::<u64>(), 3);
     assert_eq!(
         log.resume_positions(&[("t".into(), 0), ("t".into(), 1), ("t".into(), 2)])
             .expect("resume"),
@@ -144,28 +207,254 @@ fn each_partition_gets_its_own_files_named_by_topic_partition_and_start_offset()
 }
 
 #[test]
+fn a_file_stays_open_across_batches_and_rolls_at_max_rows() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path());
+    cfg.roll.max_rows = 5;
+    let mut sink = open_with(&cfg);
+    for o in 0..4 {
+        let c = sink
+            .write(env(rows(&[(0, o)]), &[(0, o..o + 1)]))
+            .expect("write");
+        assert!(c.is_empty(), "below max_rows after offset {o}");
+    }
+    let c = sink
+        .write(env(rows(&[(0, 4), (0, 5)]), &[(0, 4..6)]))
+        .expect("write");
+    assert_eq!(
+        (c.rows, c.files.len()),
+        (6, 1),
+        "the batch that crosses the limit rolls"
+    );
+    assert_eq!(c.coverage, coverage(&[(0, 0..6)]));
+    let files = visible(dir.path());
+    assert_eq!(
+        files,
+        vec![format!("scores/{H09}/t+0+00000000000000000000.parquet")]
+    );
+    assert_eq!(
+        values(&read(&dir.path().join(&files[0]))),
+        vec![0, 1, 2, 3, 4, 5]
+    );
+    // the next file starts at the next offset
+    sink.write(env(rows(&[(0, 6)]), &[(0, 6..7)]))
+        .expect("write");
+    let c = sink.flush().expect("flush");
+    assert_eq!(c.coverage, coverage(&[(0, 6..7)]));
+    assert!(
+        dir.path()
+            .join(format!("scores/{H09}/t+0+00000000000000000006.parquet"))
+            .exists()
+    );
+}
+
+#[test]
+fn files_roll_at_the_interval_and_after_inactivity_by_time_alone() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path());
+    cfg.roll.interval = HumanDuration(Duration::from_secs(60));
+    cfg.roll.inactivity = HumanDuration(Duration::from_secs(10));
+    let mut sink = open_with(&cfg);
+    assert_eq!(
+        sink.next_deadline(),
+        None,
+        "nothing open, nothing to wait for"
+    );
+    let t0 = Instant::now();
+    sink.write(env(rows(&[(0, 0)]), &[(0, 0..1)]))
+        .expect("write");
+    let deadline = sink.next_deadline().expect("open set");
+    assert!(
+        deadline >= t0 + Duration::from_secs(10)
+            && deadline <= Instant::now() + Duration::from_secs(10)
+    );
+    assert!(
+        sink.tick(t0 + Duration::from_secs(9))
+            .expect("tick")
+            .is_empty()
+    );
+    let c = sink.tick(deadline).expect("tick");
+    assert_eq!(
+        c.coverage,
+        coverage(&[(0, 0..1)]),
+        "an idle file closes after inactivity"
+    );
+    assert_eq!(sink.next_deadline(), None);
+
+    // A partition written to steadily rolls at the interval instead.
+    let start = Instant::now();
+    sink.write(env(rows(&[(0, 1)]), &[(0, 1..2)]))
+        .expect("write");
+    let by_interval = sink.next_deadline().expect("open");
+    assert!(by_interval <= start + Duration::from_secs(11));
+    let c = sink.tick(start + Duration::from_secs(61)).expect("tick");
+    assert_eq!(c.coverage, coverage(&[(0, 1..2)]));
+    assert_eq!(visible(dir.path()).len(), 2);
+}
+
+#[test]
+fn freshness_is_measured_from_the_kafka_timestamp_to_the_commit() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut sink = open(dir.path());
+    let now = crate::now_ms();
+    sink.write(env(
+        rows_at(&[
+            (0, 0, now - 5_000),
+            (0, 1, now - 5_000),
+            (0, 2, now - 1_000),
+        ]),
+        &[(0, 0..3)],
+    ))
+    .expect("write");
+    let c = sink.flush().expect("flush");
+    let total: u64 = c.latencies_ms.iter().map(|l| l.1).sum();
+    assert_eq!(total, 3);
+    let oldest = c.latencies_ms.iter().map(|l| l.0).max().expect("some");
+    assert!((5_000..6_000).contains(&oldest), "{:?}", c.latencies_ms);
+    let two = c
+        .latencies_ms
+        .iter()
+        .find(|l| l.1 == 2)
+        .expect("bucket of two");
+    assert!(two.0 >= 5_000);
+}
+
+#[test]
+fn a_flush_request_commits_everything_open() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut sink = open(dir.path());
+    sink.write(env(rows(&[(0, 0), (1, 5)]), &[(0, 0..1), (1, 5..6)]))
+        .expect("write");
+    let mut e = env(rows(&[(0, 1)]), &[(0, 1..2)]);
+    e.flush = true;
+    let c = sink.write(e).expect("write");
+    assert_eq!(c.coverage, coverage(&[(0, 0..2), (1, 5..6)]));
+    assert_eq!(sink.open_files(), 0);
+}
+
+#[test]
+fn opening_more_files_than_allowed_commits_the_least_recently_written_partition() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path());
+    cfg.max_open_files = 2;
+    let mut sink = open_with(&cfg);
+    assert!(
+        sink.write(env(rows(&[(0, 0)]), &[(0, 0..1)]))
+            .expect("w")
+            .is_empty()
+    );
+    assert!(
+        sink.write(env(rows(&[(1, 0)]), &[(1, 0..1)]))
+            .expect("w")
+            .is_empty()
+    );
+    assert!(
+        sink.write(env(rows(&[(0, 1)]), &[(0, 1..2)]))
+            .expect("w")
+            .is_empty()
+    );
+    let c = sink.write(env(rows(&[(2, 0)]), &[(2, 0..1)])).expect("w");
+    assert_eq!(
+        c.coverage,
+        coverage(&[(1, 0..1)]),
+        "partition 1 was written least recently"
+    );
+    assert_eq!(sink.open_files(), 2);
+}
+
+#[test]
+fn buffered_rows_beyond_the_memory_limit_go_to_disk_as_row_groups() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path());
+    cfg.max_buffered_bytes = ByteSize(1);
+    let mut sink = open_with(&cfg);
+    for o in 0..3 {
+        sink.write(env(rows(&[(0, o)]), &[(0, o..o + 1)]))
+            .expect("write");
+    }
+    let c = sink.flush().expect("flush");
+    let reader = SerializedFileReader::new(File::open(&c.files[0]).expect("open")).expect("pq");
+    assert_eq!(reader.metadata().num_row_groups(), 3);
+    let meta = reader.metadata().row_group(0);
+    assert!(
+        meta.column(0).statistics().is_some(),
+        "statistics are written for readers to skip row groups"
+    );
+}
+
+#[test]
+fn partitioning_by_a_column_moves_it_into_the_escaped_directory_name() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path());
+    cfg.partition_by = vec!["country".into()];
+    let mut sink = open_with(&cfg);
+    let mut b = rows(&[(0, 0), (0, 1), (0, 2)]);
+    let country = StringArray::from(vec![Some("../x"), None, Some("SE")]);
+    let mut cols = b.columns().to_vec();
+    cols[1] = Arc::new(country);
+    b = RecordBatch::try_new(schema(), cols).expect("batch");
+    sink.write(env(b, &[(0, 0..3)])).expect("write");
+    sink.flush().expect("flush");
+    assert_eq!(
+        visible(dir.path()),
+        vec![
+            "scores/country=%2E%2E%2Fx/t+0+00000000000000000000.parquet",
+            "scores/country=SE/t+0+00000000000000000002.parquet",
+            "scores/country=__HIVE_DEFAULT_PARTITION__/t+0+00000000000000000001.parquet",
+        ]
+    );
+    let se = read(
+        &dir.path()
+            .join("scores/country=SE/t+0+00000000000000000002.parquet"),
+    );
+    assert!(
+        se.column_by_name("country").is_none(),
+        "the value lives in the path"
+    );
+}
+
+#[test]
+fn bad_partition_settings_are_named() {
+    let s = schema();
+    let problems = |by: &[&str], time: &str| {
+        let by: Vec<String> = by.iter().map(|s| s.to_string()).collect();
+        PartitionSpec::new(&by, time, &s).expect_err("invalid")
+    };
+    let p = problems(&["event_date", "nope"], "ingest_time");
+    assert_eq!(p[0].0, "sink.partition_by");
+    assert!(p[0].1.contains("no output column `nope`"), "{p:?}");
+    let p = problems(&["v", "v"], "ingest_time");
+    assert!(p[0].1.contains("listed twice"), "{p:?}");
+    let p = problems(&["event_hour"], "country");
+    assert_eq!(p[0].0, "sink.partition_time");
+    assert!(p[0].1.contains("not a timestamp"), "{p:?}");
+    let mut cfg = ParquetSinkConfig::at("x");
+    cfg.roll.max_rows = 0;
+    assert_eq!(cfg.problems()[0].0, "sink.roll.max_rows");
+}
+
+#[test]
 fn an_envelope_that_does_not_account_for_its_rows_is_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut sink = open(dir.path());
-    let mut env = two_partitions();
-    env.coverage = coverage(&[(0, 0..3)]);
-    let e = sink.write(env).expect_err("p1 rows are not covered");
+    let mut e = env(rows(&[(0, 0), (0, 1)]), &[(0, 0..2)]);
+    e.dead_letters = vec![dead(1, 11)];
+    let e = sink.write(e).expect_err("p1's dead letter is not covered");
     assert!(matches!(e, OperatorError::Internal(_)), "{e}");
-    assert!(listing(&dir.path().join(SCORES_DIR)).is_empty());
+    assert!(tree(dir.path().join(SCORES_DIR).as_path()).is_empty());
 }
 
 #[test]
 fn a_range_without_messages_still_advances_the_chain() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut sink = open(dir.path());
-    let c = sink
-        .write(Envelope {
-            coverage: coverage(&[(0, 5..9)]),
-            ..Default::default()
-        })
-        .expect("write");
+    sink.write(Envelope {
+        coverage: coverage(&[(0, 5..9)]),
+        ..Default::default()
+    })
+    .expect("write");
+    let c = sink.flush().expect("flush");
     assert!(c.files.is_empty());
-    assert!(listing(&dir.path().join(SCORES_DIR)).is_empty());
     assert_eq!(
         sink.commit_log()
             .resume_positions(&[("t".into(), 0)])
@@ -180,21 +469,14 @@ fn a_range_without_messages_still_advances_the_chain() {
 fn a_second_writer_of_the_same_offsets_is_fenced() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut a = open(dir.path());
-    std::thread::sleep(std::time::Duration::from_millis(2)); // distinct writer ids
+    std::thread::sleep(Duration::from_millis(2)); // distinct writer ids
     let mut b = open(dir.path());
-    a.write(Envelope {
-        batch: Some(rows(&[(0, 0), (0, 1)])),
-        coverage: coverage(&[(0, 0..2)]),
-        ..Default::default()
-    })
-    .expect("a commits");
-    let e = b
-        .write(Envelope {
-            batch: Some(rows(&[(0, 0)])),
-            coverage: coverage(&[(0, 0..1)]),
-            ..Default::default()
-        })
-        .expect_err("b is fenced");
+    a.write(env(rows(&[(0, 0), (0, 1)]), &[(0, 0..2)]))
+        .expect("a writes");
+    b.write(env(rows(&[(0, 0)]), &[(0, 0..1)]))
+        .expect("b writes");
+    a.flush().expect("a commits");
+    let e = b.flush().expect_err("b is fenced");
     assert!(
         matches!(
             e,
@@ -206,63 +488,85 @@ fn a_second_writer_of_the_same_offsets_is_fenced() {
         ),
         "{e}"
     );
+    let files = visible(dir.path());
     assert_eq!(
-        listing(&dir.path().join(SCORES_DIR)),
-        vec!["t+0+00000000000000000000.parquet"]
+        files,
+        vec![format!("scores/{H09}/t+0+00000000000000000000.parquet")]
     );
-    let kept = read(
-        &dir.path()
-            .join(SCORES_DIR)
-            .join("t+0+00000000000000000000.parquet"),
+    assert_eq!(
+        tree(dir.path().join(SCORES_DIR).as_path()),
+        vec![format!("{H09}/t+0+00000000000000000000.parquet")],
+        "the loser's file is gone"
     );
-    assert_eq!(kept.num_rows(), 2, "the first writer's file is intact");
+    assert_eq!(
+        read(&dir.path().join(&files[0])).num_rows(),
+        2,
+        "the first writer's file is intact"
+    );
 }
 
-/// A crash after the commit point but before the rename: the next open
-/// finishes the rename; temporary files that can never be committed are
-/// removed; one past the end of the chain (maybe a live writer's) is kept.
+fn tmp_of(fin: &Path, writer: &str) -> PathBuf {
+    let name = fin
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    fin.with_file_name(commit_log::tmp_name(&name, writer))
+}
+
+/// A crash after the commit point but before the renames: the next open
+/// finishes them; temporary files that can never be committed are removed;
+/// one past the end of the chain (maybe a live writer's) is kept.
 #[test]
 fn recovery_rolls_committed_files_forward_and_clears_dead_ones() {
     let dir = tempfile::tempdir().expect("tmp");
-    let scores = dir.path().join(SCORES_DIR);
     let mut sink = open(dir.path());
-    let c = sink
-        .write(Envelope {
-            batch: Some(rows(&[(0, 0), (0, 1)])),
-            coverage: coverage(&[(0, 0..2)]),
-            ..Default::default()
-        })
-        .expect("write");
+    sink.write(env(
+        rows_at(&[(0, 0, NINE), (0, 1, NINE + HOUR)]),
+        &[(0, 0..2)],
+    ))
+    .expect("write");
+    let c = sink.flush().expect("commit");
     let writer = sink
         .commit_log()
         .entry("t", 0, 0)
         .expect("read")
         .expect("entry")
         .writer;
-    let fin = c.files[0].clone();
-    let name = fin
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .into_owned();
-    // undo the rename, as if the process died right before it
-    let pending = scores.join(commit_log::tmp_name(&name, &writer));
-    std::fs::rename(&fin, &pending).expect("unrename");
-    // a loser's file for the same offsets, and a file past the chain's end
-    let loser = scores.join(commit_log::tmp_name(&name, "w1-1"));
+    // undo both renames, as if the process died right before them
+    let pending: Vec<PathBuf> = c.files.iter().map(|f| tmp_of(f, &writer)).collect();
+    for (fin, tmp) in c.files.iter().zip(&pending) {
+        std::fs::rename(fin, tmp).expect("unrename");
+    }
+    // a loser's file for a committed offset, and a file past the chain's end
+    let loser = tmp_of(&c.files[0], "w1-1");
     std::fs::write(&loser, b"never committed").expect("write");
-    let ahead = scores.join(commit_log::tmp_name(
-        "t+0+00000000000000000002.parquet",
-        "w1-1",
-    ));
+    let ahead = dir
+        .path()
+        .join(SCORES_DIR)
+        .join(H10)
+        .join(commit_log::tmp_name(
+            "t+0+00000000000000000002.parquet",
+            "w1-1",
+        ));
     std::fs::write(&ahead, b"maybe in flight").expect("write");
-    // an old-format leftover is not ours to judge
     drop(sink);
 
+    // resuming a partition finishes its renames without a full pass
+    let log = CommitLog::open(dir.path()).expect("log");
+    assert_eq!(
+        log.resume_positions(&[("t".into(), 0)]).expect("resume"),
+        vec![Some(2)]
+    );
+    assert!(
+        c.files.iter().all(|f| f.exists()),
+        "the committed files are rolled forward"
+    );
+    assert!(loser.exists(), "garbage waits for a full pass");
+
     let sink = open(dir.path());
-    assert!(fin.exists(), "the committed file is rolled forward");
-    assert_eq!(read(&fin).num_rows(), 2);
-    assert!(!pending.exists() && !loser.exists());
+    assert_eq!(read(&c.files[1]).num_rows(), 1);
+    assert!(!loser.exists());
     assert!(
         ahead.exists(),
         "a file past the chain's end may be a live writer's"
@@ -271,19 +575,39 @@ fn recovery_rolls_committed_files_forward_and_clears_dead_ones() {
 
     // once the chain moves past it, it goes
     let mut sink = open(dir.path());
-    sink.write(Envelope {
-        batch: Some(rows(&[(0, 2)])),
-        coverage: coverage(&[(0, 2..3)]),
-        ..Default::default()
-    })
-    .expect("write");
+    sink.write(env(rows(&[(0, 2)]), &[(0, 2..3)]))
+        .expect("write");
     sink.close().expect("close");
     assert!(!ahead.exists());
     assert!(
-        listing(&scores).iter().all(|n| n.ends_with(".parquet")),
+        tree(dir.path().join(SCORES_DIR).as_path())
+            .iter()
+            .all(|n| n.ends_with(".parquet") && !n.contains("/.")),
         "{:?}",
-        listing(&scores)
+        tree(dir.path())
     );
+}
+
+/// A recovery pass of another process that meets a file whose commit was
+/// just made finishes its rename, and the writer's own rename then succeeds.
+#[test]
+fn a_recovery_racing_a_commit_finishes_the_rename_instead_of_deleting() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut sink = open(dir.path());
+    sink.write(env(rows(&[(0, 0)]), &[(0, 0..1)]))
+        .expect("write");
+    let c = sink.flush().expect("commit");
+    let writer = sink
+        .commit_log()
+        .entry("t", 0, 0)
+        .expect("read")
+        .expect("entry")
+        .writer;
+    let tmp = tmp_of(&c.files[0], &writer);
+    std::fs::rename(&c.files[0], &tmp).expect("unrename");
+    let rec = sink.commit_log().recover(None).expect("recover");
+    assert_eq!((rec.rolled_forward, rec.removed), (1, 0));
+    assert!(c.files[0].exists());
 }
 
 #[test]

@@ -17,6 +17,8 @@ pub struct RawChunk {
     keys: Vec<u8>,
     /// End of each key in `keys`, or `None` for a message without a key.
     key_ends: Vec<Option<usize>>,
+    /// Trace ids from the messages' `traceparent` headers, 0 where absent.
+    trace_ids: Vec<u128>,
     /// The offsets this chunk accounts for, gaps included.
     pub coverage: Coverage,
     /// Ask downstream operators to emit what they hold (see [`crate::Envelope::flush`]).
@@ -33,6 +35,7 @@ impl RawChunk {
             payload: Vec::with_capacity(messages * 256),
             payload_ends: Vec::with_capacity(messages),
             key_ends: Vec::with_capacity(messages),
+            trace_ids: Vec::with_capacity(messages),
             ..Default::default()
         }
     }
@@ -63,6 +66,7 @@ impl RawChunk {
             self.keys.extend_from_slice(k);
             self.keys.len()
         }));
+        self.trace_ids.push(0);
         self.offsets.len() - 1
     }
 
@@ -104,6 +108,48 @@ impl RawChunk {
     pub fn timestamp_ms(&self, i: usize) -> i64 {
         self.timestamps_ms[i]
     }
+
+    /// Keeps the trace id an upstream service sent in a W3C `traceparent`
+    /// header (`00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`), so
+    /// a score joins the producer's trace. Anything else is ignored.
+    pub fn set_traceparent(&mut self, i: usize, header: &[u8]) {
+        if let Some(id) = parse_traceparent(header) {
+            self.trace_ids[i] = id;
+        }
+    }
+
+    /// The message's trace id: the producer's, or one assigned here at
+    /// ingress from where the message sits in Kafka, so that a replay after
+    /// a crash assigns the same id again.
+    pub fn trace_id(&self, i: usize) -> u128 {
+        match self.trace_ids[i] {
+            0 => ingress_trace_id(self.topic(i), self.partitions[i], self.offsets[i]),
+            id => id,
+        }
+    }
+}
+
+fn parse_traceparent(h: &[u8]) -> Option<u128> {
+    let s = std::str::from_utf8(h).ok()?;
+    let mut parts = s.trim().split('-');
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |v: &str, n: usize| v.len() == n && v.bytes().all(|b| b.is_ascii_hexdigit());
+    if version == "ff" || !hex(version, 2) || !hex(trace, 32) || !hex(span, 16) || !hex(flags, 2) {
+        return None;
+    }
+    u128::from_str_radix(trace, 16).ok().filter(|&id| id != 0)
+}
+
+/// murmur3 x64-128 of the topic, partition and offset: stable, never 0 (the
+/// invalid trace id), and without an allocation per message.
+fn ingress_trace_id(topic: &str, partition: i32, offset: i64) -> u128 {
+    use std::io::{Cursor, Read};
+    let (p, o) = (partition.to_le_bytes(), offset.to_le_bytes());
+    let mut bytes = Cursor::new(topic.as_bytes())
+        .chain(Cursor::new(&p[..]))
+        .chain(Cursor::new(&o[..]));
+    murmur3::murmur3_x64_128(&mut bytes, 0).unwrap_or(1).max(1)
 }
 
 impl Weighted for RawChunk {
@@ -135,5 +181,46 @@ mod tests {
             (c.partition(2), c.offset(2), c.timestamp_ms(2)),
             (1, 11, 300)
         );
+    }
+
+    #[test]
+    fn trace_ids_come_from_traceparent_or_are_assigned_stably() {
+        let mut c = RawChunk::with_capacity(3);
+        c.push("a", 1, 10, 0, None, b"");
+        c.push("a", 1, 11, 0, None, b"");
+        c.push("a", 1, 12, 0, None, b"");
+        c.set_traceparent(
+            0,
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        );
+        c.set_traceparent(
+            1,
+            b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        );
+        assert_eq!(c.trace_id(0), 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_ne!(
+            c.trace_id(1),
+            0,
+            "an all-zero trace id is invalid and replaced"
+        );
+        assert_ne!(c.trace_id(1), c.trace_id(2));
+        let mut again = RawChunk::with_capacity(1);
+        again.push("a", 1, 12, 5, Some(b"k"), b"other");
+        assert_eq!(again.trace_id(0), c.trace_id(2), "same message, same id");
+        for bad in [
+            &b"garbage"[..],
+            b"00-4bf92f35-00f067aa0ba902b7-01",
+            b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            let mut x = RawChunk::with_capacity(1);
+            x.push("a", 1, 12, 0, None, b"");
+            x.set_traceparent(0, bad);
+            assert_eq!(
+                x.trace_id(0),
+                c.trace_id(2),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

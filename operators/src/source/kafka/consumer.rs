@@ -547,8 +547,16 @@ impl KafkaSource {
         let topic_arc = part.topic.clone();
         let ts = m.timestamp().to_millis().unwrap_or_else(crate::now_ms);
         let payload = m.payload().unwrap_or_default();
-        st.chunk
+        let i = st
+            .chunk
             .push(topic, partition, offset, ts, m.key(), payload);
+        if let Some(headers) = m.headers()
+            && let Some(tp) =
+                rdkafka::message::Headers::iter(headers).find(|h| h.key == "traceparent")
+            && let Some(v) = tp.value
+        {
+            st.chunk.set_traceparent(i, v);
+        }
         st.report.messages_read += 1;
         if let Err(e) = st
             .chunk

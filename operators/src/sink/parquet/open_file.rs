@@ -1,0 +1,144 @@
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+
+use super::commit_log::{sync_dir, tmp_name};
+use crate::{OperatorError, Result};
+
+/// One Parquet file being written across batches under its hidden temporary
+/// name. Row groups go to disk as they fill; the footer is written and the
+/// file synced by [`OpenFile::finish`], before its commit names it.
+pub(super) struct OpenFile {
+    /// Final path relative to the output root, as the commit log records it.
+    pub rel: String,
+    pub tmp: PathBuf,
+    pub fin: PathBuf,
+    writer: Option<ArrowWriter<File>>,
+    pub rows: u64,
+    /// Final size once finished.
+    pub bytes: u64,
+    pub last_write: Instant,
+    row_group_bytes: usize,
+}
+
+impl OpenFile {
+    /// Creates `<root>/<dir>/<name>` under its temporary name, creating (and
+    /// making durable) the partition directory the first time.
+    pub fn create(
+        root: &Path,
+        dir: &str,
+        name: &str,
+        writer_id: &str,
+        schema: &SchemaRef,
+        props: &WriterProperties,
+        row_group_bytes: usize,
+    ) -> Result<Self> {
+        let abs_dir = root.join(dir);
+        if !abs_dir.is_dir() {
+            fs::create_dir_all(&abs_dir)
+                .map_err(|e| OperatorError::io(format!("creating {}", abs_dir.display()), e))?;
+            let mut d = abs_dir.as_path();
+            while let Some(parent) = d.parent() {
+                sync_dir(parent)?;
+                if parent == root {
+                    break;
+                }
+                d = parent;
+            }
+        }
+        let tmp = abs_dir.join(tmp_name(name, writer_id));
+        let file = File::create(&tmp)
+            .map_err(|e| OperatorError::io(format!("creating {}", tmp.display()), e))?;
+        let writer =
+            ArrowWriter::try_new(file, schema.clone(), Some(props.clone())).map_err(|source| {
+                OperatorError::Parquet {
+                    path: tmp.clone(),
+                    source,
+                }
+            })?;
+        Ok(Self {
+            rel: format!("{dir}/{name}"),
+            fin: abs_dir.join(name),
+            tmp,
+            writer: Some(writer),
+            rows: 0,
+            bytes: 0,
+            last_write: Instant::now(),
+            row_group_bytes,
+        })
+    }
+
+    fn pq(&self, source: parquet::errors::ParquetError) -> OperatorError {
+        OperatorError::Parquet {
+            path: self.tmp.clone(),
+            source,
+        }
+    }
+
+    fn open_writer(&mut self) -> Result<&mut ArrowWriter<File>> {
+        let tmp = &self.tmp;
+        self.writer.as_mut().ok_or_else(|| {
+            OperatorError::Internal(format!("{} is already finished", tmp.display()))
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch, now: Instant) -> Result<()> {
+        let limit = self.row_group_bytes;
+        let w = self.open_writer()?;
+        let mut res = w.write(batch);
+        if res.is_ok() && w.in_progress_size() >= limit {
+            res = w.flush();
+        }
+        res.map_err(|e| self.pq(e))?;
+        self.rows += batch.num_rows() as u64;
+        self.last_write = now;
+        Ok(())
+    }
+
+    /// Bytes on disk plus the estimated size of the buffered row group.
+    pub fn size(&self) -> u64 {
+        self.writer.as_ref().map_or(self.bytes, |w| {
+            (w.bytes_written() + w.in_progress_size()) as u64
+        })
+    }
+
+    /// Encoded rows held in memory.
+    pub fn buffered(&self) -> usize {
+        self.writer.as_ref().map_or(0, |w| w.in_progress_size())
+    }
+
+    /// Writes the buffered rows out as a row group, freeing their memory.
+    pub fn flush_row_group(&mut self) -> Result<()> {
+        let res = self.open_writer()?.flush();
+        res.map_err(|e| self.pq(e))
+    }
+
+    /// Writes the footer and syncs the file, so a commit never names a torn one.
+    pub fn finish(&mut self) -> Result<()> {
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        let file = w.into_inner().map_err(|e| self.pq(e))?;
+        let io = |what: &str, e| OperatorError::io(format!("{what} {}", self.tmp.display()), e);
+        file.sync_all().map_err(|e| io("syncing", e))?;
+        self.bytes = file.metadata().map_err(|e| io("reading size of", e))?.len();
+        Ok(())
+    }
+
+    /// Removes the temporary file of a commit that did not happen.
+    pub fn discard(mut self) -> Result<()> {
+        drop(self.writer.take());
+        match fs::remove_file(&self.tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(OperatorError::io(
+                format!("removing {}", self.tmp.display()),
+                e,
+            )),
+            _ => Ok(()),
+        }
+    }
+}
