@@ -41,6 +41,8 @@ enum Command {
     Validate { job: PathBuf },
     /// Run SQL over a job's output: tables `scores`, `dead_letters` and `drift`.
     Query(commands::query::Args),
+    /// Merge the small committed files of closed output partitions into larger ones, atomically.
+    Compact(commands::compact::Args),
     /// Re-submit a job's committed dead letters to Kafka, skipping those an earlier replay sent.
     Replay(commands::replay::Args),
     /// Build a reference profile (bins, samples, category frequencies) of training data, for drift detection.
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
             Command::Validate { job } => commands::validate::run(&job),
             Command::Query(args) => commands::query::run(args).await,
             Command::Replay(args) => commands::replay::run(args).await,
+            Command::Compact(args) => commands::compact::run(args),
             Command::Train(args) => commands::train::run(args).await,
             Command::Profile(args) => commands::profile::run(args).await,
             Command::Drift { command } => commands::drift::run(command),

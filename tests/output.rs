@@ -253,6 +253,59 @@ fn analysts_read_partitioned_output_and_never_an_uncommitted_file() {
     );
     assert!(q("table").contains("| 2026-12-01 |"));
 
+    // Compaction: while DuckDB and pyarrow count the rows over and over, the
+    // small files of every (closed) partition are merged. Each count sees
+    // every row exactly once: never both the old and the merged files, never
+    // neither.
+    let files_before = files_under(&out.join("scores")).len();
+    let (stop, ready) = (dir.path().join("stop"), dir.path().join("ready"));
+    let watcher = Command::new("python3")
+        .arg(repo().join("tests/readers/watch_counts.py"))
+        .args([&out, &stop, &ready])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the watcher");
+    wait_for("the watcher's first read", Duration::from_secs(60), || {
+        ready.exists()
+    });
+    let c = run(bin()
+        .args(["compact", "--older-than", "0s", "--job"])
+        .arg(&job));
+    assert!(c.status.success(), "{}", text(&c.stderr));
+    let report = text(&c.stdout);
+    assert_eq!(
+        report
+            .lines()
+            .filter(|l| l.starts_with("merged scores/"))
+            .count(),
+        HOURS.len(),
+        "{report}"
+    );
+    std::fs::write(&stop, b"").expect("stop the watcher");
+    let w = watcher.wait_with_output().expect("watcher");
+    assert!(w.status.success(), "{}", text(&w.stderr));
+    let watched: serde_json::Value = serde_json::from_slice(&w.stdout).expect("json");
+    for reader in ["duckdb", "pyarrow"] {
+        let counts = watched["seen"][reader].as_object().expect("counts");
+        assert_eq!(
+            counts.keys().cloned().collect::<Vec<_>>(),
+            vec![total.to_string()],
+            "{reader} saw a count other than {total} during compaction: {watched}"
+        );
+    }
+    eprintln!("readers during compaction: {watched}");
+    let files_after = files_under(&out.join("scores")).len();
+    assert_eq!(
+        files_after,
+        HOURS.len(),
+        "one file per hour ({files_before} before)"
+    );
+    assert_exactly_once(&out, &produced);
+    let seen = python("read_partitions.py", &[&out.to_string_lossy(), "9"]);
+    assert_eq!(seen["duckdb_rows"], total);
+    assert_eq!(seen["duckdb_files_read_for_hour"], 1);
+
     // Freshness of the live hour: Kafka timestamp to commit, for rows that
     // arrived once the job was consuming.
     eprintln!(

@@ -5,7 +5,9 @@
 
 mod commit;
 pub mod commit_log;
+pub mod compact;
 mod config;
+mod lock;
 mod open_file;
 mod partition;
 mod sink;
@@ -16,4 +18,4 @@ pub use commit::{TMP_SUFFIX, write_synced};
 pub use commit_log::{CommitEntry, CommitLog, CommittedFile, Recovery};
 pub use config::{Compression, ParquetSinkConfig, RollConfig, RowGroupConfig};
 pub use partition::{EVENT_DATE, EVENT_HOUR, NULL_PARTITION, PartitionSpec};
-pub use sink::{Committed, DEAD_LETTERS_DIR, ParquetSink, SCORES_DIR};
+pub use sink::{Committed, DEAD_LETTERS_DIR, ParquetSink, SCORES_DIR, writer_properties};

@@ -24,6 +24,8 @@ pub(super) struct OpenFile {
     pub bytes: u64,
     pub last_write: Instant,
     row_group_bytes: usize,
+    /// Keeps compaction out of the directory until this file is committed.
+    _lock: File,
 }
 
 impl OpenFile {
@@ -38,6 +40,7 @@ impl OpenFile {
         props: &WriterProperties,
         row_group_bytes: usize,
     ) -> Result<Self> {
+        let lock = super::lock::shared(root, dir)?;
         let abs_dir = root.join(dir);
         if !abs_dir.is_dir() {
             fs::create_dir_all(&abs_dir)
@@ -70,6 +73,7 @@ impl OpenFile {
             bytes: 0,
             last_write: Instant::now(),
             row_group_bytes,
+            _lock: lock,
         })
     }
 

@@ -138,19 +138,9 @@ impl ParquetSink {
         }
         let log = CommitLog::open(&root)?;
         log.recover(None)?;
-        let compression = match config.compression {
-            Compression::Zstd => PqCompression::ZSTD(ZstdLevel::default()),
-            Compression::Snappy => PqCompression::SNAPPY,
-            Compression::None => PqCompression::UNCOMPRESSED,
-        };
-        let props = WriterProperties::builder()
-            .set_compression(compression)
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .set_max_row_group_row_count(Some(config.row_group.rows.max(1)))
-            .set_created_by(format!("scorestream {}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let props = writer_properties(config);
         let dead_props = WriterProperties::builder()
-            .set_compression(compression)
+            .set_compression(compression(config.compression))
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .build();
         let writer = format!("w{}-{}", crate::now_ms(), std::process::id());
@@ -497,6 +487,25 @@ impl ParquetSink {
         self.log.recover(None)?;
         Ok(c)
     }
+}
+
+fn compression(c: Compression) -> PqCompression {
+    match c {
+        Compression::Zstd => PqCompression::ZSTD(ZstdLevel::default()),
+        Compression::Snappy => PqCompression::SNAPPY,
+        Compression::None => PqCompression::UNCOMPRESSED,
+    }
+}
+
+/// How scored files are written: the sink's compression and row groups,
+/// page statistics; shared with compaction so merged files match.
+pub fn writer_properties(config: &ParquetSinkConfig) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(compression(config.compression))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(config.row_group.rows.max(1)))
+        .set_created_by(format!("scorestream {}", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// `<topic>+<partition>+<first offset>.parquet`.

@@ -619,3 +619,111 @@ fn a_failed_write_leaves_no_file() {
     assert!(e.to_string().contains("creating"), "{e}");
     assert!(!missing.exists());
 }
+
+mod compaction {
+    use super::*;
+    use crate::sink::parquet::compact::{CompactOptions, compact, recover};
+
+    fn options(dry_run: bool) -> CompactOptions {
+        CompactOptions {
+            target_bytes: 1 << 20,
+            older_than: Duration::ZERO,
+            dry_run,
+            props: writer_properties(&ParquetSinkConfig::at("x")),
+        }
+    }
+
+    /// Ten one-row files in hour 9 and one in hour 10.
+    fn small_files(dir: &Path) -> ParquetSink {
+        let mut cfg = config(dir);
+        cfg.roll.max_rows = 1;
+        let mut sink = open_with(&cfg);
+        for o in 0..10 {
+            sink.write(env(rows(&[(0, o)]), &[(0, o..o + 1)]))
+                .expect("write");
+        }
+        sink.write(env(rows_at(&[(0, 10, NINE + HOUR)]), &[(0, 10..11)]))
+            .expect("write");
+        sink
+    }
+
+    fn all_values(dir: &Path) -> Vec<i64> {
+        let mut v: Vec<i64> = visible(dir)
+            .iter()
+            .filter(|p| p.starts_with("scores/"))
+            .flat_map(|p| values(&read(&dir.join(p))))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn small_files_of_a_closed_partition_become_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        drop(small_files(dir.path()));
+        let before = all_values(dir.path());
+        let dry = compact(dir.path(), &options(true)).expect("dry run");
+        assert_eq!(dry.merged.len(), 1, "hour 10 has a single file");
+        assert_eq!(visible(dir.path()).len(), 11, "a dry run changes nothing");
+
+        let r = compact(dir.path(), &options(false)).expect("compact");
+        assert_eq!(r.merged.len(), 1);
+        let m = &r.merged[0];
+        assert_eq!(
+            (m.dir.as_str(), m.files_before, m.files_after, m.rows),
+            (&*format!("scores/{H09}"), 10, 1, 10)
+        );
+        assert_eq!(all_values(dir.path()), before, "the same rows, once each");
+        let files = visible(dir.path());
+        assert_eq!(files.len(), 2);
+        assert!(files.iter().any(|f| f.contains("/compacted+")), "{files:?}");
+        assert!(
+            !dir.path()
+                .join("_scorestream/compact")
+                .read_dir()
+                .is_ok_and(|mut d| d.next().is_some()),
+            "staging is cleaned up"
+        );
+        let again = compact(dir.path(), &options(false)).expect("again");
+        assert!(again.merged.is_empty(), "nothing left to merge");
+    }
+
+    #[test]
+    fn partitions_a_writer_has_open_or_wrote_to_recently_are_left_alone() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut sink = small_files(dir.path());
+        // An open file in hour 9 (max_rows 1 would roll a second row).
+        let mut cfg = config(dir.path());
+        cfg.roll.max_rows = 100;
+        drop(sink);
+        sink = open_with(&cfg);
+        sink.write(env(rows(&[(0, 11)]), &[(0, 11..12)]))
+            .expect("write");
+        let r = compact(dir.path(), &options(false)).expect("compact");
+        assert!(r.merged.is_empty(), "{:?}", r.merged);
+        assert_eq!(r.busy, vec![format!("scores/{H09}")]);
+        sink.flush().expect("commit");
+        drop(sink);
+
+        let mut recent = options(false);
+        recent.older_than = Duration::from_secs(3600);
+        let r = compact(dir.path(), &recent).expect("compact");
+        assert!(r.merged.is_empty());
+        assert_eq!(r.recent.len(), 2);
+    }
+
+    #[test]
+    fn an_interrupted_compaction_leaves_the_partition_as_it_was() {
+        let dir = tempfile::tempdir().expect("tmp");
+        drop(small_files(dir.path()));
+        let before = visible(dir.path());
+        // A merge that died before its swap: a staging directory with a
+        // half-written file and no record.
+        let staging = dir.path().join("_scorestream/compact/c1-1-0");
+        std::fs::create_dir_all(&staging).expect("mkdir");
+        std::fs::write(staging.join("compacted+c1-1-0+0000.parquet"), b"PAR1 torn").expect("write");
+        assert_eq!(recover(dir.path()).expect("recover"), 1);
+        assert!(!staging.exists());
+        assert_eq!(visible(dir.path()), before);
+    }
+}
