@@ -33,6 +33,35 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         c.sink.path.display(),
         job.output_schema().fields().len()
     );
+    let partitions: Vec<String> = job
+        .partitions()
+        .columns(job.output_schema())
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let r = &c.sink.roll;
+    let layout = if partitions.is_empty() {
+        "one directory".to_owned()
+    } else if partitions
+        .iter()
+        .any(|p| p == "event_date" || p == "event_hour")
+    {
+        format!(
+            "partitioned by {} (from {})",
+            partitions.join("/"),
+            c.sink.partition_time
+        )
+    } else {
+        format!("partitioned by {}", partitions.join("/"))
+    };
+    println!(
+        "  layout:   {layout}, {:?}; files roll at {} MiB, {} rows, {} open or {} idle",
+        c.sink.compression,
+        r.max_bytes.0 >> 20,
+        r.max_rows,
+        humantime::format_duration(r.interval.0),
+        humantime::format_duration(r.inactivity.0)
+    );
     if let Some(d) = &c.drift {
         let window = match d.window {
             scorestream_operators::drift::WindowConfig::Rows(n) => format!("{n} rows"),

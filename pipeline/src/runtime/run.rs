@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 use scorestream_operators::batch::{Coalescer, run_batcher};
 use scorestream_operators::drift::{AlertProducer, DriftOperator, DriftTable};
 use scorestream_operators::queue::{RowSender, channel};
@@ -248,6 +248,8 @@ impl Job {
                     }
                     let committed = cpu_bound(|| sink.write(env))?;
                     acknowledge(&s, &ack_tx, committed);
+                    gauge!("scorestream_sink_open_files").set(sink.open_files() as f64);
+                    gauge!("scorestream_sink_buffered_bytes").set(sink.buffered_bytes() as f64);
                 }
                 let committed = cpu_bound(|| sink.close())?;
                 acknowledge(&s, &ack_tx, committed);

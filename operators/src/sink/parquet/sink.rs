@@ -179,6 +179,15 @@ impl ParquetSink {
         self.sets.values().map(OpenSet::open_files).sum()
     }
 
+    /// Encoded rows the open files hold in memory.
+    pub fn buffered_bytes(&self) -> usize {
+        self.sets
+            .values()
+            .flat_map(|s| s.files())
+            .map(OpenFile::buffered)
+            .sum()
+    }
+
     /// Writes the envelope into the open files and commits what a size limit
     /// (or a flush request) closed. A partition another writer has already
     /// committed past fails with [`OperatorError::Fenced`] after the other
@@ -367,13 +376,7 @@ impl ParquetSink {
     fn bound_memory(&mut self) -> Result<()> {
         let limit = self.config.max_buffered_bytes.0 as usize;
         loop {
-            let total: usize = self
-                .sets
-                .values()
-                .flat_map(|s| s.files())
-                .map(OpenFile::buffered)
-                .sum();
-            if total <= limit {
+            if self.buffered_bytes() <= limit {
                 return Ok(());
             }
             let largest = self

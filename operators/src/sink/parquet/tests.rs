@@ -505,6 +505,15 @@ fn a_second_writer_of_the_same_offsets_is_fenced() {
     );
 }
 
+/// The writer that committed offset 0 of partition 0.
+fn writer_of(sink: &ParquetSink) -> String {
+    sink.commit_log()
+        .entry("t", 0, 0)
+        .expect("read")
+        .expect("entry")
+        .writer
+}
+
 fn tmp_of(fin: &Path, writer: &str) -> PathBuf {
     let name = fin
         .file_name()
@@ -527,12 +536,7 @@ fn recovery_rolls_committed_files_forward_and_clears_dead_ones() {
     ))
     .expect("write");
     let c = sink.flush().expect("commit");
-    let writer = sink
-        .commit_log()
-        .entry("t", 0, 0)
-        .expect("read")
-        .expect("entry")
-        .writer;
+    let writer = writer_of(&sink);
     // undo both renames, as if the process died right before them
     let pending: Vec<PathBuf> = c.files.iter().map(|f| tmp_of(f, &writer)).collect();
     for (fin, tmp) in c.files.iter().zip(&pending) {
@@ -597,12 +601,7 @@ fn a_recovery_racing_a_commit_finishes_the_rename_instead_of_deleting() {
     sink.write(env(rows(&[(0, 0)]), &[(0, 0..1)]))
         .expect("write");
     let c = sink.flush().expect("commit");
-    let writer = sink
-        .commit_log()
-        .entry("t", 0, 0)
-        .expect("read")
-        .expect("entry")
-        .writer;
+    let writer = writer_of(&sink);
     let tmp = tmp_of(&c.files[0], &writer);
     std::fs::rename(&c.files[0], &tmp).expect("unrename");
     let rec = sink.commit_log().recover(None).expect("recover");
