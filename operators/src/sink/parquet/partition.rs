@@ -189,11 +189,15 @@ impl PartitionSpec {
         let rows = converter.convert_columns(&key_columns)?;
         let mut group_of = HashMap::new();
         let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
+        // Rows of one partition come in runs: hash only where a run starts.
+        let mut g = 0;
         for i in 0..rows.num_rows() {
-            let g = *group_of.entry(rows.row(i)).or_insert_with(|| {
-                groups.push((i, Vec::new()));
-                groups.len() - 1
-            });
+            if i == 0 || rows.row(i) != rows.row(i - 1) {
+                g = *group_of.entry(rows.row(i)).or_insert_with(|| {
+                    groups.push((i, Vec::new()));
+                    groups.len() - 1
+                });
+            }
             groups[g].1.push(i as u32);
         }
         if groups.len() == 1 {
