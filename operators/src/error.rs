@@ -78,8 +78,19 @@ pub enum OperatorError {
         other: String,
     },
     /// The output's commit log is unreadable or inconsistent.
-    #[error("commit log {path}: {reason}")]
-    CommitLog { path: PathBuf, reason: String },
+    #[error("commit log {location}: {reason}")]
+    CommitLog { location: String, reason: String },
+    /// A request to the output's object store failed (the store's
+    /// credentials never appear: they travel in request headers).
+    #[error("{context}: {source}")]
+    ObjectStore {
+        context: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// `sink.path` or `[sink.s3]` cannot work.
+    #[error("output: {0}")]
+    OutputConfig(String),
     /// Partitions were revoked but the pipeline did not commit what it read
     /// from them in time.
     #[error(
@@ -123,6 +134,7 @@ impl OperatorError {
             | OperatorError::Parquet { .. }
             | OperatorError::Fenced { .. }
             | OperatorError::CommitLog { .. }
+            | OperatorError::ObjectStore { .. }
             | OperatorError::RevokeTimeout(_)
             | OperatorError::Delivery { .. }
             | OperatorError::FeatureStoreUnavailable { .. }
@@ -135,7 +147,8 @@ impl OperatorError {
             | OperatorError::ModelPackage { .. }
             | OperatorError::ModelInput { .. }
             | OperatorError::Device(..)
-            | OperatorError::KafkaSetup(_) => ErrorKind::User,
+            | OperatorError::KafkaSetup(_)
+            | OperatorError::OutputConfig(_) => ErrorKind::User,
             OperatorError::Schema(e) => e.kind(),
             OperatorError::Candle(_)
             | OperatorError::Arrow(_)

@@ -123,7 +123,7 @@ pub fn prepare(assets: &DemoAssets, out: &Path) -> Result<JobConfig, PipelineErr
         .map_err(|e| PipelineError::io("writing demo marker", e))?;
     let mut config = load_str(assets.job_toml).map_err(invalid)?;
     config.resolve_paths(&job_dir);
-    config.sink.path = out.to_owned();
+    config.sink.path = out.into();
     Ok(config)
 }
 

@@ -30,8 +30,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(p)) => ParquetSinkConfig::at(p),
         (None, None) => bail!("pass --job JOB.toml or --path DIR"),
     };
-    if !sink.path.is_dir() {
-        bail!("no output directory at {}", sink.path.display());
+    let Some(root) = sink.path.local() else {
+        bail!(
+            "{} is an object store: compaction swaps a partition directory in one step, which \
+             object stores cannot do, so readers that list files would briefly see both the \
+             small files and the merged ones. Keep files large with sink.roll instead \
+             (max_bytes, max_rows, interval).",
+            sink.path
+        );
+    };
+    if !root.is_dir() {
+        bail!("no output directory at {}", root.display());
     }
     let opts = CompactOptions {
         target_bytes: args.target_size.0.max(1),
@@ -39,8 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         props: writer_properties(&sink),
     };
-    let report = compact(&sink.path, &opts)
-        .with_context(|| format!("compacting {}", sink.path.display()))?;
+    let report = compact(root, &opts).with_context(|| format!("compacting {}", root.display()))?;
     if report.recovered > 0 {
         println!("finished {} interrupted compaction(s)", report.recovered);
     }

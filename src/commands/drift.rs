@@ -47,7 +47,15 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                     job.display()
                 );
             };
-            (config.sink.path, Some(drift))
+            let Some(root) = config.sink.path.local() else {
+                bail!(
+                    "{} is an object store: `drift report` reads a local output; query the \
+                     drift table with `scorestream query --job {}` instead",
+                    config.sink.path,
+                    job.display()
+                );
+            };
+            (root.to_owned(), Some(drift))
         }
         (None, Some(path)) => (path.clone(), None),
         (None, None) => bail!("pass --job JOB.toml, or --path DIR with --profile PROFILE.json"),

@@ -1,4 +1,4 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -8,7 +8,10 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::prelude::SessionContext;
 use scorestream_operators::drift::DRIFT_DIR;
-use scorestream_operators::sink::parquet::{DEAD_LETTERS_DIR, EVENT_DATE, EVENT_HOUR, SCORES_DIR};
+use scorestream_operators::sink::parquet::{
+    DEAD_LETTERS_DIR, EVENT_DATE, EVENT_HOUR, OutputPath, ParquetSinkConfig, SCORES_DIR, Store,
+};
+use url::Url;
 
 #[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
 pub enum Format {
@@ -28,9 +31,10 @@ pub struct Args {
     /// SQL over the tables `scores` (with its partition columns, such as
     /// `event_date` and `event_hour`), `dead_letters` and `drift`.
     sql: String,
-    /// The job's output directory (its `sink.path`).
+    /// The job's output (its `sink.path`): a directory or s3://bucket/prefix,
+    /// reached with the AWS_* environment variables.
     #[arg(long, conflicts_with = "job")]
-    path: Option<PathBuf>,
+    path: Option<String>,
     /// Read the output directory from this job config instead.
     #[arg(long)]
     job: Option<PathBuf>,
@@ -40,87 +44,90 @@ pub struct Args {
 
 /// Whether `dir` holds a committed Parquet file, at any depth. Temporary
 /// files of a write in progress end in `.tmp` and are not counted, nor read.
-fn has_parquet(dir: &Path) -> bool {
-    let Ok(it) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    it.flatten().any(|e| {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            !name.starts_with(['.', '_']) && has_parquet(&e.path())
-        } else {
-            name.ends_with(".parquet") && !name.starts_with('.')
-        }
-    })
+fn has_parquet(store: &Store, dir: &str) -> anyhow::Result<bool> {
+    let hidden = |s: &str| s.starts_with(['.', '_']);
+    Ok(store.list_tree(dir)?.iter().any(|(d, name)| {
+        name.ends_with(".parquet")
+            && !hidden(name)
+            && !d.strip_prefix(dir).unwrap_or(d).split('/').any(hidden)
+    }))
 }
 
 /// The Hive partition columns under `dir`, outermost first, read off the
 /// first `name=value` directory at each level. `event_date` is a date and
 /// `event_hour` an integer; any other is a string.
-fn partition_columns(dir: &Path) -> Vec<(String, DataType)> {
+fn partition_columns(store: &Store, dir: &str) -> anyhow::Result<Vec<(String, DataType)>> {
     let mut cols = Vec::new();
     let mut at = dir.to_owned();
     loop {
-        let Ok(it) = std::fs::read_dir(&at) else {
-            break;
-        };
-        let mut next = None;
-        for e in it.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if e.file_type().is_ok_and(|t| t.is_dir())
-                && !name.starts_with(['.', '_'])
-                && let Some((k, _)) = name.split_once('=')
-            {
-                next = Some((k.to_owned(), e.path()));
-                break;
-            }
-        }
-        let Some((k, path)) = next else { break };
+        let next = store.list_dirs(&at)?.into_iter().find_map(|name| {
+            let (k, _) = name.split_once('=')?;
+            (!name.starts_with(['.', '_'])).then(|| (k.to_owned(), name.clone()))
+        });
+        let Some((k, name)) = next else { break };
         let t = match k.as_str() {
             EVENT_DATE => DataType::Date32,
             EVENT_HOUR => DataType::Int32,
             _ => DataType::Utf8,
         };
         cols.push((k, t));
-        at = path;
+        at = format!("{at}/{name}");
     }
-    cols
+    Ok(cols)
 }
 
 /// Registers every committed Parquet file of a table, partition columns
 /// included, so a `WHERE` on them skips whole directories.
-async fn register(ctx: &SessionContext, name: &str, dir: &Path) -> anyhow::Result<bool> {
-    if !has_parquet(dir) {
+async fn register(
+    ctx: &SessionContext,
+    store: &Store,
+    name: &str,
+    dir: &str,
+) -> anyhow::Result<bool> {
+    if !has_parquet(store, dir)? {
         return Ok(false);
     }
-    let url = format!("{}/", dir.canonicalize()?.display());
+    let url = match store.local_root() {
+        Some(root) => format!("{}/", root.join(dir).canonicalize()?.display()),
+        None => format!("{}/", store.describe(dir)),
+    };
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
-        .with_table_partition_cols(partition_columns(dir));
+        .with_table_partition_cols(partition_columns(store, dir)?);
     ctx.register_listing_table(name, &url, options, None, None)
         .await
-        .with_context(|| format!("registering table `{name}` from {}", dir.display()))?;
+        .with_context(|| format!("registering table `{name}` from {}", store.describe(dir)))?;
     Ok(true)
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let root = match (&args.path, &args.job) {
-        (Some(p), _) => p.clone(),
-        (None, Some(job)) => scorestream_pipeline::config::load_file(job)?.sink.path,
-        (None, None) => PathBuf::from("out/demo"),
+    let sink = match (&args.path, &args.job) {
+        (Some(p), _) => ParquetSinkConfig::at_output(
+            OutputPath::parse(p).map_err(|e| anyhow::anyhow!("--path: {e}"))?,
+        ),
+        (None, Some(job)) => scorestream_pipeline::config::load_file(job)?.sink,
+        (None, None) => ParquetSinkConfig::at("out/demo"),
     };
-    if !root.is_dir() {
+    if let Some(root) = sink.path.local()
+        && !root.is_dir()
+    {
         bail!(
             "no output directory at {} (pass --path DIR or --job JOB.toml)",
             root.display()
         );
     }
+    let store = sink
+        .store()
+        .with_context(|| format!("opening {}", sink.path))?;
     let ctx = SessionContext::new();
-    let scores = register(&ctx, "scores", &root.join(SCORES_DIR)).await?;
-    let dead = register(&ctx, "dead_letters", &root.join(DEAD_LETTERS_DIR)).await?;
-    let drift = register(&ctx, "drift", &root.join(DRIFT_DIR)).await?;
+    if let Some((object_store, url)) = store.object_store() {
+        ctx.register_object_store(&Url::parse(&url.bucket_url())?, object_store);
+    }
+    let scores = register(&ctx, &store, "scores", SCORES_DIR).await?;
+    let dead = register(&ctx, &store, "dead_letters", DEAD_LETTERS_DIR).await?;
+    let drift = register(&ctx, &store, "drift", DRIFT_DIR).await?;
     if !scores && !dead && !drift {
-        bail!("{} holds no committed Parquet files yet", root.display());
+        bail!("{} holds no committed Parquet files yet", sink.path);
     }
     let df = ctx.sql(&args.sql).await.context("the query is invalid")?;
     let batches = df.collect().await.context("the query failed")?;

@@ -1,3 +1,4 @@
+use anyhow::bail;
 use std::path::PathBuf;
 
 use scorestream_pipeline::config::load_file;
@@ -42,7 +43,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
              replay reads only those written while it was on"
         );
     }
-    let report = replay(&config.source, &config.sink.path, &options).await?;
+    let Some(root) = config.sink.path.local() else {
+        bail!(
+            "{} is an object store: replay reads Parquet dead letters from a local output \
+             directory and does not read s3:// outputs yet",
+            config.sink.path
+        );
+    };
+    let report = replay(&config.source, root, &options).await?;
     if options.dry_run {
         for r in &report.selected {
             println!(

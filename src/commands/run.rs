@@ -37,7 +37,7 @@ pub async fn run(
         job.model_name(),
         job.model_version(),
         job.device(),
-        out.display()
+        out
     );
     let stats = Arc::new(JobStats::default());
     let stop = CancellationToken::new();
@@ -74,6 +74,6 @@ pub async fn run(
     println!("scorestream run finished: job stopped cleanly");
     println!("{}", progress::summary(&report.stats));
     println!("{}", progress::source_summary(&report.source));
-    println!("  output: {}", out.display());
+    println!("  output: {out}");
     Ok(())
 }

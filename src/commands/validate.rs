@@ -30,7 +30,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     );
     println!(
         "  output:   {} ({} columns)",
-        c.sink.path.display(),
+        c.sink.path,
         job.output_schema().fields().len()
     );
     let partitions: Vec<String> = job

@@ -5,6 +5,7 @@
 pub mod chromium;
 pub mod process;
 pub mod redis_server;
+pub mod s3_server;
 pub mod tansu;
 
 use std::collections::HashMap;

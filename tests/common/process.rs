@@ -127,6 +127,16 @@ pub fn wait_for<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
 
 /// Starts `scorestream run JOB` in the background, its output appended to `log`.
 pub fn spawn_run(job: &Path, args: &[&str], log: &Path) -> std::process::Child {
+    spawn_run_with(job, args, log, &[])
+}
+
+/// [`spawn_run`] with extra environment variables.
+pub fn spawn_run_with(
+    job: &Path,
+    args: &[&str],
+    log: &Path,
+    env: &[(&str, String)],
+) -> std::process::Child {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -137,6 +147,7 @@ pub fn spawn_run(job: &Path, args: &[&str], log: &Path) -> std::process::Child {
         .arg(job)
         .args(args)
         .env("RUST_LOG", "info,librdkafka=warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(file.try_clone().expect("log"))
         .stderr(file)
         .spawn()

@@ -2,7 +2,7 @@
 //! files under `<sink.path>/drift/`, queryable as `drift` with
 //! `scorestream query` (or any Parquet reader).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -14,6 +14,7 @@ use parquet::arrow::ArrowWriter;
 
 use super::operator::WindowReport;
 use super::stats::Statistic;
+use crate::sink::parquet::Store;
 use crate::{OperatorError, Result};
 
 /// The drift table's directory under a job's output.
@@ -49,30 +50,31 @@ pub fn drift_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Writes each window as one Parquet file, under a temporary name renamed
-/// into place, so readers never see a partial window.
+/// Writes each window as one Parquet file, appearing whole (renamed into
+/// place locally, one put on object stores), so readers never see a
+/// partial window.
 #[derive(Debug)]
 pub struct DriftTable {
-    dir: PathBuf,
+    store: Store,
     /// Distinguishes this process's files from another writer's.
     writer: String,
     seq: u64,
 }
 
 impl DriftTable {
+    /// The drift table of a local output directory.
     pub fn open(output: &Path) -> Result<Self> {
-        let dir = output.join(DRIFT_DIR);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| OperatorError::io(format!("creating {}", dir.display()), e))?;
+        Self::open_in(Store::local(output))
+    }
+
+    /// The drift table of the output at `store`.
+    pub fn open_in(store: Store) -> Result<Self> {
+        store.create_dir(DRIFT_DIR)?;
         Ok(Self {
-            dir,
+            store,
             writer: format!("{:x}-{}", crate::now_ms(), std::process::id()),
             seq: 0,
         })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     pub fn write(&mut self, job: &str, r: &WindowReport) -> Result<()> {
@@ -137,17 +139,15 @@ impl DriftTable {
             self.writer,
             self.seq
         );
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let io = |what: &str, e| OperatorError::io(format!("{what} {}", tmp.display()), e);
-        let file = std::fs::File::create(&tmp).map_err(|e| io("creating", e))?;
+        let rel = format!("{DRIFT_DIR}/{name}");
         let pq = |source| OperatorError::Parquet {
-            path: tmp.clone(),
+            path: self.store.describe(&rel).into(),
             source,
         };
-        let mut w = ArrowWriter::try_new(file, batch.schema(), None).map_err(pq)?;
+        let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), None).map_err(pq)?;
         w.write(&batch).map_err(pq)?;
-        w.close().map_err(pq)?;
-        std::fs::rename(&tmp, self.dir.join(&name)).map_err(|e| io("renaming", e))?;
-        Ok(())
+        let bytes = w.into_inner().map_err(pq)?;
+        let tmp = format!("{DRIFT_DIR}/.{name}.tmp");
+        self.store.put(&rel, &tmp, bytes)
     }
 }

@@ -105,7 +105,11 @@ fn table(psis: &[f64]) -> (tempfile::TempDir, Vec<WindowReport>) {
         t.write("fraud-demo", r).expect("write");
     }
     // A window being written is never read.
-    std::fs::write(t.dir().join(".partial.parquet.tmp"), b"not parquet").expect("tmp file");
+    std::fs::write(
+        dir.path().join(DRIFT_DIR).join(".partial.parquet.tmp"),
+        b"not parquet",
+    )
+    .expect("tmp file");
     (dir, reports)
 }
 

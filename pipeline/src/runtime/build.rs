@@ -80,10 +80,12 @@ impl Job {
                 .map_err(|e| problems.push(Problem::new("model.path", e.to_string())))
                 .ok()
         });
-        if config.sink.path.is_file() {
+        if let Some(p) = config.sink.path.local()
+            && p.is_file()
+        {
             problems.push(Problem::new(
                 "sink.path",
-                format!("{} is a file, not a directory", config.sink.path.display()),
+                format!("{} is a file, not a directory", p.display()),
             ));
         }
         let (Some(join), Some((model_source, package)), Some(device)) = (join, package, device)

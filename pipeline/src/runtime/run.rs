@@ -64,7 +64,7 @@ impl Job {
             stats.partitions_assigned.clone(),
             Arc::new(sink.commit_log().clone()),
         )?;
-        info!(job, output = %config.sink.path.display(), "job starting");
+        info!(job, output = %config.sink.path, "job starting");
 
         let (raw_tx, mut raw_rx) = channel::<RawChunk>(cap);
         let (dec_tx, mut dec_rx) = channel::<Envelope>(cap);
@@ -157,7 +157,7 @@ impl Job {
         let drift_tee = match (drift, &config.drift) {
             (Some(setup), Some(d)) => {
                 let (tee, rx, skipped) = DriftTee::new(d.queue_batches);
-                let table = DriftTable::open(&config.sink.path)?;
+                let table = DriftTable::open_in(sink.store().clone())?;
                 let alerts = d
                     .alerts_topic
                     .as_deref()

@@ -2,29 +2,29 @@
 //!
 //! One entry per committed range of one partition, named by the range's first
 //! offset (`_scorestream/commits/<topic>+<partition>+<start>.json`) and
-//! created with put-if-absent semantics (a hard link, which fails if the name
-//! exists), like Delta Lake's log. Ranges of a partition chain end to start,
-//! so the entry named after an offset can only be created once: two writers
-//! that both believe they own a partition cannot both commit the same
-//! offsets, and the loser learns it lost.
+//! created with put-if-absent semantics (a hard link locally, a conditional
+//! put on object stores: see [`super::store`]), like Delta Lake's log.
+//! Ranges of a partition chain end to start, so the entry named after an
+//! offset can only be created once: two writers that both believe they own
+//! a partition cannot both commit the same offsets, and the loser learns it
+//! lost.
 //!
 //! A file commit has three steps: data files written under hidden temporary
-//! names and synced; the entry created and its directory synced (the commit
-//! point); the data files renamed to their final names. Recovery rolls a
-//! committed entry forward (finishing its renames) and deletes temporary
-//! files that can never be committed. Readers that glob `*.parquet` never see
-//! data that is not committed.
+//! names and synced (uploaded, on object stores); the entry created and its
+//! directory synced (the commit point); the data files renamed (copied, on
+//! object stores) to their final names. Recovery rolls a committed entry
+//! forward (finishing its renames) and deletes temporary files that can
+//! never be committed. Readers that glob `*.parquet` never see data that is
+//! not committed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
+use super::store::{Store, join, split};
 use crate::{OperatorError, Result};
-
 pub const LOG_DIR: &str = "_scorestream/commits";
 /// Directories that hold committed data files.
 const DATA_DIRS: [&str; 2] = [super::SCORES_DIR, super::DEAD_LETTERS_DIR];
@@ -93,79 +93,68 @@ pub struct Recovery {
 
 #[derive(Debug, Clone)]
 pub struct CommitLog {
-    root: PathBuf,
-    dir: PathBuf,
+    store: Store,
 }
 
 impl CommitLog {
+    /// The commit log of a local output directory.
     pub fn open(root: &Path) -> Result<Self> {
-        let dir = root.join(LOG_DIR);
-        fs::create_dir_all(&dir)
-            .map_err(|e| OperatorError::io(format!("creating {}", dir.display()), e))?;
-        Ok(Self {
-            root: root.to_owned(),
-            dir,
-        })
+        Self::at(Store::local(root))
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    pub fn at(store: Store) -> Result<Self> {
+        store.create_dir(LOG_DIR)?;
+        Ok(Self { store })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn entry_rel(topic: &str, partition: i32, start: i64) -> String {
+        format!("{LOG_DIR}/{}.json", base_name(topic, partition, start))
     }
 
     /// Creates `entry` unless its start offset is already committed. Returns
     /// the writer that got there first when it is. The entry is durable only
     /// after [`CommitLog::sync`].
     pub fn try_create(&self, entry: &CommitEntry) -> Result<Option<String>> {
-        let name = format!(
-            "{}.json",
-            base_name(&entry.topic, entry.partition, entry.start)
-        );
-        let fin = self.dir.join(&name);
-        let tmp = self.dir.join(tmp_name(&name, &entry.writer));
-        let io = |what: &str, p: &Path, e| OperatorError::io(format!("{what} {}", p.display()), e);
+        let rel = Self::entry_rel(&entry.topic, entry.partition, entry.start);
+        let tmp = join(LOG_DIR, &tmp_name(split(&rel).1, &entry.writer));
         let json = serde_json::to_vec_pretty(entry)
             .map_err(|e| OperatorError::Internal(format!("encoding commit entry: {e}")))?;
-        let mut f = File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
-        f.write_all(&json).map_err(|e| io("writing", &tmp, e))?;
-        f.sync_all().map_err(|e| io("syncing", &tmp, e))?;
-        drop(f);
-        let linked = fs::hard_link(&tmp, &fin);
-        fs::remove_file(&tmp).map_err(|e| io("removing", &tmp, e))?;
-        match linked {
-            Ok(()) => Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let other = self
-                    .read_entry(&fin)
-                    .map(|o| o.writer)
-                    .unwrap_or_else(|e| format!("unreadable entry: {e}"));
-                Ok(Some(other))
-            }
-            Err(e) => Err(io("committing", &fin, e)),
+        if self.store.put_if_absent(&rel, &tmp, json)? {
+            return Ok(None);
         }
+        let other = match self.read_entry(&rel) {
+            Ok(Some(o)) => o.writer,
+            Ok(None) => "an entry since removed".into(),
+            Err(e) => format!("unreadable entry: {e}"),
+        };
+        Ok(Some(other))
     }
 
     /// Makes created entries durable: the commit point.
     pub fn sync(&self) -> Result<()> {
-        sync_dir(&self.dir)
+        self.store.sync_dir(LOG_DIR)
     }
 
-    fn read_entry(&self, path: &Path) -> Result<CommitEntry> {
-        let bytes = fs::read(path)
-            .map_err(|e| OperatorError::io(format!("reading {}", path.display()), e))?;
-        serde_json::from_slice(&bytes).map_err(|e| OperatorError::CommitLog {
-            path: path.to_owned(),
-            reason: format!("not a valid commit entry: {e}"),
-        })
+    fn read_entry(&self, rel: &str) -> Result<Option<CommitEntry>> {
+        let Some(bytes) = self.store.read(rel)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| OperatorError::CommitLog {
+                location: self.store.describe(rel),
+                reason: format!("not a valid commit entry: {e}"),
+            })
     }
 
     /// Every entry name, parsed, grouped by partition: start offsets in order.
     fn starts(&self) -> Result<HashMap<(String, i32), Vec<i64>>> {
         let mut out: HashMap<(String, i32), Vec<i64>> = HashMap::new();
-        let entries = fs::read_dir(&self.dir)
-            .map_err(|e| OperatorError::io(format!("listing {}", self.dir.display()), e))?;
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
+        for name in self.store.list_files(LOG_DIR)? {
             if name.starts_with('.') || !name.ends_with(".json") {
                 continue;
             }
@@ -198,13 +187,7 @@ impl CommitLog {
 
     /// The entry committed for `start`, if any.
     pub fn entry(&self, topic: &str, partition: i32, start: i64) -> Result<Option<CommitEntry>> {
-        let path = self
-            .dir
-            .join(format!("{}.json", base_name(topic, partition, start)));
-        if !path.exists() {
-            return Ok(None);
-        }
-        self.read_entry(&path).map(Some)
+        self.read_entry(&Self::entry_rel(topic, partition, start))
     }
 
     /// Where each partition's committed chain ends: the offset to resume from.
@@ -229,7 +212,7 @@ impl CommitLog {
     pub fn recover(&self, only: Option<&[(String, i32)]>) -> Result<Recovery> {
         let starts = self.starts()?;
         let mut rec = Recovery::default();
-        let mut changed_dirs: Vec<PathBuf> = Vec::new();
+        let mut changed_dirs: Vec<String> = Vec::new();
         for ((t, p), s) in &starts {
             if only.is_some_and(|o| !o.iter().any(|(ot, op)| ot == t && op == p)) {
                 continue;
@@ -239,18 +222,13 @@ impl CommitLog {
                 continue;
             };
             for f in &entry.files {
-                let fin = self.root.join(&f.path);
-                if fin.exists() {
+                if self.store.exists(&f.path)? {
                     continue;
                 }
-                let (Some(dir), Some(name)) = (fin.parent(), fin.file_name()) else {
-                    continue;
-                };
-                let tmp = dir.join(tmp_name(&name.to_string_lossy(), &entry.writer));
-                if tmp.exists() {
-                    fs::rename(&tmp, &fin).map_err(|e| {
-                        OperatorError::io(format!("finishing commit of {}", fin.display()), e)
-                    })?;
+                let (dir, name) = split(&f.path);
+                let tmp = join(dir, &tmp_name(name, &entry.writer));
+                if self.store.exists(&tmp)? {
+                    self.store.publish(&tmp, &f.path)?;
                     rec.rolled_forward += 1;
                     changed_dirs.push(dir.to_owned());
                 }
@@ -258,66 +236,51 @@ impl CommitLog {
         }
         if only.is_none() {
             let ends = self.chain_ends()?;
-            let mut dirs = vec![self.dir.clone()];
+            let mut files = self.store.list_tree(LOG_DIR)?;
             for d in DATA_DIRS {
-                walk_dirs(&self.root.join(d), &mut dirs);
+                files.extend(self.store.list_tree(d)?);
             }
-            for dir in dirs {
-                let is_log = dir == self.dir;
-                let Ok(listing) = fs::read_dir(&dir) else {
+            for (dir, name) in files {
+                let is_log = dir == LOG_DIR;
+                let Some((fin, writer)) = parse_tmp(&name) else {
                     continue;
                 };
-                for e in listing.flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let Some((fin, writer)) = parse_tmp(&name) else {
-                        continue;
-                    };
-                    let Some((t, p, first)) = parse_base(fin) else {
-                        continue;
-                    };
-                    let key = (t.to_owned(), p);
-                    // Every offset below the chain's end is committed. A
-                    // data file its entry names is rolled forward (its
-                    // writer may be renaming it right now); any other can
-                    // never be committed again. The log's own temporaries
-                    // are named after an entry.
-                    let committed = if is_log {
-                        self.entry(t, p, first)?.is_some()
-                    } else {
-                        ends.get(&key).is_some_and(|&end| end > first)
-                    };
-                    if !committed {
-                        continue;
-                    }
-                    let path = e.path();
-                    let target = dir.join(fin);
-                    let named = !is_log
-                        && self.covering(&starts, &key, first)?.is_some_and(|en| {
-                            en.writer == writer
-                                && en.files.iter().any(|f| self.root.join(&f.path) == target)
-                        });
-                    if named && !target.exists() {
-                        fs::rename(&path, &target).map_err(|e| {
-                            OperatorError::io(
-                                format!("finishing commit of {}", target.display()),
-                                e,
-                            )
-                        })?;
-                        rec.rolled_forward += 1;
-                    } else {
-                        fs::remove_file(&path).map_err(|e| {
-                            OperatorError::io(format!("removing {}", path.display()), e)
-                        })?;
-                        rec.removed += 1;
-                    }
-                    changed_dirs.push(dir.clone());
+                let Some((t, p, first)) = parse_base(fin) else {
+                    continue;
+                };
+                let key = (t.to_owned(), p);
+                // Every offset below the chain's end is committed. A data
+                // file its entry names is rolled forward (its writer may be
+                // renaming it right now); any other can never be committed
+                // again. The log's own temporaries are named after an entry.
+                let committed = if is_log {
+                    self.entry(t, p, first)?.is_some()
+                } else {
+                    ends.get(&key).is_some_and(|&end| end > first)
+                };
+                if !committed {
+                    continue;
                 }
+                let tmp = join(&dir, &name);
+                let target = join(&dir, fin);
+                let named = !is_log
+                    && self.covering(&starts, &key, first)?.is_some_and(|en| {
+                        en.writer == writer && en.files.iter().any(|f| f.path == target)
+                    });
+                if named && !self.store.exists(&target)? {
+                    self.store.publish(&tmp, &target)?;
+                    rec.rolled_forward += 1;
+                } else {
+                    self.store.remove(&tmp)?;
+                    rec.removed += 1;
+                }
+                changed_dirs.push(dir);
             }
         }
         changed_dirs.sort();
         changed_dirs.dedup();
         for d in &changed_dirs {
-            sync_dir(d)?;
+            self.store.sync_dir(d)?;
         }
         if rec != Recovery::default() {
             info!(
@@ -330,19 +293,6 @@ impl CommitLog {
     }
 }
 
-/// `dir` and every directory under it.
-fn walk_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(listing) = fs::read_dir(dir) else {
-        return;
-    };
-    out.push(dir.to_owned());
-    for e in listing.flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            walk_dirs(&e.path(), out);
-        }
-    }
-}
-
 impl crate::source::kafka::ResumePositions for CommitLog {
     fn resume_positions(&self, partitions: &[(String, i32)]) -> Result<Vec<Option<i64>>> {
         self.recover(Some(partitions))?;
@@ -352,7 +302,5 @@ impl crate::source::kafka::ResumePositions for CommitLog {
 }
 
 pub(super) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| OperatorError::io(format!("syncing directory {}", dir.display()), e))
+    super::store::sync_path(dir)
 }

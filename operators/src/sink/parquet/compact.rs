@@ -409,7 +409,7 @@ pub fn recover(root: &Path) -> Result<usize> {
             let bytes = fs::read(&path).map_err(io("reading", &path))?;
             let r: Record =
                 serde_json::from_slice(&bytes).map_err(|e| OperatorError::CommitLog {
-                    path: path.clone(),
+                    location: path.display().to_string(),
                     reason: format!("not a valid compaction record: {e}"),
                 })?;
             let staging = root.join(&r.staging);

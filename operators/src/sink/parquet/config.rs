@@ -3,7 +3,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::store::{OutputPath, S3Options, Store};
+use crate::Result;
 use crate::config::{ByteSize, HumanDuration};
+
+/// S3 copies at most 5 GiB in one request, and files are published by copy.
+const S3_MAX_COPY: u64 = 5 << 30;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -18,8 +23,18 @@ pub enum Compression {
 #[serde(deny_unknown_fields)]
 pub struct ParquetSinkConfig {
     /// Output root: scored rows go to `<path>/scores`, dead letters to
-    /// `<path>/dead_letters`. Relative paths are resolved against the working directory.
-    pub path: PathBuf,
+    /// `<path>/dead_letters`. A directory (relative paths are resolved
+    /// against the working directory) or `s3://bucket/prefix`.
+    pub path: OutputPath,
+    /// How to reach an `s3://` output, over the `AWS_*` environment.
+    #[serde(default)]
+    pub s3: S3Options,
+    /// Where files bound for an object store are encoded before their
+    /// upload; holds at most `max_open_files` files of up to
+    /// `roll.max_bytes`. Defaults to `scorestream-spool` in the system's
+    /// temporary directory.
+    #[serde(default)]
+    pub spool_dir: Option<PathBuf>,
     #[serde(default)]
     pub compression: Compression,
     /// Hive partition columns, outermost first: `event_date` and `event_hour`
@@ -99,8 +114,15 @@ impl Default for RollConfig {
 impl ParquetSinkConfig {
     /// A sink writing to `path` with every other setting at its default.
     pub fn at(path: impl Into<PathBuf>) -> Self {
+        Self::at_output(OutputPath::Local(path.into()))
+    }
+
+    /// A sink writing to `path` (a directory or an object store URL).
+    pub fn at_output(path: OutputPath) -> Self {
         Self {
-            path: path.into(),
+            path,
+            s3: S3Options::default(),
+            spool_dir: None,
             compression: Compression::default(),
             partition_by: default_partition_by(),
             partition_time: default_partition_time(),
@@ -111,10 +133,44 @@ impl ParquetSinkConfig {
         }
     }
 
+    /// Opens the output root this config names.
+    pub fn store(&self) -> Result<Store> {
+        let spool = self
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("scorestream-spool"));
+        Store::open(&self.path, &self.s3, &spool)
+    }
+
     /// Problems with the numbers, as (key, message). Partition columns are
     /// checked against the output schema by [`super::PartitionSpec::new`].
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
+        if self.path.is_object_store() {
+            if self.roll.max_bytes.0 > S3_MAX_COPY {
+                out.push((
+                    "sink.roll.max_bytes",
+                    format!(
+                        "max_bytes is {} bytes but files on S3 are published by a copy, which S3 limits to 5GiB",
+                        self.roll.max_bytes.0
+                    ),
+                ));
+            }
+        } else {
+            if !self.s3.is_empty() {
+                out.push((
+                    "sink.s3",
+                    "[sink.s3] is set but sink.path is a local directory: use s3://bucket/prefix"
+                        .into(),
+                ));
+            }
+            if self.spool_dir.is_some() {
+                out.push((
+                    "sink.spool_dir",
+                    "spool_dir is only used for object store outputs (s3://bucket/prefix)".into(),
+                ));
+            }
+        }
         let positive = |v: bool, key, what: &str, out: &mut Vec<_>| {
             if !v {
                 out.push((key, format!("{what} must be greater than zero")));

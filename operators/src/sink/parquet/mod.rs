@@ -8,9 +8,12 @@ pub mod commit_log;
 pub mod compact;
 mod config;
 mod lock;
+#[cfg(test)]
+mod object_tests;
 mod open_file;
 mod partition;
 mod sink;
+pub mod store;
 #[cfg(test)]
 mod tests;
 
@@ -19,3 +22,4 @@ pub use commit_log::{CommitEntry, CommitLog, CommittedFile, Recovery};
 pub use config::{Compression, ParquetSinkConfig, RollConfig, RowGroupConfig};
 pub use partition::{EVENT_DATE, EVENT_HOUR, NULL_PARTITION, PartitionSpec};
 pub use sink::{Committed, DEAD_LETTERS_DIR, ParquetSink, SCORES_DIR, writer_properties};
+pub use store::{ObjectUrl, OutputPath, S3Options, Store};

@@ -1,5 +1,5 @@
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
@@ -7,32 +7,39 @@ use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
-use super::commit_log::{sync_dir, tmp_name};
+use super::commit_log::tmp_name;
+use super::store::{Store, join};
 use crate::{OperatorError, Result};
 
 /// One Parquet file being written across batches under its hidden temporary
 /// name. Row groups go to disk as they fill; the footer is written and the
-/// file synced by [`OpenFile::finish`], before its commit names it.
+/// file synced (and, for object stores, uploaded under its temporary key)
+/// by [`OpenFile::finish`], before its commit names it.
 pub(super) struct OpenFile {
     /// Final path relative to the output root, as the commit log records it.
     pub rel: String,
-    pub tmp: PathBuf,
-    pub fin: PathBuf,
+    /// Temporary path relative to the output root.
+    pub tmp_rel: String,
+    /// The local file being written: the temporary file itself, or a spool
+    /// file for object stores.
+    local: PathBuf,
+    store: Store,
     writer: Option<ArrowWriter<File>>,
     pub rows: u64,
     /// Final size once finished.
     pub bytes: u64,
     pub last_write: Instant,
     row_group_bytes: usize,
-    /// Keeps compaction out of the directory until this file is committed.
-    _lock: File,
+    /// Keeps compaction out of the directory until this file is committed
+    /// (local outputs: object stores are not compacted in place).
+    _lock: Option<File>,
 }
 
 impl OpenFile {
-    /// Creates `<root>/<dir>/<name>` under its temporary name, creating (and
+    /// Creates `<dir>/<name>` under its temporary name, creating (and
     /// making durable) the partition directory the first time.
     pub fn create(
-        root: &Path,
+        store: &Store,
         dir: &str,
         name: &str,
         writer_id: &str,
@@ -40,34 +47,26 @@ impl OpenFile {
         props: &WriterProperties,
         row_group_bytes: usize,
     ) -> Result<Self> {
-        let lock = super::lock::shared(root, dir)?;
-        let abs_dir = root.join(dir);
-        if !abs_dir.is_dir() {
-            fs::create_dir_all(&abs_dir)
-                .map_err(|e| OperatorError::io(format!("creating {}", abs_dir.display()), e))?;
-            let mut d = abs_dir.as_path();
-            while let Some(parent) = d.parent() {
-                sync_dir(parent)?;
-                if parent == root {
-                    break;
-                }
-                d = parent;
-            }
-        }
-        let tmp = abs_dir.join(tmp_name(name, writer_id));
-        let file = File::create(&tmp)
-            .map_err(|e| OperatorError::io(format!("creating {}", tmp.display()), e))?;
+        let lock = match store.local_root() {
+            Some(root) => Some(super::lock::shared(root, dir)?),
+            None => None,
+        };
+        let tmp = tmp_name(name, writer_id);
+        let local = store.writable(dir, &tmp)?;
+        let file = File::create(&local)
+            .map_err(|e| OperatorError::io(format!("creating {}", local.display()), e))?;
         let writer =
             ArrowWriter::try_new(file, schema.clone(), Some(props.clone())).map_err(|source| {
                 OperatorError::Parquet {
-                    path: tmp.clone(),
+                    path: local.clone(),
                     source,
                 }
             })?;
         Ok(Self {
-            rel: format!("{dir}/{name}"),
-            fin: abs_dir.join(name),
-            tmp,
+            rel: join(dir, name),
+            tmp_rel: join(dir, &tmp),
+            local,
+            store: store.clone(),
             writer: Some(writer),
             rows: 0,
             bytes: 0,
@@ -79,16 +78,16 @@ impl OpenFile {
 
     fn pq(&self, source: parquet::errors::ParquetError) -> OperatorError {
         OperatorError::Parquet {
-            path: self.tmp.clone(),
+            path: self.local.clone(),
             source,
         }
     }
 
     fn open_writer(&mut self) -> Result<&mut ArrowWriter<File>> {
-        let tmp = &self.tmp;
-        self.writer.as_mut().ok_or_else(|| {
-            OperatorError::Internal(format!("{} is already finished", tmp.display()))
-        })
+        let tmp = &self.tmp_rel;
+        self.writer
+            .as_mut()
+            .ok_or_else(|| OperatorError::Internal(format!("{tmp} is already finished")))
     }
 
     pub fn write(&mut self, batch: &RecordBatch, now: Instant) -> Result<()> {
@@ -122,27 +121,23 @@ impl OpenFile {
         res.map_err(|e| self.pq(e))
     }
 
-    /// Writes the footer and syncs the file, so a commit never names a torn one.
+    /// Writes the footer and syncs the file, so a commit never names a torn
+    /// one; an object store's copy is uploaded under its temporary key.
     pub fn finish(&mut self) -> Result<()> {
         let Some(w) = self.writer.take() else {
             return Ok(());
         };
         let file = w.into_inner().map_err(|e| self.pq(e))?;
-        let io = |what: &str, e| OperatorError::io(format!("{what} {}", self.tmp.display()), e);
+        let io = |what: &str, e| OperatorError::io(format!("{what} {}", self.local.display()), e);
         file.sync_all().map_err(|e| io("syncing", e))?;
         self.bytes = file.metadata().map_err(|e| io("reading size of", e))?.len();
-        Ok(())
+        drop(file);
+        self.store.stage(&self.local, &self.tmp_rel)
     }
 
     /// Removes the temporary file of a commit that did not happen.
     pub fn discard(mut self) -> Result<()> {
         drop(self.writer.take());
-        match fs::remove_file(&self.tmp) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(OperatorError::io(
-                format!("removing {}", self.tmp.display()),
-                e,
-            )),
-            _ => Ok(()),
-        }
+        self.store.discard(&self.local, &self.tmp_rel)
     }
 }

@@ -1,7 +1,6 @@
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,8 +14,9 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use scorestream_schemas::{DeadLetter, DeadLetterBuilder, columns, dead_letter_schema};
 use tracing::{debug, info};
 
-use super::commit_log::{CommitEntry, CommitLog, CommittedFile, base_name, sync_dir};
+use super::commit_log::{CommitEntry, CommitLog, CommittedFile, base_name};
 use super::open_file::OpenFile;
+use super::store::{Store, split};
 use super::{Compression, ParquetSinkConfig, PartitionSpec, RollConfig};
 use crate::{Coverage, Envelope, OperatorError, Result, TopicPartition};
 
@@ -32,6 +32,7 @@ const LATENCY_BUCKET_MS: i64 = 10;
 pub struct Committed {
     pub rows: usize,
     pub dead_letters: usize,
+    /// Where each committed file now is: a path, or an object's URL.
     pub files: Vec<PathBuf>,
     pub bytes: u64,
     /// The offsets now committed to the output: safe to commit to Kafka.
@@ -112,7 +113,7 @@ impl OpenSet {
 /// protocol). File names are `<topic>+<partition>+<first offset>.parquet`,
 /// unique because every offset is in exactly one file.
 pub struct ParquetSink {
-    root: PathBuf,
+    store: Store,
     spec: PartitionSpec,
     props: WriterProperties,
     dead_props: WriterProperties,
@@ -128,15 +129,19 @@ pub struct ParquetSink {
 
 impl ParquetSink {
     /// Creates the output directories, finishes commits a crash interrupted
-    /// and removes temporary files that can never be committed.
+    /// and removes temporary files that can never be committed. An object
+    /// store output must be opened inside a multi-threaded tokio runtime.
     pub fn open(config: &ParquetSinkConfig, spec: PartitionSpec) -> Result<Self> {
-        let root = config.path.clone();
+        let store = config.store()?;
+        Self::open_in(store, config, spec)
+    }
+
+    /// [`ParquetSink::open`] on a store opened by the caller.
+    pub fn open_in(store: Store, config: &ParquetSinkConfig, spec: PartitionSpec) -> Result<Self> {
         for d in [SCORES_DIR, DEAD_LETTERS_DIR] {
-            let d = root.join(d);
-            fs::create_dir_all(&d)
-                .map_err(|e| OperatorError::io(format!("creating {}", d.display()), e))?;
+            store.create_dir(d)?;
         }
-        let log = CommitLog::open(&root)?;
+        let log = CommitLog::at(store.clone())?;
         log.recover(None)?;
         let props = writer_properties(config);
         let dead_props = WriterProperties::builder()
@@ -144,9 +149,9 @@ impl ParquetSink {
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .build();
         let writer = format!("w{}-{}", crate::now_ms(), std::process::id());
-        info!(output = %root.display(), writer, "parquet sink open");
+        info!(output = %store.describe(""), writer, "parquet sink open");
         Ok(Self {
-            root,
+            store,
             spec,
             props,
             dead_props,
@@ -166,8 +171,8 @@ impl ParquetSink {
         self
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub fn commit_log(&self) -> &CommitLog {
@@ -299,7 +304,7 @@ impl ParquetSink {
                         format!("{SCORES_DIR}/{}", v.key())
                     };
                     let f = OpenFile::create(
-                        &self.root,
+                        &self.store,
                         &dir,
                         &file_name(&tp, first),
                         &self.writer,
@@ -329,7 +334,7 @@ impl ParquetSink {
                 let batch = b.finish()?;
                 if set.dead.is_none() {
                     set.dead = Some(OpenFile::create(
-                        &self.root,
+                        &self.store,
                         DEAD_LETTERS_DIR,
                         &file_name(&tp, dead[0].offset),
                         &self.writer,
@@ -446,16 +451,15 @@ impl ParquetSink {
         }
         self.log.sync()?;
 
-        let mut dirs = Vec::new();
-        for (s, entry) in won {
+        let mut dirs: Vec<&str> = Vec::new();
+        for (s, entry) in &won {
             for f in s.files() {
-                rename_committed(&f.tmp, &f.fin)?;
-                if let Some(d) = f.fin.parent()
-                    && !dirs.iter().any(|x: &PathBuf| x == d)
-                {
-                    dirs.push(d.to_owned());
+                self.store.publish(&f.tmp_rel, &f.rel)?;
+                let d = split(&f.rel).0;
+                if !dirs.contains(&d) {
+                    dirs.push(d);
                 }
-                c.files.push(f.fin.clone());
+                c.files.push(PathBuf::from(self.store.describe(&f.rel)));
             }
             c.rows += s.rows;
             c.dead_letters += s.dead_letters;
@@ -467,8 +471,8 @@ impl ParquetSink {
                 c.latencies_ms.push((age, *n));
             }
         }
-        for d in &dirs {
-            sync_dir(d)?;
+        for d in dirs {
+            self.store.sync_dir(d)?;
         }
         debug!(
             rows = c.rows,
@@ -514,14 +518,6 @@ pub fn writer_properties(config: &ParquetSinkConfig) -> WriterProperties {
 /// `<topic>+<partition>+<first offset>.parquet`.
 fn file_name(tp: &TopicPartition, first: i64) -> String {
     format!("{}.parquet", base_name(&tp.0, tp.1, first))
-}
-
-/// A recovery pass of another process may have finished the rename already.
-fn rename_committed(tmp: &Path, fin: &Path) -> Result<()> {
-    match fs::rename(tmp, fin) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && fin.exists() => Ok(()),
-        r => r.map_err(|e| OperatorError::io(format!("committing {}", fin.display()), e)),
-    }
 }
 
 type Part<'a> = (

@@ -17,10 +17,10 @@ use crate::source::kafka::ResumePositions;
 use crate::{Coverage, Envelope, OperatorError};
 
 /// 2026-12-01T09:00:00Z
-const NINE: i64 = 1_796_115_600_000;
-const HOUR: i64 = 3_600_000;
+pub(super) const NINE: i64 = 1_796_115_600_000;
+pub(super) const HOUR: i64 = 3_600_000;
 
-fn schema() -> SchemaRef {
+pub(super) fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("v", DataType::Int64, false),
         Field::new("country", DataType::Utf8, true),
@@ -36,7 +36,7 @@ fn schema() -> SchemaRef {
 }
 
 /// Rows `(partition, offset, ingest ms)`, value = offset, country "SE".
-fn rows_at(msgs: &[(i32, i64, i64)]) -> RecordBatch {
+pub(super) fn rows_at(msgs: &[(i32, i64, i64)]) -> RecordBatch {
     RecordBatch::try_new(
         schema(),
         vec![
@@ -55,12 +55,12 @@ fn rows_at(msgs: &[(i32, i64, i64)]) -> RecordBatch {
 }
 
 /// Rows `(partition, offset)` at 09:30.
-fn rows(msgs: &[(i32, i64)]) -> RecordBatch {
+pub(super) fn rows(msgs: &[(i32, i64)]) -> RecordBatch {
     let at: Vec<_> = msgs.iter().map(|&(p, o)| (p, o, NINE + HOUR / 2)).collect();
     rows_at(&at)
 }
 
-fn dead(partition: i32, offset: i64) -> DeadLetter {
+pub(super) fn dead(partition: i32, offset: i64) -> DeadLetter {
     DeadLetter {
         raw: b"oops".to_vec(),
         key: Some(b"k".to_vec()),
@@ -82,7 +82,7 @@ fn coverage(ranges: &[(i32, std::ops::Range<i64>)]) -> Coverage {
     c
 }
 
-fn env(batch: RecordBatch, ranges: &[(i32, std::ops::Range<i64>)]) -> Envelope {
+pub(super) fn env(batch: RecordBatch, ranges: &[(i32, std::ops::Range<i64>)]) -> Envelope {
     Envelope {
         batch: Some(batch),
         coverage: coverage(ranges),
@@ -104,7 +104,7 @@ fn open(dir: &Path) -> ParquetSink {
     open_with(&config(dir))
 }
 
-fn read(path: &Path) -> RecordBatch {
+pub(super) fn read(path: &Path) -> RecordBatch {
     let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open"))
         .expect("pq")
         .build()
@@ -139,7 +139,7 @@ fn visible(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn values(b: &RecordBatch) -> Vec<i64> {
+pub(super) fn values(b: &RecordBatch) -> Vec<i64> {
     b.column_by_name("v")
         .expect("v")
         .as_primitive::<Int64Type>()
@@ -147,8 +147,8 @@ fn values(b: &RecordBatch) -> Vec<i64> {
         .to_vec()
 }
 
-const H09: &str = "event_date=2026-12-01/event_hour=9";
-const H10: &str = "event_date=2026-12-01/event_hour=10";
+pub(super) const H09: &str = "event_date=2026-12-01/event_hour=9";
+pub(super) const H10: &str = "event_date=2026-12-01/event_hour=10";
 
 #[test]
 fn rows_land_in_hive_partitions_by_hour_named_by_their_first_offset() {

@@ -1,0 +1,391 @@
+//! An S3 (or S3-compatible) prefix through the `object_store` crate.
+//!
+//! Commit entries are created with a conditional put (`If-None-Match: *`),
+//! which S3 has honoured since 2024 and S3-compatible stores (MinIO, R2,
+//! Ceph, moto) honour too: the loser of a race gets `AlreadyExists`, as a
+//! hard link does locally. Data files are encoded into a local spool file
+//! (memory stays bounded by row groups, not file sizes), uploaded under
+//! their hidden temporary key before the commit point, then published by a
+//! server-side copy and a delete. A crash between the entry and the copy is
+//! rolled forward by the next recovery, exactly as a local rename is.
+//!
+//! The sink is synchronous (it runs under `block_in_place`), so requests are
+//! driven to completion on the runtime the store was opened in.
+
+use std::future::Future;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use tokio::io::AsyncReadExt;
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+use super::{ObjectUrl, S3Options, join};
+use crate::{OperatorError, Result};
+
+/// Multipart part size: S3 wants at least 5 MiB for every part but the
+/// last. Two parts in flight bound an upload's memory to about 16 MiB.
+const PART: usize = 8 << 20;
+const PARTS_IN_FLIGHT: usize = 2;
+
+#[derive(Clone)]
+pub(super) struct ObjectOutput {
+    store: Arc<dyn ObjectStore>,
+    url: ObjectUrl,
+    handle: Handle,
+    spool: PathBuf,
+}
+
+impl std::fmt::Debug for ObjectOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The store's Debug would print its configuration, credentials included.
+        f.debug_struct("ObjectOutput")
+            .field("url", &self.url.to_string())
+            .field("spool", &self.spool)
+            .finish()
+    }
+}
+
+fn err(context: String) -> impl FnOnce(object_store::Error) -> OperatorError {
+    move |source| OperatorError::ObjectStore { context, source }
+}
+
+impl ObjectOutput {
+    pub fn open(url: &ObjectUrl, s3: &S3Options, spool: &FsPath) -> Result<Self> {
+        let mut b = AmazonS3Builder::from_env().with_url(url.bucket_url());
+        if let Some(e) = &s3.endpoint {
+            b = b.with_endpoint(e);
+        }
+        if let Some(r) = &s3.region {
+            b = b.with_region(r);
+        }
+        if let Some(h) = s3.allow_http {
+            b = b.with_allow_http(h);
+        }
+        if let Some(v) = s3.virtual_hosted_style {
+            b = b.with_virtual_hosted_style_request(v);
+        }
+        let store = b.build().map_err(|e| {
+            OperatorError::OutputConfig(format!("cannot reach {url} (sink.path, [sink.s3]): {e}"))
+        })?;
+        Self::new(Arc::new(store), url.clone(), spool)
+    }
+
+    pub fn new(store: Arc<dyn ObjectStore>, url: ObjectUrl, spool: &FsPath) -> Result<Self> {
+        let handle = Handle::try_current().map_err(|_| {
+            OperatorError::Internal("object store outputs are opened inside a tokio runtime".into())
+        })?;
+        clear_stale_spool(spool);
+        Ok(Self {
+            store,
+            url,
+            handle,
+            spool: spool.to_owned(),
+        })
+    }
+
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    pub fn url(&self) -> &ObjectUrl {
+        &self.url
+    }
+
+    pub fn describe(&self, rel: &str) -> String {
+        format!("{}", self.url.child(rel))
+    }
+
+    fn key(&self, rel: &str) -> Result<Path> {
+        let full = join(self.url.prefix(), rel.trim_matches('/'));
+        Path::parse(&full).map_err(|e| {
+            OperatorError::Internal(format!("`{full}` is not a valid object key: {e}"))
+        })
+    }
+
+    /// `key` relative to the output root.
+    fn rel_of<'a>(&self, key: &'a Path) -> &'a str {
+        let k = key.as_ref();
+        match self.url.prefix() {
+            "" => k,
+            p => k
+                .strip_prefix(p)
+                .and_then(|r| r.strip_prefix('/'))
+                .unwrap_or(k),
+        }
+    }
+
+    /// Drives a request to completion from synchronous code.
+    fn block_on<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
+        match Handle::try_current() {
+            Err(_) => self.handle.block_on(f),
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::CurrentThread => {
+                Err(OperatorError::Internal(
+                    "object store outputs need tokio's multi-threaded runtime".into(),
+                ))
+            }
+            Ok(_) => tokio::task::block_in_place(|| self.handle.block_on(f)),
+        }
+    }
+
+    pub fn put_if_absent(&self, rel: &str, bytes: Vec<u8>) -> Result<bool> {
+        let key = self.key(rel)?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        self.block_on(async {
+            match self
+                .store
+                .put_opts(&key, PutPayload::from(bytes), opts)
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => Ok(false),
+                Err(e) => Err(err(format!("creating {}", self.describe(rel)))(e)),
+            }
+        })
+    }
+
+    pub fn put(&self, rel: &str, bytes: Vec<u8>) -> Result<()> {
+        let key = self.key(rel)?;
+        self.block_on(async {
+            self.store
+                .put(&key, PutPayload::from(bytes))
+                .await
+                .map(|_| ())
+                .map_err(err(format!("writing {}", self.describe(rel))))
+        })
+    }
+
+    pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        let key = self.key(rel)?;
+        self.block_on(async {
+            let got = match self.store.get(&key).await {
+                Ok(g) => g,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(err(format!("reading {}", self.describe(rel)))(e)),
+            };
+            let bytes = got
+                .bytes()
+                .await
+                .map_err(err(format!("reading {}", self.describe(rel))))?;
+            Ok(Some(bytes.to_vec()))
+        })
+    }
+
+    pub fn exists(&self, rel: &str) -> Result<bool> {
+        let key = self.key(rel)?;
+        self.block_on(async {
+            match self.store.head(&key).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(err(format!("looking up {}", self.describe(rel)))(e)),
+            }
+        })
+    }
+
+    fn delimited(&self, rel: &str) -> Result<object_store::ListResult> {
+        let key = self.key(rel)?;
+        self.block_on(async {
+            self.store
+                .list_with_delimiter(Some(&key))
+                .await
+                .map_err(err(format!("listing {}", self.describe(rel))))
+        })
+    }
+
+    pub fn list_files(&self, rel: &str) -> Result<Vec<String>> {
+        Ok(self
+            .delimited(rel)?
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename().map(str::to_owned))
+            .collect())
+    }
+
+    pub fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
+        Ok(self
+            .delimited(rel)?
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .collect())
+    }
+
+    pub fn list_tree(&self, rel: &str) -> Result<Vec<(String, String)>> {
+        let key = self.key(rel)?;
+        let metas: Vec<_> = self.block_on(async {
+            self.store
+                .list(Some(&key))
+                .try_collect()
+                .await
+                .map_err(err(format!("listing {}", self.describe(rel))))
+        })?;
+        Ok(metas
+            .iter()
+            .map(|m| {
+                let (dir, name) = super::split(self.rel_of(&m.location));
+                (dir.to_owned(), name.to_owned())
+            })
+            .collect())
+    }
+
+    /// Server-side copy to the final key, then the temporary is deleted.
+    /// The copy overwrites: a final key only ever receives the bytes its
+    /// commit entry names, so a repeated copy (recovery racing the writer)
+    /// writes the same object again.
+    pub fn publish(&self, tmp_rel: &str, rel: &str) -> Result<()> {
+        let (from, to) = (self.key(tmp_rel)?, self.key(rel)?);
+        self.block_on(async {
+            match self.store.copy(&from, &to).await {
+                Ok(()) => {}
+                Err(object_store::Error::NotFound { .. }) => {
+                    // Published by someone else already, or truly lost.
+                    return match self.store.head(&to).await {
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(err(format!("committing {}", self.describe(rel)))(e)),
+                    };
+                }
+                Err(e) => return Err(err(format!("committing {}", self.describe(rel)))(e)),
+            }
+            match self.store.delete(&from).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(err(format!("removing {}", self.describe(tmp_rel)))(e)),
+            }
+        })
+    }
+
+    pub fn remove(&self, rel: &str) -> Result<()> {
+        let key = self.key(rel)?;
+        self.block_on(async {
+            match self.store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(err(format!("removing {}", self.describe(rel)))(e)),
+            }
+        })
+    }
+
+    /// A local file to encode `dir/tmp_name` into before its upload.
+    pub fn spool_file(&self, dir: &str, tmp_name: &str) -> Result<PathBuf> {
+        let d = self.spool.join(dir.replace('/', "+"));
+        std::fs::create_dir_all(&d).map_err(|e| {
+            OperatorError::io(format!("creating spool directory {}", d.display()), e)
+        })?;
+        Ok(d.join(tmp_name))
+    }
+
+    /// Uploads a finished spool file to `tmp_rel` (in parts when large) and
+    /// removes it. The object appears whole or not at all.
+    pub fn upload(&self, local: &FsPath, tmp_rel: &str) -> Result<()> {
+        let key = self.key(tmp_rel)?;
+        let what = || {
+            format!(
+                "uploading {} to {}",
+                local.display(),
+                self.describe(tmp_rel)
+            )
+        };
+        self.block_on(async {
+            let io = |e| OperatorError::io(what(), e);
+            let mut file = tokio::fs::File::open(local).await.map_err(io)?;
+            let len = file.metadata().await.map_err(io)?.len();
+            if len <= PART as u64 {
+                let mut buf = Vec::with_capacity(len as usize);
+                file.read_to_end(&mut buf).await.map_err(io)?;
+                self.store
+                    .put(&key, PutPayload::from(buf))
+                    .await
+                    .map_err(err(what()))?;
+                return Ok(());
+            }
+            let upload = self.store.put_multipart(&key).await.map_err(err(what()))?;
+            let mut w = WriteMultipart::new_with_chunk_size(upload, PART);
+            let mut buf = vec![0u8; PART];
+            let sent: Result<()> = async {
+                loop {
+                    let n = read_full(&mut file, &mut buf).await.map_err(io)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    w.wait_for_capacity(PARTS_IN_FLIGHT)
+                        .await
+                        .map_err(err(what()))?;
+                    w.write(&buf[..n]);
+                }
+            }
+            .await;
+            match sent {
+                Ok(()) => w.finish().await.map(|_| ()).map_err(err(what())),
+                Err(e) => {
+                    // Best effort: an abandoned upload is invisible and a
+                    // bucket lifecycle rule removes it anyway.
+                    let _ = w.abort().await;
+                    Err(e)
+                }
+            }
+        })?;
+        super::local::remove_path(local)
+    }
+}
+
+/// Fills `buf` unless the file ends first; returns the bytes read.
+async fn read_full(f: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]).await? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Spool files of writers that are no longer running (they crashed) are
+/// never needed again: their rows are read from Kafka again. Removed when an
+/// output opens, where `/proc` tells which processes live.
+fn clear_stale_spool(spool: &FsPath) {
+    if !FsPath::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(dirs) = std::fs::read_dir(spool) else {
+        return;
+    };
+    for dir in dirs.flatten() {
+        let Ok(files) = std::fs::read_dir(dir.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            let Some(pid) = writer_pid(&name) else {
+                continue;
+            };
+            if pid != std::process::id() && !FsPath::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
+    }
+}
+
+/// The process id in a temporary name `.<name>.w<ms>-<pid>.tmp`.
+fn writer_pid(name: &str) -> Option<u32> {
+    let writer = name.strip_suffix(".tmp")?.rsplit_once('.')?.1;
+    writer.strip_prefix('w')?.split_once('-')?.1.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_writer_pid_is_read_off_a_temporary_name() {
+        assert_eq!(
+            super::writer_pid(".t+0+00000000000000000000.parquet.w1796115600000-4242.tmp"),
+            Some(4242)
+        );
+        assert_eq!(super::writer_pid("t+0+0.parquet"), None);
+        assert_eq!(super::writer_pid(".x.parquet.wabc.tmp"), None);
+    }
+}
