@@ -148,9 +148,9 @@ async fn committed_files_appear_under_their_final_keys_with_their_entry() {
             "_scorestream/commits/t+0+00000000000000000000.json".to_owned(),
             "_scorestream/commits/t+1+00000000000000000000.json".into(),
             "dead_letters/t+0+00000000000000000002.parquet".into(),
+            format!("scores/{H10}/t+0+00000000000000000001.parquet"),
             format!("scores/{H09}/t+0+00000000000000000000.parquet"),
             format!("scores/{H09}/t+1+00000000000000000000.parquet"),
-            format!("scores/{H10}/t+0+00000000000000000001.parquet"),
         ],
         "final keys and entries only: temporaries are deleted after the copy"
     );
@@ -201,9 +201,10 @@ async fn recovery_finishes_interrupted_copies_and_clears_dead_temporaries() {
         .expect("entry")
         .writer;
     drop(sink);
+    // In key order: hour 10 sorts before hour 9.
     let files = [
-        format!("scores/{H09}/t+0+00000000000000000000.parquet"),
         format!("scores/{H10}/t+0+00000000000000000001.parquet"),
+        format!("scores/{H09}/t+0+00000000000000000000.parquet"),
     ];
     for f in &files {
         b.copy(f, &tmp(f, &writer)).await;
@@ -230,7 +231,7 @@ async fn recovery_finishes_interrupted_copies_and_clears_dead_temporaries() {
     let keys = b.keys().await;
     assert!(!keys.contains(&loser), "{keys:?}");
     assert!(keys.contains(&ahead), "{keys:?}");
-    assert_eq!(values(&b.read(&files[1]).await), vec![1]);
+    assert_eq!(values(&b.read(&files[0]).await), vec![1]);
     drop(sink);
 
     let mut sink = b.sink();

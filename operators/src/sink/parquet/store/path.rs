@@ -107,6 +107,17 @@ pub struct ObjectUrl {
 
 impl ObjectUrl {
     pub fn parse(s: &str) -> Result<Self, String> {
+        // URL parsing would quietly resolve `a/../b` to `b`: refuse it instead.
+        let raw_path = s.split_once("://").map_or("", |(_, r)| r);
+        if raw_path
+            .split(['/', '?', '#'])
+            .skip(1)
+            .any(|seg| seg == "." || seg == "..")
+        {
+            return Err(format!(
+                "`{s}`: the prefix is not a valid object key: `.` and `..` segments are not allowed"
+            ));
+        }
         let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a valid URL: {e}"))?;
         let bucket = url.host_str().unwrap_or_default().to_owned();
         if bucket.is_empty() {
