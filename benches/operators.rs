@@ -6,7 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use scorestream_operators::Envelope;
+use arrow::array::RecordBatch;
+use object_store::memory::InMemory;
+use scorestream_operators::sink::parquet::{
+    ObjectUrl, OutputPath, ParquetSink, ParquetSinkConfig, PartitionSpec, Store,
+};
+use scorestream_operators::{Coverage, Envelope};
 use scorestream_operators::batch::Coalescer;
 use scorestream_operators::decode::JsonDecoder;
 use scorestream_operators::drift::Window;
@@ -135,6 +140,74 @@ fn operators(c: &mut Criterion) {
             w.add(&scored, 0, scored.num_rows());
             w.close()
         })
+    });
+    g.finish();
+    sink(c, &job, scored);
+}
+
+/// The Parquet sink's whole path for one batch: split into Hive partitions,
+/// encode into open files, commit (entry, publish). Each iteration writes
+/// to a fresh output, set up outside the timed part.
+fn sink(c: &mut Criterion, job: &scorestream_pipeline::config::JobConfig, scored: RecordBatch) {
+    let spec = PartitionSpec::new(
+        &job.sink.partition_by,
+        &job.sink.partition_time,
+        &scored.schema(),
+    )
+    .expect("partitions");
+    let topic: Arc<str> = "transactions".into();
+    let mut coverage = Coverage::default();
+    for p in 0..6 {
+        coverage
+            .extend(&topic, p, 0..ROWS as i64)
+            .expect("coverage");
+    }
+    let envelope = || Envelope {
+        batch: Some(scored.clone()),
+        coverage: coverage.clone(),
+        ..Default::default()
+    };
+    let write = |mut s: ParquetSink| {
+        s.write(envelope()).expect("write");
+        s.flush().expect("commit")
+    };
+    let mut g = c.benchmark_group("sink");
+    g.throughput(Throughput::Elements(ROWS as u64));
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("parquet_local_16k", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("tmp");
+                let config = ParquetSinkConfig::at(dir.path());
+                (dir, ParquetSink::open(&config, spec.clone()).expect("sink"))
+            },
+            |(dir, s)| (dir, write(s)),
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    // The object store path (spool, upload, conditional put, copy) against
+    // object_store's in-memory store: the cost of the protocol without a
+    // network.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    g.bench_function("parquet_object_store_in_memory_16k", |b| {
+        b.iter_batched(
+            || {
+                let spool = tempfile::tempdir().expect("tmp");
+                let url = ObjectUrl::parse("s3://bench/out").expect("url");
+                let _in_runtime = rt.enter();
+                let store = Store::object(Arc::new(InMemory::new()), url.clone(), spool.path())
+                    .expect("store");
+                let config = ParquetSinkConfig::at_output(OutputPath::Object(url));
+                let sink = ParquetSink::open_in(store, &config, spec.clone()).expect("sink");
+                (spool, sink)
+            },
+            |(spool, s)| (spool, write(s)),
+            criterion::BatchSize::PerIteration,
+        )
     });
     g.finish();
 }
