@@ -5,19 +5,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use arrow::array::RecordBatch;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use object_store::memory::InMemory;
-use scorestream_operators::sink::parquet::{
-    ObjectUrl, OutputPath, ParquetSink, ParquetSinkConfig, PartitionSpec, Store,
-};
-use scorestream_operators::{Coverage, Envelope};
 use scorestream_operators::batch::Coalescer;
 use scorestream_operators::decode::JsonDecoder;
 use scorestream_operators::drift::Window;
 use scorestream_operators::features::{FeatureJoin, FileFeatureStore, JoinPolicy, OnMissing};
 use scorestream_operators::scorer::{ModelPackage, Scorer};
+use scorestream_operators::sink::parquet::{
+    ObjectUrl, OutputPath, ParquetSink, ParquetSinkConfig, PartitionSpec, Store,
+};
 use scorestream_operators::source::kafka::RawChunk;
+use scorestream_operators::{Coverage, Envelope};
 use scorestream_pipeline::config::load_file;
 use scorestream_pipeline::demo::{EMBEDDED, demo_world, generator_options};
 use scorestream_pipeline::synth::EventGen;

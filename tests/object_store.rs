@@ -11,30 +11,23 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
+use common::hours::{hour_options, produce_live, scored_by_hour};
 use common::process::*;
 use common::s3_server::{ACCESS_KEY, Bucket, S3Server, SECRET_KEY};
 use common::tansu::Tansu;
 use common::{DEMO_ASSETS, files_under, replay};
-use scorestream_pipeline::demo::{demo_world, generator_options};
-use scorestream_pipeline::synth::{EventGen, EventKind, GenOptions, Pace, produce};
+use scorestream_pipeline::demo::demo_world;
+use scorestream_pipeline::synth::GenOptions;
 
 const BUCKET: &str = "analytics";
 const PREFIX: &str = "jobs/fraud";
-/// 2026-12-01T00:00:00Z
-const DAY: i64 = 1_796_083_200_000;
-const HOUR: i64 = 3_600_000;
 const HOURS: [i64; 3] = [8, 9, 10];
 const PER_HOUR: u64 = 4_000;
 
 fn options(i: usize) -> GenOptions {
-    GenOptions {
-        start_ms: DAY + HOURS[i] * HOUR + 5 * 60_000,
-        first_seq: i as u64 * PER_HOUR,
-        ..generator_options(90 + i as u64)
-    }
+    hour_options(HOURS[i], i, PER_HOUR, 90 + i as u64)
 }
 
 fn read_s3(s3: &S3Server, hour: i64) -> serde_json::Value {
@@ -127,43 +120,14 @@ fn a_job_on_s3_commits_exactly_once_and_readers_never_see_uncommitted_rows() {
     // The first hour arrives live, paced; the job is killed (SIGKILL) while
     // it has files open.
     let world = demo_world(&DEMO_ASSETS).expect("world");
-    let producer = {
-        let (brokers, world) = (broker.brokers.clone(), world.clone());
-        std::thread::spawn(move || {
-            let mut g = EventGen::new(&world, options(0));
-            let (progress, stop) = (AtomicU64::new(0), AtomicBool::new(false));
-            let pace = Pace {
-                rate: Some(300),
-                progress: &progress,
-                stop: &stop,
-                ahead_of: None,
-            };
-            produce(&brokers, "transactions", &mut g, PER_HOUR, &pace)
-        })
-    };
+    let producer = produce_live(&broker.brokers, &world, options(0), PER_HOUR, 300);
     let log = dir.path().join("run.log");
-    let mut killed_with_open_files = false;
-    for _ in 0..5 {
-        let mut child = spawn_run_with(&job, &[], &log, &creds);
-        let start = std::time::Instant::now();
-        while bucket.commit_entries(PREFIX).len() < 4 || open_spool_files(&spool) == 0 {
-            assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "no commits with a file open after 90 s:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reap");
-        if open_spool_files(&spool) > 0 {
-            killed_with_open_files = true;
-            break;
-        }
-    }
-    assert!(
-        killed_with_open_files,
-        "never caught the job with a file open"
+    kill_with_files_open(
+        &job,
+        &log,
+        &creds,
+        || bucket.commit_entries(PREFIX).len() >= 4,
+        || open_spool_files(&spool),
     );
 
     let committed = committed_files(&bucket);
@@ -193,14 +157,7 @@ fn a_job_on_s3_commits_exactly_once_and_readers_never_see_uncommitted_rows() {
     let mut child = spawn_run_with(&job, &["--exit-on-idle", "4s"], &log, &creds);
     wait_success(&mut child, &log, Duration::from_secs(180));
 
-    let mut want: BTreeMap<String, u64> = BTreeMap::new();
-    for (i, &h) in HOURS.iter().enumerate() {
-        let scored = produced[i * PER_HOUR as usize..(i + 1) * PER_HOUR as usize]
-            .iter()
-            .filter(|(_, k)| *k != EventKind::Malformed)
-            .count() as u64;
-        want.insert(format!("2026-12-01/{h:02}"), scored);
-    }
+    let want = scored_by_hour(&produced, &HOURS, PER_HOUR);
     let total: u64 = want.values().sum();
     let malformed = produced.len() as u64 - total;
     let seen = read_s3(&s3, 9);

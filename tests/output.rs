@@ -9,29 +9,22 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
+use common::hours::{hour_options, produce_live, scored_by_hour};
 use common::process::*;
 use common::tansu::Tansu;
 use common::{DEMO_ASSETS, assert_exactly_once, files_under, replay};
-use scorestream_pipeline::demo::{demo_world, generator_options};
-use scorestream_pipeline::synth::{EventGen, EventKind, GenOptions, Pace, produce};
+use scorestream_pipeline::demo::demo_world;
+use scorestream_pipeline::synth::GenOptions;
 
-/// 2026-12-01T00:00:00Z
-const DAY: i64 = 1_796_083_200_000;
-const HOUR: i64 = 3_600_000;
 /// Each generator's events start 5 minutes into its hour and advance ~1 ms
 /// per event, so they all stay within it.
 const HOURS: [i64; 3] = [8, 9, 10];
 const PER_HOUR: u64 = 6_000;
 
 fn options(i: usize) -> GenOptions {
-    GenOptions {
-        start_ms: DAY + HOURS[i] * HOUR + 5 * 60_000,
-        first_seq: i as u64 * PER_HOUR,
-        ..generator_options(80 + i as u64)
-    }
+    hour_options(HOURS[i], i, PER_HOUR, 80 + i as u64)
 }
 
 fn python(script: &str, args: &[&str]) -> serde_json::Value {
@@ -90,45 +83,16 @@ fn analysts_read_partitioned_output_and_never_an_uncommitted_file() {
     // The first hour arrives live, paced, while the job runs; the job is
     // killed (SIGKILL) while it has files open.
     let world = demo_world(&DEMO_ASSETS).expect("world");
-    let producer = {
-        let (brokers, world) = (broker.brokers.clone(), world.clone());
-        std::thread::spawn(move || {
-            let mut g = EventGen::new(&world, options(0));
-            let (progress, stop) = (AtomicU64::new(0), AtomicBool::new(false));
-            let pace = Pace {
-                rate: Some(400),
-                progress: &progress,
-                stop: &stop,
-                ahead_of: None,
-            };
-            produce(&brokers, "transactions", &mut g, PER_HOUR, &pace)
-        })
-    };
+    let producer = produce_live(&broker.brokers, &world, options(0), PER_HOUR, 400);
     let log = dir.path().join("run.log");
-    let mut killed_with_open_files = false;
-    for _ in 0..5 {
-        let mut child = spawn_run(&job, &[], &log);
-        // Two rounds of commits first, so freshness can be measured on rows
-        // that arrived while the job was running.
-        let start = std::time::Instant::now();
-        while commit_entries(&out).len() < 6 || open_files_with_rows(&out) == 0 {
-            assert!(
-                start.elapsed() < Duration::from_secs(90),
-                "no second commit round with a file open after 90 s:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reap");
-        if open_files_with_rows(&out) > 0 {
-            killed_with_open_files = true;
-            break;
-        }
-    }
-    assert!(
-        killed_with_open_files,
-        "never caught the job with a file open"
+    // Two rounds of commits first, so freshness can be measured on rows
+    // that arrived while the job was running.
+    kill_with_files_open(
+        &job,
+        &log,
+        &[],
+        || commit_entries(&out).len() >= 6,
+        || open_files_with_rows(&out),
     );
     let open = temporary_files(&out);
     assert!(
@@ -165,14 +129,7 @@ fn analysts_read_partitioned_output_and_never_an_uncommitted_file() {
     assert_exactly_once(&out, &produced);
     assert!(temporary_files(&out).is_empty());
 
-    let mut want: BTreeMap<String, u64> = BTreeMap::new();
-    for (i, &h) in HOURS.iter().enumerate() {
-        let scored = produced[i * PER_HOUR as usize..(i + 1) * PER_HOUR as usize]
-            .iter()
-            .filter(|(_, k)| *k != EventKind::Malformed)
-            .count() as u64;
-        want.insert(format!("2026-12-01/{h:02}"), scored);
-    }
+    let want = scored_by_hour(&produced, &HOURS, PER_HOUR);
     let total: u64 = want.values().sum();
     let seen = python("read_partitions.py", &[&out.to_string_lossy(), "9"]);
     for reader in ["duckdb", "pyarrow"] {

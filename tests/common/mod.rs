@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod hours;
 pub mod process;
 pub mod redis_server;
 pub mod s3_server;

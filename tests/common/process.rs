@@ -198,3 +198,34 @@ pub fn commit_entries(out: &Path) -> Vec<serde_json::Value> {
         .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
         .collect()
 }
+
+/// Runs the job until `ready` holds and `open_files` counts a file with rows
+/// on disk, then SIGKILLs it; runs it again (up to 5 times) when the kill
+/// lands just as those files were committed. Panics if it never catches the
+/// job with a file open.
+pub fn kill_with_files_open(
+    job: &Path,
+    log: &Path,
+    env: &[(&str, String)],
+    ready: impl Fn() -> bool,
+    open_files: impl Fn() -> usize,
+) {
+    for _ in 0..5 {
+        let mut child = spawn_run_with(job, &[], log, env);
+        let start = Instant::now();
+        while !ready() || open_files() == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "no commits with a file open after 90 s:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+        if open_files() > 0 {
+            return;
+        }
+    }
+    panic!("never caught the job with a file open");
+}
