@@ -296,8 +296,9 @@ async fn a_file_larger_than_a_part_is_uploaded_in_parts() {
         .expect("spool");
     let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 251) as u8).collect();
     std::fs::write(&local, &data).expect("write");
+    let file = std::fs::File::open(&local).expect("open");
     store
-        .stage(&local, "scores/.big.parquet.w1-1.tmp")
+        .stage(file, &local, "scores/.big.parquet.w1-1.tmp")
         .expect("upload");
     assert!(!local.exists(), "the spool file is removed");
     let got = b

@@ -128,11 +128,11 @@ impl OpenFile {
             return Ok(());
         };
         let file = w.into_inner().map_err(|e| self.pq(e))?;
-        let io = |what: &str, e| OperatorError::io(format!("{what} {}", self.local.display()), e);
-        file.sync_all().map_err(|e| io("syncing", e))?;
-        self.bytes = file.metadata().map_err(|e| io("reading size of", e))?.len();
-        drop(file);
-        self.store.stage(&self.local, &self.tmp_rel)
+        self.bytes = file
+            .metadata()
+            .map_err(|e| OperatorError::io(format!("reading size of {}", self.local.display()), e))?
+            .len();
+        self.store.stage(file, &self.local, &self.tmp_rel)
     }
 
     /// Removes the temporary file of a commit that did not happen.

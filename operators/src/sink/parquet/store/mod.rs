@@ -194,12 +194,18 @@ impl Store {
         }
     }
 
-    /// Makes a finished (synced) local file from [`Store::writable`] the
-    /// staged temporary `tmp_rel`: uploads it, for object stores.
-    pub fn stage(&self, local: &Path, tmp_rel: &str) -> Result<()> {
+    /// Makes a finished file from [`Store::writable`] the staged temporary
+    /// `tmp_rel`, durably: synced in place locally, uploaded (its spool
+    /// copy needs no sync) to an object store.
+    pub fn stage(&self, file: std::fs::File, local: &Path, tmp_rel: &str) -> Result<()> {
         match &self.0 {
-            Backend::Local(_) => Ok(()),
-            Backend::Object(o) => o.upload(local, tmp_rel),
+            Backend::Local(_) => file
+                .sync_all()
+                .map_err(|e| crate::OperatorError::io(format!("syncing {}", local.display()), e)),
+            Backend::Object(o) => {
+                drop(file);
+                o.upload(local, tmp_rel)
+            }
         }
     }
 

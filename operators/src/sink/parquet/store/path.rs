@@ -68,23 +68,6 @@ impl OutputPath {
     pub fn is_object_store(&self) -> bool {
         matches!(self, OutputPath::Object(_))
     }
-
-    /// Resolves a relative local path against `base` (the job file's directory).
-    pub fn resolve_against(&mut self, base: &Path) {
-        if let OutputPath::Local(p) = self
-            && p.is_relative()
-        {
-            *p = base.join(&*p);
-        }
-    }
-
-    /// A subdirectory of the output root.
-    pub fn child(&self, rel: &str) -> OutputPath {
-        match self {
-            OutputPath::Local(p) => OutputPath::Local(p.join(rel)),
-            OutputPath::Object(u) => OutputPath::Object(u.child(rel)),
-        }
-    }
 }
 
 impl fmt::Display for OutputPath {
