@@ -5,99 +5,22 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Float64Type;
 use common::process::*;
-use common::redis_server::RedisServer;
+use common::redis_server::{RedisServer, columns_toml, load_features, redis_job};
 use common::tansu::{Tansu, produce_events};
 use common::*;
-use scorestream_operators::features::{FeatureStore, FeatureType, FileFeatureStore};
 use scorestream_pipeline::demo::generator_options;
 use scorestream_pipeline::synth::GenOptions;
 
 const TOPIC: &str = "transactions";
 
-fn demo_features() -> PathBuf {
-    repo().join("jobs/demo/features.csv")
-}
-
-/// Writes every account of the demo's feature file to Redis as a hash
-/// `acct:<id>`, with `updated_at` = now, and returns `avg_amount_30d` by
-/// account to check the output against.
-fn load_features(redis: &RedisServer) -> HashMap<String, f64> {
-    let text = std::fs::read_to_string(demo_features()).expect("features");
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let avg_at = header
-        .iter()
-        .position(|h| *h == "avg_amount_30d")
-        .expect("avg");
-    let now = scorestream_operators::now_ms().to_string();
-    let mut c = redis.client().get_connection().expect("connection");
-    let mut pipe = redis::pipe();
-    let mut avg = HashMap::new();
-    for line in lines {
-        let values: Vec<&str> = line.split(',').collect();
-        let mut cmd = redis::cmd("HSET");
-        cmd.arg(format!("acct:{}", values[0]));
-        for (h, v) in header.iter().zip(&values).skip(1) {
-            cmd.arg(*h).arg(*v);
-        }
-        cmd.arg("updated_at").arg(&now);
-        pipe.add_command(cmd).ignore();
-        avg.insert(values[0].to_owned(), values[avg_at].parse().expect("avg"));
-    }
-    pipe.query::<()>(&mut c).expect("load features");
-    avg
-}
-
-/// `[[features.columns]]` for every feature of the demo file, typed as the
-/// file's columns are.
-fn columns_toml(skip: &str) -> String {
-    let store = FileFeatureStore::load(&demo_features(), "account_id").expect("features");
-    let mut out = String::new();
-    for f in store.schema().fields() {
-        if f.name() == skip {
-            continue;
-        }
-        let t = match FeatureType::of(f.data_type()).expect("type") {
-            FeatureType::Float64 => "float64",
-            FeatureType::Int64 => "int64",
-            FeatureType::String => "string",
-            other => panic!("{other:?}"),
-        };
-        out.push_str(&format!(
-            "\n[[features.columns]]\nname = \"{}\"\ntype = \"{t}\"\nmax_age = \"1h\"\n",
-            f.name()
-        ));
-    }
-    out
-}
-
 /// The demo job reading its features from Redis, no cache (every batch asks
 /// Redis, so an outage is seen at once), with `on_unavailable`.
-fn redis_job(dir: &Path, brokers: &str, out: &Path, url: &str, on_unavailable: &str) -> PathBuf {
-    let job = job_file(dir, brokers, out, "redis-features", TANSU_SESSION);
-    let text = std::fs::read_to_string(&job).expect("job");
-    let store_line = text
-        .lines()
-        .find(|l| l.starts_with("store = "))
-        .expect("store line");
-    let text = text.replace(
-        store_line,
-        &format!(
-            "on_stale = \"null\"\non_unavailable = \"{on_unavailable}\"\n\
-             store = {{ kind = \"redis\", url = \"{url}\", key_template = \"acct:{{key}}\", timestamp_field = \"updated_at\", timeout = \"500ms\" }}"
-        ),
-    ) + &columns_toml("")
-        + "\n[features.cache]\nttl = \"0s\"\n";
-    std::fs::write(&job, text).expect("write job");
-    job
-}
-
 /// Per scored row: (account, avg_amount_30d or None, features_unavailable,
 /// event id).
 fn scored_rows(out: &Path) -> Vec<(String, Option<f64>, bool, String)> {
@@ -147,6 +70,7 @@ fn run_through_a_redis_crash(on_unavailable: &str) -> CrashRun {
         &out,
         &redis.url(),
         on_unavailable,
+        "redis-features",
     );
 
     let first = produce_events(&broker.brokers, TOPIC, generator_options(71), 10_000);
@@ -264,6 +188,7 @@ fn validate_names_model_features_the_store_does_not_declare() {
         &dir.path().join("out"),
         "redis://:s3cret@127.0.0.1:9/0",
         "wait",
+        "redis-features",
     );
     let toml = std::fs::read_to_string(&job)
         .expect("job")

@@ -17,26 +17,6 @@ use scorestream_pipeline::synth::GenOptions;
 
 const TOPIC: &str = "transactions";
 
-/// Copies the demo model into `registry/<name>` as version `version`,
-/// under a hidden name first and renamed into place, the way a deploy
-/// should publish one; `corrupt` truncates its weights.
-fn publish(registry: &Path, name: &str, version: &str, corrupt: bool) {
-    let staging = registry.join(format!(".{name}"));
-    std::fs::create_dir_all(&staging).expect("staging");
-    let demo = repo().join("jobs/demo/model");
-    let manifest = std::fs::read_to_string(demo.join("manifest.json"))
-        .expect("manifest")
-        .replace("\"version\": \"1\"", &format!("\"version\": \"{version}\""));
-    assert!(manifest.contains(&format!("\"version\": \"{version}\"")));
-    std::fs::write(staging.join("manifest.json"), manifest).expect("manifest");
-    let mut weights = std::fs::read(demo.join("model.safetensors")).expect("weights");
-    if corrupt {
-        weights.truncate(weights.len() / 2);
-    }
-    std::fs::write(staging.join("model.safetensors"), weights).expect("weights");
-    std::fs::rename(&staging, registry.join(name)).expect("publish");
-}
-
 fn versions_by_event(out: &Path) -> HashMap<String, String> {
     let mut v = HashMap::new();
     for b in read_dir(&out.join("scores")) {

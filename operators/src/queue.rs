@@ -95,6 +95,28 @@ impl<T: Weighted> RowSender<T> {
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
+
+    /// A handle that reads how many rows are queued without keeping the
+    /// queue open (a sender would keep the receiver from ever ending).
+    pub fn depth(&self) -> QueueDepth {
+        QueueDepth {
+            permits: self.permits.clone(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+/// Reads a queue's fill level, for metrics and status.
+#[derive(Clone)]
+pub struct QueueDepth {
+    permits: Arc<Semaphore>,
+    capacity: u32,
+}
+
+impl QueueDepth {
+    pub fn rows(&self) -> usize {
+        (self.capacity as usize).saturating_sub(self.permits.available_permits())
+    }
 }
 
 /// Why [`RowSender::try_send`] did not enqueue.

@@ -50,6 +50,10 @@ pub enum PipelineError {
     Incomplete(String),
     #[error("internal error: task {0} panicked or was aborted")]
     TaskFailed(String),
+    /// The Prometheus recorder could not be built or installed (another
+    /// recorder is already the process's global one).
+    #[error("internal error: metrics recorder: {reason}")]
+    MetricsRecorder { reason: String },
     /// `replay` was pointed at a job whose output directory does not exist.
     #[error("no output directory at {0} (the job's sink.path): has the job run here?")]
     NoOutput(String),
@@ -69,6 +73,9 @@ pub enum PipelineError {
     /// A reference profile could not be built from, or read at, `input`.
     #[error("profile {input}: {reason}")]
     Profile { input: String, reason: String },
+    /// A model version asked for by name cannot score this job.
+    #[error("model version `{version}`: {reason}")]
+    ModelSwap { version: String, reason: String },
     /// The drift table could not be read back (for the report).
     #[error("drift table {dir}: {reason}")]
     DriftTable { dir: String, reason: String },
@@ -98,13 +105,16 @@ impl PipelineError {
             | PipelineError::BadPredicate { .. }
             | PipelineError::ReplayLog { .. }
             | PipelineError::Profile { .. }
-            | PipelineError::DriftTable { .. } => ErrorKind::User,
+            | PipelineError::DriftTable { .. }
+            | PipelineError::ModelSwap { .. } => ErrorKind::User,
             PipelineError::Operator(e) => e.kind(),
             PipelineError::Io { .. }
             | PipelineError::Kafka(_)
             | PipelineError::Incomplete(_)
             | PipelineError::ReadDeadLetters { .. } => ErrorKind::External,
-            PipelineError::TaskFailed(_) => ErrorKind::Internal,
+            PipelineError::TaskFailed(_) | PipelineError::MetricsRecorder { .. } => {
+                ErrorKind::Internal
+            }
         }
     }
 }

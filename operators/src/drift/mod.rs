@@ -15,6 +15,7 @@ mod operator;
 #[cfg(test)]
 mod operator_tests;
 mod profile;
+mod recent;
 mod stats;
 mod table;
 #[cfg(test)]
@@ -24,6 +25,7 @@ mod window;
 pub use alerts::AlertProducer;
 pub use config::{DriftConfig, WindowConfig, breaches};
 pub use operator::{DriftAlert, DriftOperator, WindowReport};
+pub use recent::{RECENT_ALERTS, RecentAlerts};
 pub use profile::{CategoricalProfile, ColumnProfile, NumericProfile, ReferenceProfile};
 pub use stats::{
     DriftStats, Statistic, bin_index, chi_square, js_distance, ks_statistic, psi, wasserstein,

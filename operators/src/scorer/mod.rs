@@ -27,6 +27,6 @@ pub use manifest::{
     Precision, Transform,
 };
 pub use mlp::Mlp;
-pub use operator::{CanaryConfig, Scorer, ScorerConfig, ShadowConfig, in_canary};
+pub use operator::{CanaryConfig, ModelInUse, Scorer, ScorerConfig, ShadowConfig, in_canary};
 pub use package::{ModelPackage, Network};
-pub use registry::{ModelSource, RegistryWatcher, version_order};
+pub use registry::{ModelSource, RegistryWatcher, registry_version, version_order};

@@ -107,6 +107,15 @@ impl Model {
     }
 }
 
+/// A model a scorer runs, and in which role.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ModelInUse {
+    /// `champion`, `shadow` or `canary`.
+    pub role: &'static str,
+    pub name: String,
+    pub version: String,
+}
+
 /// A challenger that produces the output score for a fixed share of keys.
 struct Canary {
     model: Model,
@@ -218,6 +227,20 @@ impl Scorer {
 
     pub fn model_version(&self) -> &str {
         self.champion.version()
+    }
+
+    /// Every model scoring now (champion first, then shadows, then the
+    /// canary), for status pages.
+    pub fn models(&self) -> Vec<ModelInUse> {
+        let entry = |role: &'static str, m: &Model| ModelInUse {
+            role,
+            name: m.name().to_owned(),
+            version: m.version().to_owned(),
+        };
+        let mut out = vec![entry("champion", &self.champion)];
+        out.extend(self.shadows.iter().map(|m| entry("shadow", m)));
+        out.extend(self.canary.iter().map(|c| entry("canary", &c.model)));
+        out
     }
 
     /// The precision the champion runs in.

@@ -51,6 +51,26 @@ impl ModelSource {
     }
 }
 
+/// The package directory of version `version` in the registry `dir`, or
+/// its highest version for `latest`. Only versions the registry lists are
+/// found, so a name cannot reach outside `dir` (`../x` is not listed).
+pub fn registry_version(dir: &Path, version: &str) -> Result<PathBuf> {
+    let all = versions(dir)?;
+    let found = if version == "latest" {
+        all.last().cloned()
+    } else {
+        all.iter().find(|v| name(v) == version).cloned()
+    };
+    found.ok_or_else(|| OperatorError::ModelPackage {
+        path: dir.join(version),
+        reason: format!(
+            "no such version in the registry {}; it has: {}",
+            dir.display(),
+            all.iter().map(|v| name(v)).collect::<Vec<_>>().join(", ")
+        ),
+    })
+}
+
 /// Subdirectories of `dir` holding a manifest, lowest version first.
 fn versions(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir)

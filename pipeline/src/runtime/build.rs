@@ -1,11 +1,16 @@
 use scorestream_operators::decode::JsonDecoder;
 use scorestream_operators::features::{FeatureJoin, FeatureStoreConfig, JoinPolicy, build_store};
-use scorestream_operators::scorer::{ModelPackage, ModelSource, Scorer};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use scorestream_operators::scorer::{ModelPackage, ModelSource, Scorer, registry_version};
+use tokio::sync::mpsc;
 use scorestream_operators::sink::parquet::PartitionSpec;
 use scorestream_schemas::EventSchema;
 
 use scorestream_operators::drift::ReferenceProfile;
 
+use super::models::{ModelLoader, ModelSwap, ModelSwitch};
 use crate::config::JobConfig;
 use crate::{PipelineError, Problem};
 
@@ -21,6 +26,11 @@ pub struct Job {
     /// How scored rows map to output partition directories.
     pub(super) partitions: PartitionSpec,
     pub(super) drift: Option<DriftSetup>,
+    /// Model versions on their way to the scorer (registry poller and
+    /// [`ModelSwitch`]); one at a time.
+    pub(super) swaps: (mpsc::Sender<ModelSwap>, mpsc::Receiver<ModelSwap>),
+    /// Set while the job is pinned to a version asked for by name.
+    pub(super) pinned: Arc<AtomicBool>,
 }
 
 /// The reference profile a `[drift]` job compares with, and the output
@@ -139,6 +149,8 @@ impl Job {
                 model_source,
                 partitions,
                 drift,
+                swaps: mpsc::channel(1),
+                pinned: Arc::new(AtomicBool::new(false)),
             }),
             _ => Err(invalid(problems)),
         }
@@ -146,6 +158,65 @@ impl Job {
 
     pub fn config(&self) -> &JobConfig {
         &self.config
+    }
+
+    /// What loads and checks versions of this job's model.
+    pub(super) fn model_loader(&self) -> ModelLoader {
+        ModelLoader {
+            registry: match &self.model_source {
+                ModelSource::Registry { dir, .. } => Some(dir.clone()),
+                ModelSource::Package(_) => None,
+            },
+            device: self.scorer.device().clone(),
+            precision: self.config.model.precision,
+            check: self.scorer.input_schema().clone(),
+        }
+    }
+
+    /// A handle to swap the running job's model version by name.
+    pub fn model_switch(&self) -> ModelSwitch {
+        ModelSwitch {
+            loader: self.model_loader(),
+            to_scorer: self.swaps.0.clone(),
+            pinned: self.pinned.clone(),
+        }
+    }
+
+    /// Starts the job on registry version `version` instead of the highest
+    /// and keeps it there (a swap by name that must survive a restart);
+    /// `latest` changes nothing.
+    pub fn pin_model(&mut self, version: &str) -> Result<(), PipelineError> {
+        if version == "latest" {
+            return Ok(());
+        }
+        let rejected = |reason: String| PipelineError::ModelSwap {
+            version: version.to_owned(),
+            reason,
+        };
+        let ModelSource::Registry { dir, .. } = &self.model_source else {
+            return Err(rejected(
+                "model.path is one model package, not a registry of versions".into(),
+            ));
+        };
+        let dir = registry_version(dir, version).map_err(|e| rejected(e.to_string()))?;
+        let package = ModelPackage::load_as(&dir, self.scorer.device(), self.config.model.precision)
+            .map_err(|e| rejected(e.to_string()))?;
+        self.scorer.swap(package).map_err(|errors| {
+            rejected(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        self.pinned.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The models scoring (champion, shadows, canary).
+    pub fn models(&self) -> Vec<scorestream_operators::scorer::ModelInUse> {
+        self.scorer.models()
     }
 
     /// The columns the drift operator watches (empty without `[drift]`).

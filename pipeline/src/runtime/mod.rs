@@ -3,9 +3,11 @@
 
 mod build;
 mod drift_tee;
+mod models;
 mod run;
 mod stats;
 
 pub use build::Job;
+pub use models::ModelSwitch;
 pub use run::JobReport;
 pub use stats::{JobStats, StatsSnapshot};

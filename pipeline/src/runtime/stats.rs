@@ -3,6 +3,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use scorestream_operators::drift::RecentAlerts;
+use scorestream_operators::scorer::ModelInUse;
 
 /// Counters a job keeps while it runs, updated once per batch (never per
 /// row) and read by progress output, summaries and metrics.
@@ -24,6 +26,15 @@ pub struct JobStats {
     pub partitions_assigned: Arc<AtomicI64>,
     /// Milliseconds from the event's Kafka timestamp to its file's commit.
     latency_ms: Mutex<Histogram<u64>>,
+    /// The models scoring now, updated when a version is swapped in.
+    models: Mutex<Vec<ModelInUse>>,
+    /// The newest drift alerts (jobs with `[drift]`).
+    pub recent_alerts: RecentAlerts,
+    /// Rows in each queue between operators, sampled every second.
+    queues: Mutex<Vec<(&'static str, u64)>>,
+    /// Messages in the assigned partitions not yet read (high watermark
+    /// minus position), summed; -1 until the consumer has reported it.
+    pub consumer_lag: Arc<AtomicI64>,
 }
 
 impl Default for JobStats {
@@ -39,6 +50,10 @@ impl Default for JobStats {
             batches_scored: AtomicU64::new(0),
             messages_acked: AtomicU64::new(0),
             partitions_assigned: Arc::new(AtomicI64::new(0)),
+            models: Mutex::new(Vec::new()),
+            recent_alerts: RecentAlerts::default(),
+            queues: Mutex::new(Vec::new()),
+            consumer_lag: Arc::new(AtomicI64::new(-1)),
             // 1 ms to 1 hour at 3 significant digits; bounds are constants, so this cannot fail.
             latency_ms: Mutex::new(Histogram::new_with_bounds(1, 3_600_000, 3).unwrap_or_else(
                 |_| {
@@ -99,6 +114,27 @@ impl JobStats {
                 h.saturating_record_n(v.max(1), n);
             }
         }
+    }
+
+    pub fn set_models(&self, models: Vec<ModelInUse>) {
+        if let Ok(mut m) = self.models.lock() {
+            *m = models;
+        }
+    }
+
+    pub fn models(&self) -> Vec<ModelInUse> {
+        self.models.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    pub fn set_queues(&self, rows: Vec<(&'static str, u64)>) {
+        if let Ok(mut q) = self.queues.lock() {
+            *q = rows;
+        }
+    }
+
+    /// Rows queued before each operator, at the last sample.
+    pub fn queues(&self) -> Vec<(&'static str, u64)> {
+        self.queues.lock().map(|q| q.clone()).unwrap_or_default()
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {

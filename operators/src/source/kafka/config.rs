@@ -57,7 +57,7 @@ fn default_max_message_bytes() -> ByteSize {
 }
 
 /// Keys whose values are credentials.
-fn is_secret(key: &str) -> bool {
+pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
         "password",

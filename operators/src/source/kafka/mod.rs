@@ -9,5 +9,5 @@ mod consumer;
 mod tests;
 
 pub use chunk::RawChunk;
-pub use config::{KafkaSourceConfig, StartFrom, redact_options, redact_text};
+pub use config::{KafkaSourceConfig, StartFrom, is_secret, redact_options, redact_text};
 pub use consumer::{KafkaSource, ResumePositions, SourceReport};

@@ -1,0 +1,459 @@
+//! The jobs a service hosts: each built from its submitted config, run as
+//! its own task, stoppable, swappable, and persisted so a restart of the
+//! service resumes what was running.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use scorestream_pipeline::config::{JobConfig, Redactor, load_str, redacted_toml};
+use scorestream_pipeline::runtime::{Job, JobStats, ModelSwitch};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::ServiceError;
+use crate::status::{self, JobStatus};
+use crate::store::{Desired, JobState, JobStore, Persisted};
+
+/// Where a job's run is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RunState {
+    /// Building (loading the model and features) before it runs.
+    Starting,
+    Running,
+    /// Draining, flushing and committing after a stop.
+    Stopping,
+    Stopped,
+    Failed { error: String },
+}
+
+impl RunState {
+    fn is_final(&self) -> bool {
+        matches!(self, Self::Stopped | Self::Failed { .. })
+    }
+}
+
+/// One hosted job.
+pub(crate) struct Entry {
+    pub(crate) name: String,
+    /// As submitted: what a restart builds from.
+    toml: String,
+    /// As shown: secrets replaced.
+    pub(crate) shown_toml: String,
+    redactor: Redactor,
+    pub(crate) output: String,
+    pub(crate) source: (String, Vec<String>, String),
+    pub(crate) run: watch::Sender<RunState>,
+    pub(crate) live: Mutex<Live>,
+}
+
+/// What changes while a job runs.
+pub(crate) struct Live {
+    pub(crate) state: JobState,
+    pub(crate) stats: Arc<JobStats>,
+    pub(crate) started_at: Option<String>,
+    stop: Option<CancellationToken>,
+    switch: Option<ModelSwitch>,
+}
+
+pub struct Jobs {
+    store: JobStore,
+    /// What relative paths in submitted configs resolve against.
+    base_dir: PathBuf,
+    entries: Mutex<BTreeMap<String, Arc<Entry>>>,
+    tracker: TaskTracker,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Builds a job from its config text: loading the model and features reads
+/// files, so callers run this off the async threads.
+fn build(toml: &str, base: &std::path::Path, pin: Option<&str>) -> Result<Job, ServiceError> {
+    let mut config = load_str(toml).map_err(|problems| ServiceError::InvalidJob { problems })?;
+    config.resolve_paths(base);
+    let mut job = Job::build(config)?;
+    if let Some(v) = pin {
+        job.pin_model(v)?;
+    }
+    Ok(job)
+}
+
+impl Jobs {
+    pub fn new(store: JobStore, base_dir: PathBuf) -> Self {
+        Self {
+            store,
+            base_dir,
+            entries: Mutex::new(BTreeMap::new()),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Entry>>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Result<Arc<Entry>, ServiceError> {
+        self.entries()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ServiceError::NoSuchJob(name.to_owned()))
+    }
+
+    /// Checks and builds a config without starting it (dry runs, and the
+    /// first half of a submission).
+    pub async fn build(&self, toml: String, pin: Option<String>) -> Result<Job, ServiceError> {
+        self.build_in(toml, self.base_dir.clone(), pin).await
+    }
+
+    async fn build_in(
+        &self,
+        toml: String,
+        base: PathBuf,
+        pin: Option<String>,
+    ) -> Result<Job, ServiceError> {
+        let redactor = Redactor::from_toml(&toml);
+        tokio::task::spawn_blocking(move || build(&toml, &base, pin.as_deref()))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("building the job: {e}")))?
+            .map_err(|e| redact_error(e, &redactor))
+    }
+
+    /// Validates, persists and starts a new job; its relative paths resolve
+    /// against `base` (default: the service's base directory).
+    pub async fn submit(
+        &self,
+        toml: String,
+        base: Option<PathBuf>,
+    ) -> Result<JobStatus, ServiceError> {
+        let base = base.unwrap_or_else(|| self.base_dir.clone());
+        let job = self.build_in(toml.clone(), base.clone(), None).await?;
+        let name = job.config().job.name.to_string();
+        let entry = Arc::new(self.entry(
+            &name,
+            toml,
+            job.config(),
+            JobState {
+                desired: Desired::Running,
+                model_version: None,
+                submitted_at: now(),
+                base_dir: base,
+            },
+        )?);
+        {
+            let mut entries = self.entries();
+            if entries.contains_key(&name) {
+                return Err(ServiceError::Conflict(format!(
+                    "a job named `{name}` exists; stop and delete it first, or choose another [job] name"
+                )));
+            }
+            if let Some(other) = entries.values().find(|e| e.output == entry.output) {
+                return Err(ServiceError::Conflict(format!(
+                    "job `{}` already writes to {} (sink.path): two jobs cannot share an output",
+                    other.name, entry.output
+                )));
+            }
+            entries.insert(name.clone(), entry.clone());
+        }
+        let persisted = Persisted {
+            name: name.clone(),
+            toml: entry.toml.clone(),
+            state: self.live(&entry).state.clone(),
+        };
+        if let Err(e) = self.store.save(&persisted) {
+            self.entries().remove(&name);
+            return Err(e);
+        }
+        info!(job = %name, output = %entry.output, "job submitted");
+        self.launch(&entry, Some(job));
+        Ok(status::of(&entry, false))
+    }
+
+    fn entry(
+        &self,
+        name: &str,
+        toml: String,
+        c: &JobConfig,
+        state: JobState,
+    ) -> Result<Entry, ServiceError> {
+        Ok(Entry {
+            name: name.to_owned(),
+            shown_toml: redacted_toml(&toml).map_err(ServiceError::BadRequest)?,
+            redactor: Redactor::from_toml(&toml),
+            toml,
+            output: c.sink.path.to_string(),
+            source: (
+                c.source.brokers.clone(),
+                c.source.topics.clone(),
+                c.source.group_id.clone(),
+            ),
+            run: watch::Sender::new(RunState::Starting),
+            live: Mutex::new(Live {
+                state,
+                stats: Arc::new(JobStats::default()),
+                started_at: None,
+                stop: None,
+                switch: None,
+            }),
+        })
+    }
+
+    pub(crate) fn live<'a>(&self, entry: &'a Entry) -> std::sync::MutexGuard<'a, Live> {
+        entry.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs the job (built already, or built here from its config) as a
+    /// tracked task, in a span naming it.
+    fn launch(&self, entry: &Arc<Entry>, built: Option<Job>) {
+        let stop = CancellationToken::new();
+        let stats = Arc::new(JobStats::default());
+        let (pin, base) = {
+            let mut live = self.live(entry);
+            live.stop = Some(stop.clone());
+            live.stats = stats.clone();
+            live.started_at = Some(now());
+            live.switch = None;
+            (live.state.model_version.clone(), live.state.base_dir.clone())
+        };
+        entry.run.send_replace(RunState::Starting);
+        let entry = entry.clone();
+        // Built here when started again from the persisted config.
+        let span = info_span!("job", job = %entry.name);
+        self.tracker.spawn(
+            async move {
+                let job = match built {
+                    Some(job) => Ok(job),
+                    None => {
+                        let toml = entry.toml.clone();
+                        tokio::task::spawn_blocking(move || build(&toml, &base, pin.as_deref()))
+                            .await
+                            .unwrap_or_else(|e| Err(ServiceError::Internal(e.to_string())))
+                    }
+                };
+                let job = match job {
+                    Ok(job) => job,
+                    Err(e) => {
+                        let error = entry.redactor.redact(&e.to_string());
+                        error!(%error, "the job cannot start");
+                        entry.run.send_replace(RunState::Failed { error });
+                        return;
+                    }
+                };
+                stats.set_models(job.models());
+                if let Ok(mut live) = entry.live.lock() {
+                    live.switch = Some(job.model_switch());
+                }
+                if stop.is_cancelled() {
+                    entry.run.send_replace(RunState::Stopped);
+                    return;
+                }
+                entry.run.send_replace(RunState::Running);
+                let outcome = job.run(stop, stats).await;
+                if let Ok(mut live) = entry.live.lock() {
+                    live.switch = None;
+                    live.stop = None;
+                }
+                match outcome {
+                    Ok(report) => {
+                        info!(rows = report.stats.rows_scored, "job stopped");
+                        entry.run.send_replace(RunState::Stopped);
+                    }
+                    Err(e) => {
+                        let error = entry.redactor.redact(&e.to_string());
+                        error!(%error, "job failed");
+                        entry.run.send_replace(RunState::Failed { error });
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Loads every persisted job and starts those that were running, on
+    /// the model version they were pinned to.
+    pub async fn resume(&self) -> Result<usize, ServiceError> {
+        let mut resumed = 0;
+        for p in self.store.load_all()? {
+            let config = match load_str(&p.toml) {
+                Ok(mut c) => {
+                    c.resolve_paths(&p.state.base_dir);
+                    c
+                }
+                Err(problems) => {
+                    // Valid when it was submitted: a newer version of
+                    // scorestream may read it differently. Say so, keep it.
+                    let e = redact_error(ServiceError::InvalidJob { problems }, &Redactor::from_toml(&p.toml));
+                    return Err(ServiceError::Persisted {
+                        path: format!("the persisted config of job `{}`", p.name),
+                        reason: e.to_string(),
+                    });
+                }
+            };
+            let entry = Arc::new(self.entry(&p.name, p.toml.clone(), &config, p.state.clone())?);
+            self.entries().insert(p.name.clone(), entry.clone());
+            if p.state.desired == Desired::Stopped {
+                entry.run.send_replace(RunState::Stopped);
+                continue;
+            }
+            let (toml, base, pin) = (
+                p.toml.clone(),
+                p.state.base_dir.clone(),
+                p.state.model_version.clone(),
+            );
+            match self.build_in(toml, base, pin).await {
+                Ok(job) => {
+                    info!(job = %p.name, "resuming a persisted job");
+                    self.launch(&entry, Some(job));
+                    resumed += 1;
+                }
+                Err(e) => {
+                    warn!(job = %p.name, error = %e, "a persisted job cannot start");
+                    entry.run.send_replace(RunState::Failed {
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(resumed)
+    }
+
+    pub fn list(&self) -> Vec<JobStatus> {
+        let entries: Vec<Arc<Entry>> = self.entries().values().cloned().collect();
+        entries.iter().map(|e| status::of(e, false)).collect()
+    }
+
+    pub fn status(&self, name: &str) -> Result<JobStatus, ServiceError> {
+        let entry = self.get(name)?;
+        Ok(status::of(&entry, true))
+    }
+
+    /// Stops a job for good (until started again): it drains, flushes and
+    /// commits; returns once it has, or at once when `wait` is false.
+    pub async fn stop(&self, name: &str, wait: bool) -> Result<JobStatus, ServiceError> {
+        let entry = self.get(name)?;
+        let stop = {
+            let mut live = self.live(&entry);
+            live.state.desired = Desired::Stopped;
+            self.store.save_state(name, &live.state)?;
+            live.stop.clone()
+        };
+        if let Some(stop) = stop {
+            info!(job = %name, "stopping: draining, flushing and committing");
+            entry.run.send_if_modified(|s| {
+                let running = matches!(s, RunState::Running | RunState::Starting);
+                if running {
+                    *s = RunState::Stopping;
+                }
+                running
+            });
+            stop.cancel();
+        }
+        if wait {
+            let mut rx = entry.run.subscribe();
+            let _ = rx.wait_for(RunState::is_final).await;
+        }
+        Ok(status::of(&entry, true))
+    }
+
+    /// Starts a stopped or failed job again, from its persisted config.
+    pub fn start(&self, name: &str) -> Result<JobStatus, ServiceError> {
+        let entry = self.get(name)?;
+        if !entry.run.borrow().is_final() {
+            return Err(ServiceError::Conflict(format!(
+                "job `{name}` is {}; stop it first",
+                status::state_name(&entry.run.borrow())
+            )));
+        }
+        {
+            let mut live = self.live(&entry);
+            live.state.desired = Desired::Running;
+            self.store.save_state(name, &live.state)?;
+        }
+        info!(job = %name, "starting");
+        self.launch(&entry, None);
+        Ok(status::of(&entry, true))
+    }
+
+    /// Scores the job with registry version `version` from the next batch
+    /// on, and keeps it there across restarts (`latest` follows the
+    /// registry again).
+    pub async fn swap_model(&self, name: &str, version: &str) -> Result<JobStatus, ServiceError> {
+        let entry = self.get(name)?;
+        let switch = self.live(&entry).switch.clone().ok_or_else(|| {
+            ServiceError::Conflict(format!(
+                "job `{name}` is {}: a model can be swapped only while it runs",
+                status::state_name(&entry.run.borrow())
+            ))
+        })?;
+        let now_scoring = switch
+            .swap(version)
+            .await
+            .map_err(|source| ServiceError::ModelSwap {
+                job: name.to_owned(),
+                source,
+            })?;
+        {
+            let mut live = self.live(&entry);
+            live.state.model_version = (version != "latest").then(|| version.to_owned());
+            self.store.save_state(name, &live.state)?;
+        }
+        info!(job = %name, version = %now_scoring, "model version swapped");
+        Ok(status::of(&entry, true))
+    }
+
+    /// Forgets a stopped job (its output stays where it is).
+    pub fn delete(&self, name: &str) -> Result<(), ServiceError> {
+        let entry = self.get(name)?;
+        if !entry.run.borrow().is_final() {
+            return Err(ServiceError::Conflict(format!(
+                "job `{name}` is {}; stop it before deleting it",
+                status::state_name(&entry.run.borrow())
+            )));
+        }
+        self.store.remove(name)?;
+        self.entries().remove(name);
+        info!(job = %name, "job deleted");
+        Ok(())
+    }
+
+    /// Stops every job for the service's shutdown (they stay persisted as
+    /// they were, so the next start resumes them) and waits for each to
+    /// drain, flush and commit.
+    pub async fn shutdown(&self) {
+        let entries: Vec<Arc<Entry>> = self.entries().values().cloned().collect();
+        for e in &entries {
+            if let Some(stop) = self.live(e).stop.clone() {
+                stop.cancel();
+            }
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// Counts of jobs by state, for readiness.
+    pub fn failed(&self) -> Vec<String> {
+        self.entries()
+            .values()
+            .filter(|e| matches!(*e.run.borrow(), RunState::Failed { .. }))
+            .map(|e| e.name.clone())
+            .collect()
+    }
+}
+
+/// Takes the config's secrets out of an error before anyone sees it.
+fn redact_error(e: ServiceError, r: &Redactor) -> ServiceError {
+    match e {
+        ServiceError::InvalidJob { problems } => ServiceError::InvalidJob {
+            problems: problems
+                .into_iter()
+                .map(|p| scorestream_pipeline::Problem::new(r.redact(&p.key), r.redact(&p.message)))
+                .collect(),
+        },
+        other => ServiceError::Internal(r.redact(&other.to_string())),
+    }
+}

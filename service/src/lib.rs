@@ -1,0 +1,121 @@
+//! `scorestream serve`: one long-lived process hosting many scoring jobs,
+//! submitted, watched, stopped and re-pointed at new model versions over a
+//! REST API, persisted so a restart resumes them.
+
+mod api;
+mod auth;
+mod error;
+mod jobs;
+mod probe;
+mod status;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use tracing::info;
+
+pub use api::OPENAPI;
+pub use auth::{TOKENS_ENV, Tokens};
+pub use error::ServiceError;
+pub use jobs::{Jobs, RunState};
+pub use status::JobStatus;
+pub use store::JobStore;
+
+/// Request bodies above this are refused with 413: job configs are a few
+/// kilobytes.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+#[derive(Debug)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Persisted jobs (`jobs/<name>/`) and the service's lock.
+    pub data_dir: PathBuf,
+    /// What relative paths in submitted configs resolve against.
+    pub base_dir: PathBuf,
+    pub tokens: Tokens,
+    pub max_body_bytes: usize,
+    /// Job files submitted at start-up unless a job of that name is already
+    /// persisted (for containers that ship their jobs).
+    pub submit: Vec<PathBuf>,
+}
+
+/// Serves until `shutdown` resolves, then stops every job (each drains,
+/// flushes and commits, and stays persisted to resume on the next start).
+pub async fn serve(
+    options: ServeOptions,
+    metrics: PrometheusHandle,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServiceError> {
+    let store = JobStore::open(&options.data_dir)?;
+    let jobs = Arc::new(Jobs::new(store, options.base_dir.clone()));
+    let state = Arc::new(api::AppState {
+        jobs: jobs.clone(),
+        tokens: options.tokens.clone(),
+        metrics,
+        ready: false.into(),
+    });
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| ServiceError::io(format!("listening on {}", options.listen), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServiceError::io("reading the listening address", e))?;
+    info!(%addr, data_dir = %options.data_dir.display(), "scorestream service listening");
+    eprintln!("scorestream serve: listening on http://{addr} (API at /v1/jobs, OpenAPI at /openapi.json)");
+
+    let app = api::router(state.clone(), options.max_body_bytes);
+    let stop_http = tokio_util::sync::CancellationToken::new();
+    let server = {
+        let stop_http = stop_http.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop_http.cancelled_owned())
+                .await
+        })
+    };
+
+    let resumed = jobs.resume().await?;
+    for file in &options.submit {
+        submit_file(&jobs, file).await?;
+    }
+    state.ready.store(true, Ordering::Relaxed);
+    info!(resumed, "ready");
+
+    shutdown.await;
+    state.ready.store(false, Ordering::Relaxed);
+    eprintln!("scorestream serve: stopping every job (drain, flush, commit)...");
+    jobs.shutdown().await;
+    stop_http.cancel();
+    server
+        .await
+        .map_err(|e| ServiceError::Internal(format!("the HTTP server task: {e}")))?
+        .map_err(|e| ServiceError::io("serving HTTP", e))?;
+    eprintln!("scorestream serve: stopped");
+    Ok(())
+}
+
+/// `--submit FILE`: submits the job unless one of its name is persisted
+/// already (the persisted one, perhaps stopped or re-pinned, wins).
+async fn submit_file(jobs: &Jobs, file: &std::path::Path) -> Result<(), ServiceError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ServiceError::io(format!("reading {}", file.display()), e))?;
+    let name = toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|t| t.get("job")?.get("name")?.as_str().map(str::to_owned));
+    if let Some(name) = &name
+        && jobs.status(name).is_ok()
+    {
+        info!(job = %name, file = %file.display(), "already persisted; not submitted again");
+        return Ok(());
+    }
+    let base = file.parent().map(std::path::Path::to_path_buf);
+    jobs.submit(text, base).await.map(|_| ()).map_err(|e| {
+        ServiceError::Setup(format!("--submit {}: {e}", file.display()))
+    })
+}

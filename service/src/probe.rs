@@ -1,0 +1,143 @@
+//! Dry runs: everything `validate` checks, plus what only the outside world
+//! can answer — the topics exist, the feature store answers, the output is
+//! reachable — without starting the job.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use scorestream_operators::features::FeatureStoreConfig;
+use scorestream_operators::source::kafka::redact_text;
+use scorestream_pipeline::runtime::Job;
+use serde::Serialize;
+
+/// How long each outside check may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// The config key the check is about, e.g. `source.topics`.
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Check {
+    fn new(check: &'static str, result: Result<String, String>) -> Self {
+        let (ok, detail) = match result {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        Self { check, ok, detail }
+    }
+}
+
+/// Runs every check against a job that built (so its config, features and
+/// model inputs already fit together).
+pub async fn probe(job: &Job) -> Vec<Check> {
+    let c = job.config();
+    let inputs = Check::new(
+        "model.inputs",
+        Ok(format!(
+            "model {} v{} binds every input to the joined batch ({} columns scored on {})",
+            job.model_name(),
+            job.model_version(),
+            job.output_schema().fields().len(),
+            job.device()
+        )),
+    );
+    let source = c.source.clone();
+    let topics = tokio::task::spawn_blocking(move || topics(&source))
+        .await
+        .unwrap_or_else(|e| Err(format!("the check failed: {e}")));
+    let features = feature_store(&c.features.store).await;
+    let output = output(c);
+    vec![
+        Check::new("source.topics", topics),
+        Check::new("features.store", features),
+        inputs,
+        Check::new("sink.path", output),
+    ]
+}
+
+/// Asks the brokers for each topic's metadata.
+fn topics(
+    source: &scorestream_operators::source::kafka::KafkaSourceConfig,
+) -> Result<String, String> {
+    let mut cc = rdkafka::ClientConfig::new();
+    for (k, v) in &source.options {
+        cc.set(k, v);
+    }
+    cc.set("bootstrap.servers", &source.brokers)
+        .set("group.id", &source.group_id);
+    let consumer: BaseConsumer = cc
+        .create()
+        .map_err(|e| redact_text(&e.to_string(), &source.options))?;
+    let mut found = Vec::new();
+    for topic in &source.topics {
+        let md = consumer
+            .fetch_metadata(Some(topic), PROBE_TIMEOUT)
+            .map_err(|e| {
+                format!(
+                    "brokers {} did not answer for topic `{topic}`: {}",
+                    source.brokers,
+                    redact_text(&e.to_string(), &source.options)
+                )
+            })?;
+        match md.topics().iter().find(|t| t.name() == topic) {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                found.push(format!("{topic} ({} partitions)", t.partitions().len()));
+            }
+            _ => return Err(format!("topic `{topic}` does not exist on {}", source.brokers)),
+        }
+    }
+    Ok(found.join(", "))
+}
+
+async fn feature_store(store: &FeatureStoreConfig) -> Result<String, String> {
+    match store {
+        FeatureStoreConfig::File(f) => Ok(format!("{} loaded", f.path.display())),
+        FeatureStoreConfig::Redis(r) => {
+            let shown = scorestream_operators::features::redact_url(&r.url);
+            let fail = |e: String| format!("Redis at {shown} did not answer: {e}");
+            let client = redis::Client::open(r.url.as_str()).map_err(|e| fail(e.to_string()))?;
+            let ping = async {
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            };
+            match tokio::time::timeout(PROBE_TIMEOUT, ping).await {
+                Ok(Ok(_)) => Ok(format!("Redis at {shown} answers")),
+                Ok(Err(e)) => Err(fail(redact_pw(&e.to_string(), &r.url))),
+                Err(_) => Err(fail(format!("no answer within {PROBE_TIMEOUT:?}"))),
+            }
+        }
+    }
+}
+
+fn redact_pw(text: &str, url: &str) -> String {
+    scorestream_pipeline::config::Redactor::from_toml(&format!("u = {url:?}")).redact(text)
+}
+
+/// A local output's directory must be creatable; an object store's bucket
+/// must answer a listing.
+fn output(c: &scorestream_pipeline::config::JobConfig) -> Result<String, String> {
+    if let Some(dir) = c.sink.path.local() {
+        let mut existing = dir;
+        while !existing.exists() {
+            existing = existing
+                .parent()
+                .ok_or_else(|| format!("{} has no existing parent", dir.display()))?;
+        }
+        let meta = std::fs::metadata(existing).map_err(|e| e.to_string())?;
+        if !meta.is_dir() {
+            return Err(format!("{} is not a directory", existing.display()));
+        }
+        if meta.permissions().readonly() {
+            return Err(format!("{} is read-only", existing.display()));
+        }
+        return Ok(format!("{} (writable)", dir.display()));
+    }
+    let store = c.sink.store().map_err(|e| e.to_string())?;
+    tokio::task::block_in_place(|| store.list_files("_scorestream/commits"))
+        .map(|files| format!("{} answers ({} commit entries)", c.sink.path, files.len()))
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,218 @@
+//! The API through its router, without a network: authentication, limits,
+//! error bodies, redaction, and that the OpenAPI document and the routes
+//! agree. The end-to-end run against a broker is `tests/service.rs`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::api::{AppState, OPENAPI, router};
+use crate::{Jobs, JobStore, Tokens};
+
+const TOKEN: &str = "test-token-0123456789";
+const SECRET: &str = "sasl-secret-do-not-show";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Api {
+    app: axum::Router,
+    _dir: tempfile::TempDir,
+    out: PathBuf,
+}
+
+fn api(max_body: usize) -> Api {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = JobStore::open(&dir.path().join("data")).expect("store");
+    let jobs = Arc::new(Jobs::new(store, repo().join("jobs/demo")));
+    let state = Arc::new(AppState {
+        jobs,
+        tokens: Tokens::load(None, Some(TOKEN.into())).expect("tokens"),
+        metrics: metrics_exporter_prometheus::PrometheusBuilder::new()
+            .build_recorder()
+            .handle(),
+        ready: true.into(),
+    });
+    let out = dir.path().join("out");
+    Api {
+        app: router(state, max_body),
+        _dir: dir,
+        out,
+    }
+}
+
+impl Api {
+    async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: impl Into<Body>) -> (StatusCode, Value, Vec<(String, String)>) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body.into()).expect("request"))
+            .await
+            .expect("response");
+        let status = resp.status();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, json, headers)
+    }
+
+    /// The demo job (file features, the demo model), writing to this test's
+    /// directory, with a SASL password among its Kafka settings.
+    fn demo_job(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(repo().join("jobs/demo/job.toml")).expect("demo job");
+        text.replace("name = \"fraud-demo\"", &format!("name = \"{name}\""))
+            .replace("brokers = \"127.0.0.1:9092\"", "brokers = \"127.0.0.1:1\"")
+            .replace("path = \"out/fraud-demo\"", &format!("path = {:?}", self.out.join(name).display().to_string()))
+            .replace(
+                "max_message_bytes = \"64KiB\"",
+                &format!("max_message_bytes = \"64KiB\"\n[source.options]\n\"sasl.username\" = \"alice\"\n\"sasl.password\" = \"{SECRET}\""),
+            )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mutating_requests_need_a_known_bearer_token_and_reads_do_not() {
+    let api = api(1 << 20);
+    for token in [None, Some("wrong-token-0123456789")] {
+        let (status, body, headers) = api.call(Method::POST, "/v1/jobs", token, "[job]").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(headers.iter().any(|(k, v)| k == "www-authenticate" && v == "Bearer"));
+        assert!(body["error"].as_str().unwrap_or("").contains("Bearer"), "{body}");
+    }
+    for (method, uri) in [
+        (Method::POST, "/v1/jobs/dry-run"),
+        (Method::POST, "/v1/jobs/x/stop"),
+        (Method::POST, "/v1/jobs/x/start"),
+        (Method::PUT, "/v1/jobs/x/model"),
+        (Method::DELETE, "/v1/jobs/x"),
+    ] {
+        let (status, _, _) = api.call(method.clone(), uri, None, "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+    }
+    let (status, body, _) = api.call(Method::GET, "/v1/jobs", None, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["jobs"], Value::Array(vec![]));
+    let (status, _, _) = api.call(Method::GET, "/healthz", None, "").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_bodies_are_refused_with_413() {
+    let api = api(4096);
+    let big = "#".repeat(8192);
+    let (status, _, _) = api.call(Method::POST, "/v1/jobs", Some(TOKEN), big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_configs_get_every_problem_by_key_and_bad_names_are_refused() {
+    let api = api(1 << 20);
+    let (status, body, _) = api
+        .call(Method::POST, "/v1/jobs", Some(TOKEN), "[job]\nname = \"../etc\"\n[batch]\nmax_rows = \"many\"\n")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let keys: Vec<&str> = body["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter_map(|p| p["key"].as_str())
+        .collect();
+    for key in ["job.name", "batch.max_rows", "source", "model"] {
+        assert!(keys.iter().any(|k| k.starts_with(key)), "{key} not named in {body}");
+    }
+    let (status, body, _) = api.call(Method::POST, "/v1/jobs", Some(TOKEN), vec![0xff, 0xfe]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap_or("").contains("UTF-8"), "{body}");
+    for uri in ["/v1/jobs/..%2F..%2Fetc", "/v1/jobs/a%20b", &format!("/v1/jobs/{}", "x".repeat(65))] {
+        let (status, body, _) = api.call(Method::GET, uri, None, "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert!(body["error"].as_str().unwrap_or("").contains("invalid job name"), "{body}");
+    }
+    let (status, body, _) = api.call(Method::GET, "/v1/jobs/nope", None, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body, _) = api
+        .call(Method::PUT, "/v1/jobs/nope/model", Some(TOKEN), "{\"versio\": 1}")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submitted_jobs_show_their_config_with_secrets_redacted_and_stop_and_delete() {
+    let api = api(1 << 20);
+    let job = api.demo_job("redacted");
+    let (status, body, headers) = api.call(Method::POST, "/v1/jobs", Some(TOKEN), job.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(headers.iter().any(|(k, v)| k == "location" && v == "/v1/jobs/redacted"));
+    assert!(!body.to_string().contains(SECRET), "{body}");
+
+    let (status, again, _) = api.call(Method::POST, "/v1/jobs", Some(TOKEN), job).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+
+    let (status, body, _) = api.call(Method::GET, "/v1/jobs/redacted", None, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let config = body["config"].as_str().expect("config");
+    assert!(config.contains("<redacted>") && config.contains("alice"), "{config}");
+    assert!(!body.to_string().contains(SECRET), "{body}");
+    assert_eq!(body["model"]["in_use"][0]["role"], "champion", "{body}");
+
+    let (status, _, _) = api.call(Method::DELETE, "/v1/jobs/redacted", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::CONFLICT, "a running job cannot be deleted");
+    let (status, body, _) = api.call(Method::POST, "/v1/jobs/redacted/stop", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(matches!(body["state"].as_str(), Some("stopped" | "failed")), "{body}");
+    assert_eq!(body["desired"], "stopped");
+    assert!(!body.to_string().contains(SECRET), "{body}");
+    let (status, body, _) = api
+        .call(Method::PUT, "/v1/jobs/redacted/model", Some(TOKEN), "{\"version\": \"v2\"}")
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _, _) = api.call(Method::DELETE, "/v1/jobs/redacted", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, body, _) = api.call(Method::GET, "/v1/jobs", None, "").await;
+    assert_eq!(body["jobs"], Value::Array(vec![]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_route_is_served_and_documents_its_errors() {
+    let api = api(1 << 20);
+    let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut served = 0;
+    for (path, ops) in paths {
+        let uri = path.replace("{name}", "no-such-job");
+        for (method, op) in ops.as_object().expect("ops") {
+            let Ok(m) = method.to_uppercase().parse::<Method>() else {
+                continue;
+            };
+            if m.as_str() == "PARAMETERS" {
+                continue;
+            }
+            let needs_token = op.get("security").is_some();
+            assert_eq!(needs_token, !matches!(m, Method::GET), "{method} {path}: security");
+            let (status, _, _) = api.call(m.clone(), &uri, Some(TOKEN), "").await;
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is documented but not routed");
+            let documented = op["responses"].as_object().expect("responses");
+            assert!(documented.contains_key(status.as_str()), "{method} {path} answered {status}, undocumented");
+            served += 1;
+        }
+    }
+    assert_eq!(served, 12);
+    // And nothing undocumented answers.
+    let (status, _, _) = api.call(Method::PATCH, "/v1/jobs/x", Some(TOKEN), "").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
