@@ -18,6 +18,16 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text or as one JSON object per line (with the job and
+    /// operator spans); the level comes from RUST_LOG (default: warn).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "SCORESTREAM_LOG_FORMAT"
+    )]
+    log_format: commands::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -58,7 +68,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    commands::init_logging();
+    commands::init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -451,11 +451,11 @@ fn scrape(addr: &str) -> Option<String> {
     body.starts_with("HTTP/1.1 200").then_some(body)
 }
 
-/// The value of `scorestream_drift{feature,statistic}` in a scrape.
+/// The value of `scorestream_drift_statistic{feature,statistic}` in a scrape.
 fn gauge(metrics: &str, feature: &str, statistic: &str) -> Option<f64> {
     metrics
         .lines()
-        .filter(|l| l.starts_with("scorestream_drift{"))
+        .filter(|l| l.starts_with("scorestream_drift_statistic{"))
         .find(|l| {
             l.contains(&format!("feature=\"{feature}\""))
                 && l.contains(&format!("statistic=\"{statistic}\""))

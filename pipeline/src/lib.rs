@@ -9,5 +9,6 @@ pub mod profile;
 pub mod replay;
 pub mod runtime;
 pub mod synth;
+pub mod telemetry;
 
 pub use error::{PipelineError, Problem};

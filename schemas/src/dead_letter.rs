@@ -24,6 +24,15 @@ pub enum DeadLetterStage {
 }
 
 impl DeadLetterStage {
+    /// Every stage, in declaration order: `stage as usize` indexes it, so
+    /// counts per stage fit in a fixed array.
+    pub const ALL: [DeadLetterStage; 4] = [
+        DeadLetterStage::Parse,
+        DeadLetterStage::Schema,
+        DeadLetterStage::Oversized,
+        DeadLetterStage::Features,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeadLetterStage::Parse => "parse",
@@ -120,6 +129,13 @@ impl DeadLetterBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_stages_are_indexed_by_their_discriminant() {
+        for (i, s) in DeadLetterStage::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i, "{}", s.as_str());
+        }
+    }
     use arrow::array::{Array, AsArray};
 
     #[test]

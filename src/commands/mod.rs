@@ -8,15 +8,76 @@ pub mod run;
 pub mod train;
 pub mod validate;
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, span context (job, operator) as a prefix.
+    #[default]
+    Text,
+    /// One JSON object per line with the current span and the span list
+    /// (job, operator), for log shippers.
+    Json,
+}
+
+/// The format `init_logging` was given, for [`say`].
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// A line for the person at the terminal (progress, what the command is
+/// doing). With `--log-format json` stderr carries only JSON objects, so
+/// the line becomes an info event instead (shown when RUST_LOG allows).
+pub fn say(line: impl std::fmt::Display) {
+    match LOG_FORMAT.get() {
+        Some(LogFormat::Json) => tracing::info!(target: "scorestream", "{line}"),
+        _ => eprintln!("{line}"),
+    }
+}
+
 /// Logs go to stderr; `RUST_LOG` overrides the default of warnings only, so
 /// progress lines stay readable.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+///
+/// The subscriber also carries the metrics layer, which keeps the `job`
+/// field of scorestream's spans for metric labels. The level filter applies
+/// to log lines only: scorestream's job and operator spans (info and above)
+/// are always created, so metrics are labelled and a warning still shows
+/// which job and operator it came from, whatever `RUST_LOG` says. They are
+/// per job and per operator task, never per batch, so this costs nothing
+/// on the data path.
+pub fn init_logging(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let env = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let our_spans = filter_fn(|meta| {
+        meta.is_span()
+            && meta.target().starts_with("scorestream")
+            && *meta.level() <= tracing::Level::INFO
+    });
+    let filter = env.or(our_spans);
+    let registry =
+        tracing_subscriber::registry().with(scorestream_pipeline::telemetry::metrics_layer());
+    let _ = match format {
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(true)
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .try_init(),
+    };
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

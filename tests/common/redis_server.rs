@@ -1,10 +1,15 @@
 //! A real redis-server (Debian's package) on a free loopback port, with an
 //! append-only file so it can be killed and restarted with its data.
 
+use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use scorestream_operators::features::{FeatureStore, FeatureType, FileFeatureStore};
+
+use super::process::repo;
 
 pub struct RedisServer {
     child: Option<Child>,
@@ -83,4 +88,90 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The demo's feature file, the data loaded into Redis.
+pub fn demo_features() -> PathBuf {
+    repo().join("jobs/demo/features.csv")
+}
+
+/// Writes every account of the demo's feature file to Redis as a hash
+/// `acct:<id>`, with `updated_at` = now, and returns `avg_amount_30d` by
+/// account to check the output against.
+pub fn load_features(redis: &RedisServer) -> HashMap<String, f64> {
+    let text = std::fs::read_to_string(demo_features()).expect("features");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let avg_at = header
+        .iter()
+        .position(|h| *h == "avg_amount_30d")
+        .expect("avg");
+    let now = scorestream_operators::now_ms().to_string();
+    let mut c = redis.client().get_connection().expect("connection");
+    let mut pipe = redis::pipe();
+    let mut avg = HashMap::new();
+    for line in lines {
+        let values: Vec<&str> = line.split(',').collect();
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(format!("acct:{}", values[0]));
+        for (h, v) in header.iter().zip(&values).skip(1) {
+            cmd.arg(*h).arg(*v);
+        }
+        cmd.arg("updated_at").arg(&now);
+        pipe.add_command(cmd).ignore();
+        avg.insert(values[0].to_owned(), values[avg_at].parse().expect("avg"));
+    }
+    pipe.query::<()>(&mut c).expect("load features");
+    avg
+}
+
+/// `[[features.columns]]` for every feature of the demo file, typed as the
+/// file's columns are.
+pub fn columns_toml(skip: &str) -> String {
+    let store = FileFeatureStore::load(&demo_features(), "account_id").expect("features");
+    let mut out = String::new();
+    for f in store.schema().fields() {
+        if f.name() == skip {
+            continue;
+        }
+        let t = match FeatureType::of(f.data_type()).expect("type") {
+            FeatureType::Float64 => "float64",
+            FeatureType::Int64 => "int64",
+            FeatureType::String => "string",
+            other => panic!("{other:?}"),
+        };
+        out.push_str(&format!(
+            "\n[[features.columns]]\nname = \"{}\"\ntype = \"{t}\"\nmax_age = \"1h\"\n",
+            f.name()
+        ));
+    }
+    out
+}
+
+/// The demo job reading its features from `url` (hashes `acct:<id>` as
+/// [`load_features`] writes them), in consumer group `group`.
+pub fn redis_job(
+    dir: &Path,
+    brokers: &str,
+    out: &Path,
+    url: &str,
+    on_unavailable: &str,
+    group: &str,
+) -> PathBuf {
+    let job = super::process::job_file(dir, brokers, out, group, super::process::TANSU_SESSION);
+    let text = std::fs::read_to_string(&job).expect("job");
+    let store_line = text
+        .lines()
+        .find(|l| l.starts_with("store = "))
+        .expect("store line");
+    let text = text.replace(
+        store_line,
+        &format!(
+            "on_stale = \"null\"\non_unavailable = \"{on_unavailable}\"\n\
+             store = {{ kind = \"redis\", url = \"{url}\", key_template = \"acct:{{key}}\", timestamp_field = \"updated_at\", timeout = \"500ms\" }}"
+        ),
+    ) + &columns_toml("")
+        + "\n[features.cache]\nttl = \"0s\"\n";
+    std::fs::write(&job, text).expect("write job");
+    job
 }

@@ -231,7 +231,7 @@ impl DriftOperator {
         for c in &r.columns {
             for s in Statistic::ALL {
                 if let Some(v) = c.stats.get(s) {
-                    gauge!("scorestream_drift", "feature" => c.column.clone(), "statistic" => s.name())
+                    gauge!("scorestream_drift_statistic", "feature" => c.column.clone(), "statistic" => s.name())
                         .set(v);
                 }
             }

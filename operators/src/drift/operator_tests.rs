@@ -226,7 +226,7 @@ fn each_window_sets_prometheus_gauges() {
     let text = handle.render();
     let psi_line = text
         .lines()
-        .find(|l| l.starts_with("scorestream_drift{") && l.contains("statistic=\"psi\""))
+        .find(|l| l.starts_with("scorestream_drift_statistic{") && l.contains("statistic=\"psi\""))
         .unwrap_or_else(|| panic!("no psi gauge in:\n{text}"));
     assert!(psi_line.contains("feature=\"x\""), "{psi_line}");
     let value: f64 = psi_line
@@ -235,7 +235,10 @@ fn each_window_sets_prometheus_gauges() {
         .and_then(|v| v.parse().ok())
         .expect("gauge value");
     assert!(value > 0.2, "{psi_line}");
-    assert!(text.contains("# TYPE scorestream_drift gauge"), "{text}");
+    assert!(
+        text.contains("# TYPE scorestream_drift_statistic gauge"),
+        "{text}"
+    );
     assert!(text.contains("scorestream_drift_windows_total 1"), "{text}");
     assert!(
         text.contains("scorestream_drift_alerts_total{feature=\"x\",statistic=\"psi\"} 1"),

@@ -329,7 +329,7 @@ fn account(stats: &JobStats, c: &Committed) {
     JobStats::add(&stats.bytes_written, c.bytes);
     JobStats::add(&stats.messages_acked, c.messages());
     counter!("scorestream_rows_scored_total").increment(c.rows as u64);
-    counter!("scorestream_dead_letters_total").increment(c.dead_letters as u64);
+    crate::telemetry::count_dead_letters(&c.dead_letter_stages);
     counter!("scorestream_files_written_total").increment(c.files.len() as u64);
     let freshness = histogram!("scorestream_output_freshness_seconds");
     for &(ms, n) in &c.latencies_ms {

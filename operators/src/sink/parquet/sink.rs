@@ -11,7 +11,9 @@ use arrow::compute::kernels::cmp::eq;
 use arrow::datatypes::{Int64Type, TimestampMillisecondType};
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use scorestream_schemas::{DeadLetter, DeadLetterBuilder, columns, dead_letter_schema};
+use scorestream_schemas::{
+    DeadLetter, DeadLetterBuilder, DeadLetterStage, columns, dead_letter_schema,
+};
 use tracing::{debug, info};
 
 use super::commit_log::{CommitEntry, CommitLog, CommittedFile, base_name};
@@ -32,6 +34,9 @@ const LATENCY_BUCKET_MS: i64 = 10;
 pub struct Committed {
     pub rows: usize,
     pub dead_letters: usize,
+    /// `dead_letters` by the stage that rejected them, indexed by
+    /// `DeadLetterStage as usize` (see `DeadLetterStage::ALL`).
+    pub dead_letter_stages: [usize; DeadLetterStage::ALL.len()],
     /// Where each committed file now is: a path, or an object's URL.
     pub files: Vec<PathBuf>,
     pub bytes: u64,
@@ -55,12 +60,17 @@ impl Committed {
     fn absorb(&mut self, other: Committed) -> Result<()> {
         self.rows += other.rows;
         self.dead_letters += other.dead_letters;
+        add_stages(&mut self.dead_letter_stages, &other.dead_letter_stages);
         self.files.extend(other.files);
         self.bytes += other.bytes;
         self.coverage.merge(other.coverage)?;
         self.latencies_ms.extend(other.latencies_ms);
         Ok(())
     }
+}
+
+fn add_stages(to: &mut [usize; DeadLetterStage::ALL.len()], from: &[usize]) {
+    to.iter_mut().zip(from).for_each(|(t, f)| *t += f);
 }
 
 /// What one Kafka partition has written since its last commit: one open file
@@ -76,6 +86,7 @@ struct OpenSet {
     dead: Option<OpenFile>,
     rows: usize,
     dead_letters: usize,
+    dead_letter_stages: [usize; DeadLetterStage::ALL.len()],
     /// Kafka timestamps of the rows, in [`LATENCY_BUCKET_MS`] buckets.
     ingest: BTreeMap<i64, u64>,
 }
@@ -286,6 +297,7 @@ impl ParquetSink {
             dead: None,
             rows: 0,
             dead_letters: 0,
+            dead_letter_stages: [0; DeadLetterStage::ALL.len()],
             ingest: BTreeMap::new(),
         });
         if set.range.end != range.start {
@@ -328,6 +340,9 @@ impl ParquetSink {
         }
         if !dead.is_empty() {
             set.dead_letters += dead.len();
+            for d in dead {
+                set.dead_letter_stages[d.stage as usize] += 1;
+            }
             if self.dead_letter_files {
                 let mut b = DeadLetterBuilder::default();
                 dead.iter().for_each(|d| b.push(d));
@@ -463,6 +478,7 @@ impl ParquetSink {
             }
             c.rows += s.rows;
             c.dead_letters += s.dead_letters;
+            add_stages(&mut c.dead_letter_stages, &s.dead_letter_stages);
             c.bytes += entry.files.iter().map(|f| f.bytes).sum::<u64>();
             c.coverage
                 .extend(&s.topic, s.partition, entry.start..entry.end)?;

@@ -1,8 +1,8 @@
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use metrics::counter;
+use metrics::{counter, gauge};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
@@ -26,6 +26,10 @@ pub trait ResumePositions: Send + Sync {
     /// committed offset, or `start_from`, decides).
     fn resume_positions(&self, partitions: &[(String, i32)]) -> Result<Vec<Option<i64>>>;
 }
+
+/// How often librdkafka reports statistics, from which the consumer lag
+/// gauge is set, unless the job's `options` say otherwise.
+const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// What the source did over its life.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -105,6 +109,17 @@ impl ClientContext for SourceContext {
         let reason = redact_text(reason, &self.shared.config.options);
         warn!(target: "librdkafka", error = %error, "{reason}");
     }
+
+    /// librdkafka's statistics, every `statistics.interval.ms`: they carry
+    /// each partition's high watermark as of its last fetch, so the lag
+    /// gauge costs no broker round trip and no work per message. They are
+    /// served by the source thread's `poll`, inside the operator's span, so
+    /// the gauge gets the job's label.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(lag) = self.shared.consumer_lag(&statistics) {
+            gauge!("scorestream_consumer_lag_messages").set(lag as f64);
+        }
+    }
 }
 
 impl ConsumerContext for SourceContext {
@@ -153,6 +168,41 @@ impl ConsumerContext for SourceContext {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Messages on the broker this member has not yet committed to the
+    /// output, summed over its partitions: a partition's high watermark
+    /// minus the end of what the sink acknowledged (or, before the first
+    /// acknowledgement, the group's committed offset, then the read
+    /// position). `None` when the numbers are not known yet or the state is
+    /// busy (a rebalance holds it; the next statistics will do).
+    fn consumer_lag(&self, statistics: &rdkafka::Statistics) -> Option<i64> {
+        let st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        let mut lag = 0;
+        let mut known = st.parts.is_empty();
+        for p in &st.parts {
+            let Some(ps) = statistics
+                .topics
+                .get(&*p.topic)
+                .and_then(|t| t.partitions.get(&p.partition))
+            else {
+                continue;
+            };
+            let done = [p.acked, ps.committed_offset, ps.app_offset]
+                .into_iter()
+                .find(|&o| o >= 0);
+            if let Some(done) = done
+                && ps.hi_offset >= 0
+            {
+                lag += (ps.hi_offset - done).max(0);
+                known = true;
+            }
+        }
+        known.then_some(lag)
     }
 
     fn on_assign(&self, consumer: &BaseConsumer<SourceContext>, tpl: &mut TopicPartitionList) {
@@ -363,6 +413,10 @@ impl KafkaSource {
         let mut cc = ClientConfig::new();
         for (k, v) in &config.options {
             cc.set(k, v);
+        }
+        if !config.options.contains_key("statistics.interval.ms") {
+            // For the consumer lag gauge (see `SourceContext::stats`).
+            cc.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
         }
         cc.set("bootstrap.servers", &config.brokers)
             .set("group.id", &config.group_id)

@@ -1,0 +1,417 @@
+//! Metrics and their job label: the Prometheus recorder every job records
+//! into, the HELP text and unit of each metric, and the tracing layer that
+//! lets a metric recorded inside a job's span carry `job="<name>"`.
+//!
+//! Operators record with plain `metrics` macros and know nothing of jobs;
+//! the runtime enters a `job` span around each job's tasks, and the
+//! recorder installed here copies that span field onto every metric. One
+//! process hosting many jobs (`scorestream serve`) thus reports each job
+//! separately, with no job argument threaded through the operators.
+//!
+//! ```no_run
+//! use tracing_subscriber::layer::SubscriberExt;
+//! use tracing_subscriber::util::SubscriberInitExt;
+//!
+//! // The subscriber must carry the metrics layer for spans to become labels.
+//! tracing_subscriber::registry()
+//!     .with(scorestream_pipeline::telemetry::metrics_layer())
+//!     .init();
+//! let handle = scorestream_pipeline::telemetry::install_prometheus()?;
+//! let span = tracing::info_span!("job", job = "fraud");
+//! span.in_scope(|| metrics::counter!("scorestream_events_total").increment(3));
+//! assert!(handle.render().contains(r#"scorestream_events_total{job="fraud"} 3"#));
+//! # Ok::<(), scorestream_pipeline::PipelineError>(())
+//! ```
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_tracing_context::{MetricsLayer, TracingContextLayer};
+use metrics_util::layers::Layer as _;
+use scorestream_schemas::DeadLetterStage;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::PipelineError;
+
+/// The only span field that becomes a label: job names are bounded by the
+/// jobs a process runs, while `operator` and the like would multiply every
+/// series for no question anyone asks of a dashboard.
+pub const JOB_LABEL: &str = "job";
+
+/// Buckets of every `*_seconds` histogram: one batch through one stage, or
+/// one feature-store round trip, from half a millisecond to a minute.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+/// Buckets of the Kafka-to-readable latency, which spans a file roll
+/// interval (minutes) rather than one batch.
+pub const FRESHNESS_BUCKETS: &[f64] = &[
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// Buckets of every `*_rows` histogram (rows per batch): powers of two up to
+/// well past any sensible `batch.max_rows`.
+pub const ROW_BUCKETS: &[f64] = &[
+    1.0, 16.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0, 65536.0,
+];
+
+/// How often histogram samples are folded into their buckets when nobody
+/// scrapes, so memory stays flat between scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// What kind of metric a name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric scorestream records, as `/metrics` describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDoc {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub unit: Unit,
+    /// Labels besides `job`; each has a small, fixed (or config-bounded) set
+    /// of values.
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+const fn doc(
+    name: &'static str,
+    kind: Kind,
+    unit: Unit,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> MetricDoc {
+    MetricDoc {
+        name,
+        kind,
+        unit,
+        labels,
+        help,
+    }
+}
+
+use Kind::{Counter, Gauge, Histogram};
+
+/// Every metric the workspace records. A unit test checks the source for
+/// metric names missing here, since Prometheus tooling flags a family
+/// without HELP.
+pub const METRICS: &[MetricDoc] = &[
+    // Throughput.
+    doc(
+        "scorestream_events_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Kafka messages read and handed to decoding.",
+    ),
+    doc(
+        "scorestream_rows_scored_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Scored rows committed to the output.",
+    ),
+    doc(
+        "scorestream_files_written_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Output files committed (scores and dead letters).",
+    ),
+    doc(
+        "scorestream_batch_rows",
+        Histogram,
+        Unit::Count,
+        &[],
+        "Rows per batch handed to the model.",
+    ),
+    // Latency.
+    doc(
+        "scorestream_stage_duration_seconds",
+        Histogram,
+        Unit::Seconds,
+        &["stage"],
+        "Time one batch spends in a stage (decode, feature_join, score, sink_write).",
+    ),
+    doc(
+        "scorestream_score_seconds",
+        Histogram,
+        Unit::Seconds,
+        &[],
+        "Time the model takes to score one batch.",
+    ),
+    doc(
+        "scorestream_output_freshness_seconds",
+        Histogram,
+        Unit::Seconds,
+        &[],
+        "Time from a row's Kafka timestamp until the file holding it is committed and readable.",
+    ),
+    // Queues and source.
+    doc(
+        "scorestream_queue_rows",
+        Gauge,
+        Unit::Count,
+        &["queue"],
+        "Rows waiting in the queue between two operators (raw, decoded, joined, batched, scored).",
+    ),
+    doc(
+        "scorestream_consumer_lag_messages",
+        Gauge,
+        Unit::Count,
+        &[],
+        "Messages on the broker past what the job has committed to its output, summed over its partitions (from librdkafka's statistics).",
+    ),
+    doc(
+        "scorestream_source_pauses_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Times the source paused its partitions because the pipeline was full.",
+    ),
+    doc(
+        "scorestream_offsets_skipped_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Offsets a resumed partition skipped because the broker no longer had them (retention).",
+    ),
+    // Dead letters.
+    doc(
+        "scorestream_dead_letters_total",
+        Counter,
+        Unit::Count,
+        &["stage"],
+        "Events committed as dead letters, by the stage that rejected them (parse, schema, oversized, features).",
+    ),
+    doc(
+        "scorestream_dead_letters_produced_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Dead letters delivered to the dead-letter topic.",
+    ),
+    // Feature store.
+    doc(
+        "scorestream_feature_cache_hits_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Feature lookups served from the in-process cache.",
+    ),
+    doc(
+        "scorestream_feature_cache_misses_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Feature lookups the cache could not serve (fetched from the store).",
+    ),
+    doc(
+        "scorestream_feature_cache_stale_served_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Expired cache entries served because the store was unavailable.",
+    ),
+    doc(
+        "scorestream_feature_lookup_seconds",
+        Histogram,
+        Unit::Seconds,
+        &[],
+        "One round trip to the online feature store.",
+    ),
+    doc(
+        "scorestream_feature_store_errors_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Failed requests to the feature store.",
+    ),
+    doc(
+        "scorestream_feature_store_available",
+        Gauge,
+        Unit::Count,
+        &[],
+        "1 while the feature store answers, 0 after a failed request.",
+    ),
+    doc(
+        "scorestream_feature_decode_errors_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Feature values in the store that do not parse as their declared type.",
+    ),
+    doc(
+        "scorestream_feature_rows_unavailable_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Rows whose features could not be fetched while the store was down.",
+    ),
+    // Model.
+    doc(
+        "scorestream_model_reloads_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "New model versions swapped in while running.",
+    ),
+    doc(
+        "scorestream_model_reload_failures_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "New model versions rejected (unloadable or not fitting the job).",
+    ),
+    // Sink.
+    doc(
+        "scorestream_sink_open_files",
+        Gauge,
+        Unit::Count,
+        &[],
+        "Output files open for writing.",
+    ),
+    doc(
+        "scorestream_sink_buffered_bytes",
+        Gauge,
+        Unit::Bytes,
+        &[],
+        "Bytes held in memory by open output files.",
+    ),
+    // Drift.
+    doc(
+        "scorestream_drift_statistic",
+        Gauge,
+        Unit::Count,
+        &["feature", "statistic"],
+        "The latest drift window's value of a statistic (psi, js, ks, ...) for a monitored column.",
+    ),
+    doc(
+        "scorestream_drift_windows_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Drift windows closed.",
+    ),
+    doc(
+        "scorestream_drift_alerts_total",
+        Counter,
+        Unit::Count,
+        &["feature", "statistic"],
+        "Drift thresholds breached.",
+    ),
+    doc(
+        "scorestream_drift_rows_skipped_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Scored rows drift detection skipped because its queue was full.",
+    ),
+];
+
+/// The tracing layer that remembers span fields for metric labels. Add it
+/// to the process's subscriber; without it metrics carry no `job` label.
+///
+/// It sees only scorestream's own spans: those are per job and per
+/// operator, so keeping their fields costs nothing per row, and spans from
+/// dependencies are never created on its account.
+pub fn metrics_layer<S>() -> impl Layer<S> + Send + Sync + 'static
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    MetricsLayer::new().with_filter(filter_fn(|meta| {
+        meta.is_span() && meta.target().starts_with("scorestream")
+    }))
+}
+
+/// Installs the process's Prometheus recorder, with the `job` label taken
+/// from the enclosing span and every metric described, and returns the
+/// handle that renders `/metrics`. Idempotent: later calls return the same
+/// handle, so `run` and `serve` can both ask for it.
+pub fn install_prometheus() -> Result<PrometheusHandle, PipelineError> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    // Two first callers must not both try to set the global recorder.
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let recorder = builder()?.build_recorder();
+    let handle = recorder.handle();
+    let recorder = TracingContextLayer::only_allow([JOB_LABEL]).layer(recorder);
+    metrics::set_global_recorder(recorder).map_err(|e| PipelineError::MetricsRecorder {
+        reason: e.to_string(),
+    })?;
+    describe_metrics();
+    let upkeep = handle.clone();
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            }
+        })
+        .map_err(|e| PipelineError::io("starting the metrics upkeep thread", e))?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// The exporter's settings: histograms with buckets (rendered as real
+/// Prometheus histograms, which aggregate across jobs and instances, unlike
+/// summaries).
+pub fn builder() -> Result<PrometheusBuilder, PipelineError> {
+    let bad = |e: metrics_exporter_prometheus::BuildError| PipelineError::MetricsRecorder {
+        reason: e.to_string(),
+    };
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+        .map_err(bad)?
+        .set_buckets_for_metric(
+            Matcher::Full("scorestream_output_freshness_seconds".into()),
+            FRESHNESS_BUCKETS,
+        )
+        .map_err(bad)?
+        .set_buckets_for_metric(Matcher::Suffix("_rows".into()), ROW_BUCKETS)
+        .map_err(bad)
+}
+
+/// Gives every metric in [`METRICS`] its HELP text and unit on the current
+/// recorder. The exporter prints HELP only for metrics that have a value.
+pub fn describe_metrics() {
+    for m in METRICS {
+        match m.kind {
+            Kind::Counter => describe_counter!(m.name, m.unit, m.help),
+            Kind::Gauge => describe_gauge!(m.name, m.unit, m.help),
+            Kind::Histogram => describe_histogram!(m.name, m.unit, m.help),
+        }
+    }
+}
+
+/// Counts committed dead letters by the stage that rejected them (one
+/// increment per stage per commit, never per letter).
+pub fn count_dead_letters(by_stage: &[usize; DeadLetterStage::ALL.len()]) {
+    for (stage, &n) in DeadLetterStage::ALL.iter().zip(by_stage) {
+        if n > 0 {
+            metrics::counter!("scorestream_dead_letters_total", "stage" => stage.as_str())
+                .increment(n as u64);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "telemetry_tests.rs"]
+mod tests;
