@@ -47,6 +47,9 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
     },
+    /// Host many jobs in one long-lived service with a REST API (submit, list,
+    /// status, dry-run, stop, start, swap model), /metrics, /healthz, /readyz.
+    Serve(commands::serve::Args),
     /// Check a job config: syntax, types, files, and that features and model inputs fit.
     Validate { job: PathBuf },
     /// Run SQL over a job's output: tables `scores`, `dead_letters` and `drift`.
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
                 exit_on_idle,
                 metrics_listen,
             } => commands::run::run(&job, exit_on_idle, metrics_listen).await,
+            Command::Serve(args) => commands::serve::run(args).await,
             Command::Validate { job } => commands::validate::run(&job),
             Command::Query(args) => commands::query::run(args).await,
             Command::Replay(args) => commands::replay::run(args).await,

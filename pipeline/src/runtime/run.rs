@@ -1,11 +1,12 @@
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use metrics::{counter, gauge, histogram};
 use scorestream_operators::batch::{Coalescer, run_batcher};
 use scorestream_operators::drift::{AlertProducer, DriftOperator, DriftTable};
-use scorestream_operators::queue::{RowSender, channel};
-use scorestream_operators::scorer::{InputMatrix, ModelPackage, ModelSource, RegistryWatcher};
+use scorestream_operators::queue::{QueueDepth, RowSender, channel};
+use scorestream_operators::scorer::{ModelSource, RegistryWatcher, Scorer};
 use scorestream_operators::sink::dead_letter_topic::DeadLetterProducer;
 use scorestream_operators::sink::parquet::{Committed, ParquetSink};
 use scorestream_operators::source::kafka::{KafkaSource, RawChunk, SourceReport};
@@ -13,9 +14,10 @@ use scorestream_operators::{Coverage, Envelope, OperatorError, cpu_bound};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, error, info, info_span};
 
 use super::drift_tee::DriftTee;
+use super::models::{ModelSwap, RegistryWatch};
 use super::{Job, JobStats, StatsSnapshot};
 use crate::PipelineError;
 
@@ -38,6 +40,17 @@ impl Job {
         stop: CancellationToken,
         stats: Arc<JobStats>,
     ) -> Result<JobReport, PipelineError> {
+        let span = info_span!("job", job = %self.config.job.name);
+        self.run_in_span(stop, stats).instrument(span).await
+    }
+
+    async fn run_in_span(
+        self,
+        stop: CancellationToken,
+        stats: Arc<JobStats>,
+    ) -> Result<JobReport, PipelineError> {
+        let loader = self.model_loader();
+        stats.set_models(self.models());
         let Job {
             config,
             decoder,
@@ -46,6 +59,8 @@ impl Job {
             model_source,
             partitions,
             drift,
+            swaps: (swap_tx, mut swap_rx),
+            pinned,
         } = self;
         let cap = config.queues.capacity_rows;
         let job = config.job.name.to_string();
@@ -81,9 +96,21 @@ impl Job {
         let mut spawn =
             |name: &'static str,
              fut: std::pin::Pin<Box<dyn Future<Output = TaskResult> + Send>>| {
-                let span = info_span!("operator", job = %job, operator = name);
+                let span = info_span!("operator", operator = name);
                 tasks.spawn(async move { (name, fut.await) }.instrument(span));
             };
+
+        let depths = [
+            ("raw", raw_tx.depth()),
+            ("decoded", dec_tx.depth()),
+            ("joined", join_tx.depth()),
+            ("batched", batch_tx.depth()),
+            ("scored", score_tx.depth()),
+        ];
+        spawn(
+            "queues",
+            Box::pin(sample_queues(depths, stats.clone(), cancel.clone())),
+        );
 
         spawn(
             "source",
@@ -100,7 +127,9 @@ impl Job {
                 while let Some(chunk) = raw_rx.recv().await {
                     s.events_arrived(chunk.len() as u64);
                     counter!("scorestream_events_total").increment(chunk.len() as u64);
+                    let started = Instant::now();
                     let env = cpu_bound(|| decoder.decode(&chunk))?;
+                    stage_seconds("decode", started);
                     forward(&dec_tx, env, "decode").await?;
                 }
                 Ok(None)
@@ -116,7 +145,9 @@ impl Job {
             "feature_join",
             Box::pin(async move {
                 while let Some(env) = dec_rx.recv().await {
+                    let started = Instant::now();
                     let env = join.process(env).await?;
+                    stage_seconds("feature_join", started);
                     forward(&join_tx, env, "feature_join").await?;
                 }
                 Ok(None)
@@ -134,22 +165,20 @@ impl Job {
 
         // New model versions, loaded and checked off the scoring path, are
         // swapped in between two batches.
-        let (reload_tx, mut reload_rx) = mpsc::channel::<ModelPackage>(1);
-        if let ModelSource::Registry { dir, latest } = model_source {
+        if let ModelSource::Registry { dir, latest } = &model_source {
             let watch = RegistryWatch {
-                watcher: RegistryWatcher::new(&dir, &latest),
+                watcher: RegistryWatcher::new(dir, latest),
                 every: config.model.reload_interval.0,
-                device: scorer.device().clone(),
-                precision: config.model.precision,
-                check: scorer.input_schema().clone(),
+                loader: loader.clone(),
+                pinned,
             };
             let cancel = cancel.clone();
             spawn(
                 "model_registry",
-                Box::pin(async move { watch.run(reload_tx, cancel).await.map(|()| None) }),
+                Box::pin(async move { watch.run(swap_tx, cancel).await.map(|()| None) }),
             );
         } else {
-            drop(reload_tx);
+            drop(swap_tx);
         }
 
         // Drift gets copies of the scored batches through its own queue; when
@@ -171,7 +200,8 @@ impl Job {
                     table,
                     alerts,
                     skipped,
-                );
+                )
+                .with_recent_alerts(stats.recent_alerts.clone());
                 spawn(
                     "drift",
                     Box::pin(async move { op.run(rx).await.map(|_| None) }),
@@ -185,33 +215,26 @@ impl Job {
         spawn(
             "scorer",
             Box::pin(async move {
-                while let Some(env) = batch_rx.recv().await {
-                    if let Ok(package) = reload_rx.try_recv() {
-                        let (name, version) = (
-                            package.manifest.name.clone(),
-                            package.manifest.version.clone(),
-                        );
-                        match scorer.swap(package) {
-                            Ok(()) => {
-                                counter!("scorestream_model_reloads_total").increment(1);
-                                info!(model = %name, version = %version, "now scoring with the new model version");
-                            }
-                            Err(errors) => error!(
-                                model = %name, version = %version,
-                                errors = ?errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                                "new model version rejected; the current one keeps scoring"
-                            ),
+                loop {
+                    // A new version is swapped in as soon as it arrives, even
+                    // when no batch does, so whoever asked hears back.
+                    let env = tokio::select! {
+                        biased;
+                        Some(swap) = swap_rx.recv() => {
+                            swap_model(&mut scorer, swap, &s);
+                            continue;
                         }
-                    }
+                        env = batch_rx.recv() => env,
+                    };
+                    let Some(env) = env else { break };
                     let rows = env.rows();
-                    let started = std::time::Instant::now();
+                    let started = Instant::now();
                     let env = cpu_bound(|| scorer.process(env))?;
                     if let (Some(tee), Some(batch)) = (&drift_tee, &env.batch) {
                         tee.offer(batch);
                     }
                     if rows > 0 {
-                        histogram!("scorestream_score_seconds")
-                            .record(started.elapsed().as_secs_f64());
+                        stage_seconds("score", started);
                         histogram!("scorestream_batch_rows").record(rows as f64);
                         JobStats::add(&s.batches_scored, 1);
                     }
@@ -246,7 +269,9 @@ impl Job {
                     if let Some(producer) = &dead_letter_topic {
                         producer.send(&env.dead_letters).await?;
                     }
+                    let started = Instant::now();
                     let committed = cpu_bound(|| sink.write(env))?;
+                    stage_seconds("sink_write", started);
                     acknowledge(&s, &ack_tx, committed);
                     gauge!("scorestream_sink_open_files").set(sink.open_files() as f64);
                     gauge!("scorestream_sink_buffered_bytes").set(sink.buffered_bytes() as f64);
@@ -289,6 +314,64 @@ impl Job {
             stats: snapshot,
             source: source_report,
         })
+    }
+}
+
+/// Samples every queue's fill level once a second into gauges and the
+/// job's status, until the job stops.
+async fn sample_queues(
+    depths: [(&'static str, QueueDepth); 5],
+    stats: Arc<JobStats>,
+    cancel: CancellationToken,
+) -> TaskResult {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(None),
+            _ = tick.tick() => {}
+        }
+        let rows: Vec<(&'static str, u64)> = depths
+            .iter()
+            .map(|(name, d)| (*name, d.rows() as u64))
+            .collect();
+        for &(queue, n) in &rows {
+            gauge!("scorestream_queue_rows", "queue" => queue).set(n as f64);
+        }
+        stats.set_queues(rows);
+    }
+}
+
+/// Records how long one batch took in one stage.
+fn stage_seconds(stage: &'static str, started: Instant) {
+    histogram!("scorestream_stage_duration_seconds", "stage" => stage)
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Makes `swap`'s model the champion, between two batches, and tells
+/// whoever asked how it went.
+fn swap_model(scorer: &mut Scorer, swap: ModelSwap, stats: &JobStats) {
+    let (name, version) = (
+        swap.package.manifest.name.clone(),
+        swap.package.manifest.version.clone(),
+    );
+    let outcome = match scorer.swap(swap.package) {
+        Ok(()) => {
+            counter!("scorestream_model_reloads_total").increment(1);
+            info!(model = %name, version = %version, "now scoring with the new model version");
+            stats.set_models(scorer.models());
+            Ok(())
+        }
+        Err(errors) => {
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            error!(
+                model = %name, version = %version, errors = ?errors,
+                "new model version rejected; the current one keeps scoring"
+            );
+            Err(errors.join("; "))
+        }
+    };
+    if let Some(done) = swap.done {
+        let _ = done.send(outcome);
     }
 }
 
@@ -336,79 +419,4 @@ fn account(stats: &JobStats, c: &Committed) {
         freshness.record_many(ms as f64 / 1000.0, n as usize);
     }
     stats.record_latencies(&c.latencies_ms);
-}
-
-/// Polls a model registry and hands each new, valid version to the scorer.
-struct RegistryWatch {
-    watcher: RegistryWatcher,
-    every: std::time::Duration,
-    device: candle_core::Device,
-    precision: scorestream_operators::scorer::PrecisionChoice,
-    /// The schema batches reach the scorer with: a version whose inputs do
-    /// not bind to it is rejected before it gets near the scorer.
-    check: arrow::datatypes::SchemaRef,
-}
-
-impl RegistryWatch {
-    async fn run(
-        mut self,
-        to_scorer: mpsc::Sender<ModelPackage>,
-        cancel: CancellationToken,
-    ) -> Result<(), OperatorError> {
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
-                _ = tick.tick() => {}
-            }
-            let version = match self.watcher.newer() {
-                Ok(Some(v)) => v,
-                Ok(None) => continue,
-                Err(e) => {
-                    warn!(error = %e, "cannot read the model registry");
-                    continue;
-                }
-            };
-            let (device, check, precision) =
-                (self.device.clone(), self.check.clone(), self.precision);
-            let dir = version.clone();
-            let loaded = tokio::task::spawn_blocking(move || {
-                let package =
-                    ModelPackage::load_as(&dir, &device, precision).map_err(|e| e.to_string())?;
-                InputMatrix::bind(&package.manifest.inputs, &check).map_err(|errors| {
-                    errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })?;
-                Ok::<_, String>(package)
-            })
-            .await
-            .map_err(|e| OperatorError::Internal(format!("model loading task: {e}")))?;
-            match loaded {
-                Ok(package) => {
-                    info!(
-                        path = %version.display(),
-                        version = %package.manifest.version,
-                        "new model version loaded; swapping it in at the next batch"
-                    );
-                    self.watcher.accepted(&version);
-                    if to_scorer.send(package).await.is_err() {
-                        return Ok(());
-                    }
-                }
-                Err(reason) => {
-                    counter!("scorestream_model_reload_failures_total").increment(1);
-                    error!(
-                        path = %version.display(),
-                        reason = %reason,
-                        "new model version rejected; the current one keeps scoring"
-                    );
-                    self.watcher.rejected(&version);
-                }
-            }
-        }
-    }
 }
