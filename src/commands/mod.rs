@@ -5,6 +5,7 @@ pub mod profile;
 pub mod query;
 pub mod replay;
 pub mod run;
+pub mod serve;
 pub mod train;
 pub mod validate;
 

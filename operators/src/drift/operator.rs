@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::alerts::AlertProducer;
+use super::recent::RecentAlerts;
 use super::config::{DriftConfig, WindowConfig, breaches};
 use super::profile::ReferenceProfile;
 use super::stats::Statistic;
@@ -71,6 +72,8 @@ pub struct DriftOperator {
     span: Option<(i64, i64)>,
     model: (String, String),
     windows: u64,
+    /// The newest alerts, for the job's status.
+    recent: RecentAlerts,
 }
 
 impl DriftOperator {
@@ -97,6 +100,7 @@ impl DriftOperator {
             span: None,
             model: (String::new(), String::new()),
             windows: 0,
+            recent: RecentAlerts::default(),
         }
     }
 
@@ -223,6 +227,13 @@ impl DriftOperator {
         }
     }
 
+    /// Also keeps the newest alerts in `recent`, for whoever shows the
+    /// job's status.
+    pub fn with_recent_alerts(mut self, recent: RecentAlerts) -> Self {
+        self.recent = recent;
+        self
+    }
+
     /// Writes the window to the drift table, sets the gauges, and logs and
     /// produces its alerts.
     async fn emit(&mut self, r: &WindowReport) -> Result<()> {
@@ -260,6 +271,7 @@ impl DriftOperator {
             })
             .collect();
         for a in &alerts {
+            self.recent.push(a);
             counter!("scorestream_drift_alerts_total", "feature" => a.feature.to_owned(), "statistic" => a.statistic)
                 .increment(1);
             warn!(
