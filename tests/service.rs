@@ -75,25 +75,40 @@ impl Service {
     fn try_get(&self, path: &str) -> Option<(u16, Value)> {
         let mut r = self.agent.get(format!("{}{path}", self.base)).call().ok()?;
         let text = r.body_mut().read_to_string().ok()?;
-        Some((r.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::String(text))))
+        Some((
+            r.status().as_u16(),
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
-        self.try_get(path).unwrap_or_else(|| panic!("GET {path} failed"))
+        self.try_get(path)
+            .unwrap_or_else(|| panic!("GET {path} failed"))
     }
 
     fn send(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {TOKEN}");
         let sent = match method {
-            "POST" => self.agent.post(url).header("Authorization", &auth).send(body),
-            "PUT" => self.agent.put(url).header("Authorization", &auth).send(body),
+            "POST" => self
+                .agent
+                .post(url)
+                .header("Authorization", &auth)
+                .send(body),
+            "PUT" => self
+                .agent
+                .put(url)
+                .header("Authorization", &auth)
+                .send(body),
             "DELETE" => self.agent.delete(url).header("Authorization", &auth).call(),
             other => panic!("method {other}"),
         };
         let mut r = sent.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let text = r.body_mut().read_to_string().expect("body");
-        (r.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            r.status().as_u16(),
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     fn job(&self) -> Value {
@@ -114,7 +129,10 @@ impl Service {
             if done == n {
                 return s;
             }
-            assert!(start.elapsed() < Duration::from_secs(120), "{what}: timed out at {done}/{n}: {s}");
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "{what}: timed out at {done}/{n}: {s}"
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -127,10 +145,17 @@ impl Service {
             if let Some(s) = self.child.try_wait().expect("wait") {
                 break s;
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "service did not stop");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "service did not stop"
+            );
             std::thread::sleep(Duration::from_millis(100));
         };
-        assert!(status.success(), "{}", std::fs::read_to_string(log).unwrap_or_default());
+        assert!(
+            status.success(),
+            "{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
     }
 }
 
@@ -146,7 +171,10 @@ fn versions(out: &Path) -> HashMap<String, String> {
     let mut v = HashMap::new();
     for b in read_dir(&out.join("scores")) {
         let ids = b.column_by_name("event_id").expect("id").as_string::<i32>();
-        let ver = b.column_by_name("model_version").expect("version").as_string::<i32>();
+        let ver = b
+            .column_by_name("model_version")
+            .expect("version")
+            .as_string::<i32>();
         for i in 0..b.num_rows() {
             v.insert(ids.value(i).to_owned(), ver.value(i).to_owned());
         }
@@ -196,17 +224,40 @@ fn jobs_are_submitted_watched_swapped_stopped_and_resumed_over_http_without_loss
 
     // Dry runs: a topic that does not exist is named; the real job passes
     // every check (topic, Redis, model inputs, output).
-    let (code, dry) = svc.send("POST", "/v1/jobs/dry-run", &config.replace("topics = [\"transactions\"]", "topics = [\"no-such-topic\"]"));
+    let (code, dry) = svc.send(
+        "POST",
+        "/v1/jobs/dry-run",
+        &config.replace(
+            "topics = [\"transactions\"]",
+            "topics = [\"no-such-topic\"]",
+        ),
+    );
     assert_eq!(code, 200, "{dry}");
     assert_eq!(dry["valid"], false, "{dry}");
-    let topic_check = dry["checks"].as_array().expect("checks").iter().find(|c| c["check"] == "source.topics").cloned().expect("topic check");
+    let topic_check = dry["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == "source.topics")
+        .cloned()
+        .expect("topic check");
     assert_eq!(topic_check["ok"], false, "{dry}");
-    assert!(topic_check["detail"].as_str().unwrap_or("").contains("no-such-topic"), "{dry}");
+    assert!(
+        topic_check["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no-such-topic"),
+        "{dry}"
+    );
     let (code, dry) = svc.send("POST", "/v1/jobs/dry-run", &config);
     assert_eq!((code, &dry["valid"]), (200, &Value::Bool(true)), "{dry}");
     assert_eq!(dry["checks"].as_array().map(Vec::len), Some(4), "{dry}");
     assert!(!dry.to_string().contains(SECRET));
-    assert_eq!(svc.get("/v1/jobs").1["jobs"], Value::Array(vec![]), "dry runs start nothing");
+    assert_eq!(
+        svc.get("/v1/jobs").1["jobs"],
+        Value::Array(vec![]),
+        "dry runs start nothing"
+    );
 
     // Submit: it runs on the registry's highest version.
     let (code, created) = svc.send("POST", "/v1/jobs", &config);
@@ -217,28 +268,65 @@ fn jobs_are_submitted_watched_swapped_stopped_and_resumed_over_http_without_loss
     assert_eq!(s["state"], "running");
     assert_eq!(s["model"]["in_use"][0]["version"], "2", "{s}");
     assert_eq!(s["counters"]["events_in"], 3_000, "{s}");
-    assert!(s["counters"]["rows_scored"].as_u64().unwrap_or(0) > 2_500, "{s}");
+    assert!(
+        s["counters"]["rows_scored"].as_u64().unwrap_or(0) > 2_500,
+        "{s}"
+    );
     assert!(s["partitions_assigned"].as_i64().unwrap_or(0) > 0, "{s}");
-    assert!(s["config"].as_str().unwrap_or("").contains("<redacted>"), "{s}");
+    assert!(
+        s["config"].as_str().unwrap_or("").contains("<redacted>"),
+        "{s}"
+    );
     let (_, listed) = svc.get("/v1/jobs");
     assert_eq!(listed["jobs"][0]["name"], JOB);
-    assert!(listed["jobs"][0].get("config").is_none(), "lists stay short");
+    assert!(
+        listed["jobs"][0].get("config").is_none(),
+        "lists stay short"
+    );
 
     // Counters and metrics grow as events arrive.
     let more = produce_events(&broker.brokers, TOPIC, phase(92, 3_000), 1_000);
     produced.extend(more);
     svc.wait_committed(4_000, "more events");
-    let metrics = svc.agent.get(format!("{}/metrics", svc.base)).call().expect("metrics").body_mut().read_to_string().expect("text");
+    // librdkafka reports watermarks every few seconds: with everything
+    // committed, the lag it implies is zero.
+    wait_for(
+        "the consumer lag in the status",
+        Duration::from_secs(30),
+        || svc.job()["lag_messages"] == 0,
+    );
+    let metrics = svc
+        .agent
+        .get(format!("{}/metrics", svc.base))
+        .call()
+        .expect("metrics")
+        .body_mut()
+        .read_to_string()
+        .expect("text");
     assert!(
-        metrics.lines().any(|l| l.starts_with("scorestream_events_total{") && l.contains(&format!("job=\"{JOB}\""))),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("scorestream_events_total{")
+                && l.contains(&format!("job=\"{JOB}\""))),
         "{metrics}"
     );
 
     // Swap to v1 by name (a rollback): the next batches score with it.
-    let (code, bad) = svc.send("PUT", &format!("/v1/jobs/{JOB}/model"), r#"{"version": "v9"}"#);
+    let (code, bad) = svc.send(
+        "PUT",
+        &format!("/v1/jobs/{JOB}/model"),
+        r#"{"version": "v9"}"#,
+    );
     assert_eq!(code, 422, "{bad}");
-    assert!(bad["error"].as_str().unwrap_or("").contains("v1, v2"), "{bad}");
-    let (code, swapped) = svc.send("PUT", &format!("/v1/jobs/{JOB}/model"), r#"{"version": "v1"}"#);
+    assert!(
+        bad["error"].as_str().unwrap_or("").contains("v1, v2"),
+        "{bad}"
+    );
+    let (code, swapped) = svc.send(
+        "PUT",
+        &format!("/v1/jobs/{JOB}/model"),
+        r#"{"version": "v1"}"#,
+    );
     assert_eq!(code, 200, "{swapped}");
     assert_eq!(swapped["model"]["in_use"][0]["version"], "1", "{swapped}");
     assert_eq!(swapped["model"]["pinned_version"], "v1", "{swapped}");
@@ -249,12 +337,24 @@ fn jobs_are_submitted_watched_swapped_stopped_and_resumed_over_http_without_loss
     // Stop: drained and committed, in Parquet and in Kafka.
     let (code, stopped) = svc.send("POST", &format!("/v1/jobs/{JOB}/stop"), "");
     assert_eq!(code, 200, "{stopped}");
-    assert_eq!((stopped["state"].as_str(), stopped["desired"].as_str()), (Some("stopped"), Some("stopped")), "{stopped}");
+    assert_eq!(
+        (stopped["state"].as_str(), stopped["desired"].as_str()),
+        (Some("stopped"), Some("stopped")),
+        "{stopped}"
+    );
     assert_eq!(committed_messages(&out), 6_000);
-    assert_eq!(committed_total(&broker.brokers, "svc-group", TOPIC, 3), 6_000);
+    assert_eq!(
+        committed_total(&broker.brokers, "svc-group", TOPIC, 3),
+        6_000
+    );
 
     // Events that arrive while it is stopped wait in Kafka; start resumes.
-    produced.extend(produce_events(&broker.brokers, TOPIC, phase(94, 6_000), 1_500));
+    produced.extend(produce_events(
+        &broker.brokers,
+        TOPIC,
+        phase(94, 6_000),
+        1_500,
+    ));
     let (code, started) = svc.send("POST", &format!("/v1/jobs/{JOB}/start"), "");
     assert_eq!(code, 202, "{started}");
     let s = svc.wait_committed(1_500, "events while stopped");
@@ -297,7 +397,10 @@ fn the_service_refuses_to_start_without_tokens_or_on_a_data_dir_in_use() {
         .env_remove("SCORESTREAM_API_TOKENS"));
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("--token-file") && err.contains("SCORESTREAM_API_TOKENS"), "{err}");
+    assert!(
+        err.contains("--token-file") && err.contains("SCORESTREAM_API_TOKENS"),
+        "{err}"
+    );
 
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, format!("{TOKEN}\n")).expect("tokens");
@@ -309,6 +412,9 @@ fn the_service_refuses_to_start_without_tokens_or_on_a_data_dir_in_use() {
         .arg("--data-dir")
         .arg(dir.path().join("data")));
     assert!(!second.status.success());
-    assert!(text(&second.stderr).contains("another scorestream service"), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stderr).contains("another scorestream service"),
+        "{}",
+        text(&second.stderr)
+    );
 }
-

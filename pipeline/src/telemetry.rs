@@ -145,13 +145,6 @@ pub const METRICS: &[MetricDoc] = &[
         "Time one batch spends in a stage (decode, feature_join, score, sink_write).",
     ),
     doc(
-        "scorestream_score_seconds",
-        Histogram,
-        Unit::Seconds,
-        &[],
-        "Time the model takes to score one batch.",
-    ),
-    doc(
         "scorestream_output_freshness_seconds",
         Histogram,
         Unit::Seconds,

@@ -84,7 +84,9 @@ async fn authenticate(State(app): State<Arc<AppState>>, req: Request, next: Next
 impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
         let status = match &self {
-            ServiceError::InvalidJob { .. } | ServiceError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ServiceError::InvalidJob { .. } | ServiceError::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ServiceError::NoSuchJob(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::ModelSwap { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -111,7 +113,11 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     let failed = app.jobs.failed();
     if app.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, Json(json!({"status": "ready", "failed_jobs": failed}))).into_response()
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "failed_jobs": failed})),
+        )
+            .into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -123,7 +129,10 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         app.metrics.render(),
     )
         .into_response()
@@ -139,8 +148,9 @@ async fn list(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
 
 /// The body as a job config: UTF-8 TOML.
 fn config_text(body: Bytes) -> Result<String, ServiceError> {
-    let text = String::from_utf8(body.to_vec())
-        .map_err(|_| ServiceError::BadRequest("the body must be a job config in UTF-8 TOML".into()))?;
+    let text = String::from_utf8(body.to_vec()).map_err(|_| {
+        ServiceError::BadRequest("the body must be a job config in UTF-8 TOML".into())
+    })?;
     if text.trim().is_empty() {
         return Err(ServiceError::BadRequest(
             "the body is empty: send the job config (TOML) as the request body".into(),
@@ -212,7 +222,11 @@ async fn stop(
 ) -> Result<Response, ServiceError> {
     let wait = q.wait.unwrap_or(true);
     let status = app.jobs.stop(job_name(&name)?, wait).await?;
-    let code = if wait { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let code = if wait {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok((code, Json(status)).into_response())
 }
 
@@ -220,7 +234,11 @@ async fn start(
     State(app): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Response, ServiceError> {
-    Ok((StatusCode::ACCEPTED, Json(app.jobs.start(job_name(&name)?)?)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(app.jobs.start(job_name(&name)?)?),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -95,8 +95,11 @@ mod tests {
     fn tokens_from_a_file_skip_comments_and_are_never_shown() {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("tokens");
-        std::fs::write(&file, "# ops team\nalpha-0123456789abcdef\n\nbeta-0123456789abcdef\n")
-            .expect("write");
+        std::fs::write(
+            &file,
+            "# ops team\nalpha-0123456789abcdef\n\nbeta-0123456789abcdef\n",
+        )
+        .expect("write");
         let t = Tokens::load(Some(&file), Some("ignored-env-token-xxxx".into())).expect("load");
         assert!(t.allows(Some(b"Bearer alpha-0123456789abcdef")));
         assert!(t.allows(Some(b"Bearer beta-0123456789abcdef")));
@@ -110,13 +113,19 @@ mod tests {
 
     #[test]
     fn env_tokens_and_refusals_name_the_source() {
-        let t = Tokens::load(None, Some("one-0123456789abcdef,two-0123456789abcdef".into()))
-            .expect("env");
+        let t = Tokens::load(
+            None,
+            Some("one-0123456789abcdef,two-0123456789abcdef".into()),
+        )
+        .expect("env");
         assert!(t.allows(Some(b"Bearer two-0123456789abcdef")));
         let none = Tokens::load(None, None).expect_err("none");
         assert!(none.to_string().contains("--token-file"), "{none}");
         let short = Tokens::load(None, Some("short".into())).expect_err("short");
-        assert!(short.to_string().contains("$SCORESTREAM_API_TOKENS"), "{short}");
+        assert!(
+            short.to_string().contains("$SCORESTREAM_API_TOKENS"),
+            "{short}"
+        );
         assert!(!short.to_string().contains("short\""), "{short}");
         let empty = Tokens::load(None, Some(" , ".into())).expect_err("empty");
         assert!(empty.to_string().contains("holds no token"), "{empty}");

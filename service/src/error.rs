@@ -21,7 +21,7 @@ pub enum ServiceError {
     ModelSwap {
         job: String,
         #[source]
-        source: PipelineError,
+        source: Box<PipelineError>,
     },
     /// The service's own options (token file, data directory, listener).
     #[error("{0}")]

@@ -28,7 +28,9 @@ pub enum RunState {
     /// Draining, flushing and committing after a stop.
     Stopping,
     Stopped,
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 impl RunState {
@@ -218,7 +220,10 @@ impl Jobs {
             live.stats = stats.clone();
             live.started_at = Some(now());
             live.switch = None;
-            (live.state.model_version.clone(), live.state.base_dir.clone())
+            (
+                live.state.model_version.clone(),
+                live.state.base_dir.clone(),
+            )
         };
         entry.run.send_replace(RunState::Starting);
         let entry = entry.clone();
@@ -287,7 +292,10 @@ impl Jobs {
                 Err(problems) => {
                     // Valid when it was submitted: a newer version of
                     // scorestream may read it differently. Say so, keep it.
-                    let e = redact_error(ServiceError::InvalidJob { problems }, &Redactor::from_toml(&p.toml));
+                    let e = redact_error(
+                        ServiceError::InvalidJob { problems },
+                        &Redactor::from_toml(&p.toml),
+                    );
                     return Err(ServiceError::Persisted {
                         path: format!("the persisted config of job `{}`", p.name),
                         reason: e.to_string(),
@@ -395,7 +403,7 @@ impl Jobs {
             .await
             .map_err(|source| ServiceError::ModelSwap {
                 job: name.to_owned(),
-                source,
+                source: Box::new(source),
             })?;
         {
             let mut live = self.live(&entry);

@@ -67,7 +67,9 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| ServiceError::io("reading the listening address", e))?;
     info!(%addr, data_dir = %options.data_dir.display(), "scorestream service listening");
-    eprintln!("scorestream serve: listening on http://{addr} (API at /v1/jobs, OpenAPI at /openapi.json)");
+    eprintln!(
+        "scorestream serve: listening on http://{addr} (API at /v1/jobs, OpenAPI at /openapi.json)"
+    );
 
     let app = api::router(state.clone(), options.max_body_bytes);
     let stop_http = tokio_util::sync::CancellationToken::new();
@@ -115,7 +117,8 @@ async fn submit_file(jobs: &Jobs, file: &std::path::Path) -> Result<(), ServiceE
         return Ok(());
     }
     let base = file.parent().map(std::path::Path::to_path_buf);
-    jobs.submit(text, base).await.map(|_| ()).map_err(|e| {
-        ServiceError::Setup(format!("--submit {}: {e}", file.display()))
-    })
+    jobs.submit(text, base)
+        .await
+        .map(|_| ())
+        .map_err(|e| ServiceError::Setup(format!("--submit {}: {e}", file.display())))
 }

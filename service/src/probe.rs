@@ -87,7 +87,12 @@ fn topics(
             Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
                 found.push(format!("{topic} ({} partitions)", t.partitions().len()));
             }
-            _ => return Err(format!("topic `{topic}` does not exist on {}", source.brokers)),
+            _ => {
+                return Err(format!(
+                    "topic `{topic}` does not exist on {}",
+                    source.brokers
+                ));
+            }
         }
     }
     Ok(found.join(", "))

@@ -111,7 +111,10 @@ impl JobStore {
             if scorestream_pipeline::config::JobName::parse(&name).is_err() {
                 continue;
             }
-            let (toml_path, state_path) = (entry.path().join("job.toml"), entry.path().join("state.json"));
+            let (toml_path, state_path) = (
+                entry.path().join("job.toml"),
+                entry.path().join("state.json"),
+            );
             let (Ok(toml), Ok(state)) = (
                 std::fs::read_to_string(&toml_path),
                 std::fs::read(&state_path),
@@ -201,7 +204,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let _first = JobStore::open(dir.path()).expect("open");
         let second = JobStore::open(dir.path()).expect_err("locked");
-        assert!(second.to_string().contains("another scorestream service"), "{second}");
+        assert!(
+            second.to_string().contains("another scorestream service"),
+            "{second}"
+        );
     }
 
     #[test]

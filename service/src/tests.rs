@@ -12,7 +12,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::api::{AppState, OPENAPI, router};
-use crate::{Jobs, JobStore, Tokens};
+use crate::{JobStore, Jobs, Tokens};
 
 const TOKEN: &str = "test-token-0123456789";
 const SECRET: &str = "sasl-secret-do-not-show";
@@ -48,7 +48,13 @@ fn api(max_body: usize) -> Api {
 }
 
 impl Api {
-    async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: impl Into<Body>) -> (StatusCode, Value, Vec<(String, String)>) {
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: impl Into<Body>,
+    ) -> (StatusCode, Value, Vec<(String, String)>) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -90,8 +96,15 @@ async fn mutating_requests_need_a_known_bearer_token_and_reads_do_not() {
     for token in [None, Some("wrong-token-0123456789")] {
         let (status, body, headers) = api.call(Method::POST, "/v1/jobs", token, "[job]").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-        assert!(headers.iter().any(|(k, v)| k == "www-authenticate" && v == "Bearer"));
-        assert!(body["error"].as_str().unwrap_or("").contains("Bearer"), "{body}");
+        assert!(
+            headers
+                .iter()
+                .any(|(k, v)| k == "www-authenticate" && v == "Bearer")
+        );
+        assert!(
+            body["error"].as_str().unwrap_or("").contains("Bearer"),
+            "{body}"
+        );
     }
     for (method, uri) in [
         (Method::POST, "/v1/jobs/dry-run"),
@@ -122,7 +135,12 @@ async fn oversized_bodies_are_refused_with_413() {
 async fn invalid_configs_get_every_problem_by_key_and_bad_names_are_refused() {
     let api = api(1 << 20);
     let (status, body, _) = api
-        .call(Method::POST, "/v1/jobs", Some(TOKEN), "[job]\nname = \"../etc\"\n[batch]\nmax_rows = \"many\"\n")
+        .call(
+            Method::POST,
+            "/v1/jobs",
+            Some(TOKEN),
+            "[job]\nname = \"../etc\"\n[batch]\nmax_rows = \"many\"\n",
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let keys: Vec<&str> = body["problems"]
@@ -132,20 +150,43 @@ async fn invalid_configs_get_every_problem_by_key_and_bad_names_are_refused() {
         .filter_map(|p| p["key"].as_str())
         .collect();
     for key in ["job.name", "batch.max_rows", "source", "model"] {
-        assert!(keys.iter().any(|k| k.starts_with(key)), "{key} not named in {body}");
+        assert!(
+            keys.iter().any(|k| k.starts_with(key)),
+            "{key} not named in {body}"
+        );
     }
-    let (status, body, _) = api.call(Method::POST, "/v1/jobs", Some(TOKEN), vec![0xff, 0xfe]).await;
+    let (status, body, _) = api
+        .call(Method::POST, "/v1/jobs", Some(TOKEN), vec![0xff, 0xfe])
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"].as_str().unwrap_or("").contains("UTF-8"), "{body}");
-    for uri in ["/v1/jobs/..%2F..%2Fetc", "/v1/jobs/a%20b", &format!("/v1/jobs/{}", "x".repeat(65))] {
+    assert!(
+        body["error"].as_str().unwrap_or("").contains("UTF-8"),
+        "{body}"
+    );
+    for uri in [
+        "/v1/jobs/..%2F..%2Fetc",
+        "/v1/jobs/a%20b",
+        &format!("/v1/jobs/{}", "x".repeat(65)),
+    ] {
         let (status, body, _) = api.call(Method::GET, uri, None, "").await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
-        assert!(body["error"].as_str().unwrap_or("").contains("invalid job name"), "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("invalid job name"),
+            "{body}"
+        );
     }
     let (status, body, _) = api.call(Method::GET, "/v1/jobs/nope", None, "").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (status, body, _) = api
-        .call(Method::PUT, "/v1/jobs/nope/model", Some(TOKEN), "{\"versio\": 1}")
+        .call(
+            Method::PUT,
+            "/v1/jobs/nope/model",
+            Some(TOKEN),
+            "{\"versio\": 1}",
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
@@ -154,9 +195,15 @@ async fn invalid_configs_get_every_problem_by_key_and_bad_names_are_refused() {
 async fn submitted_jobs_show_their_config_with_secrets_redacted_and_stop_and_delete() {
     let api = api(1 << 20);
     let job = api.demo_job("redacted");
-    let (status, body, headers) = api.call(Method::POST, "/v1/jobs", Some(TOKEN), job.clone()).await;
+    let (status, body, headers) = api
+        .call(Method::POST, "/v1/jobs", Some(TOKEN), job.clone())
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert!(headers.iter().any(|(k, v)| k == "location" && v == "/v1/jobs/redacted"));
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "location" && v == "/v1/jobs/redacted")
+    );
     assert!(!body.to_string().contains(SECRET), "{body}");
 
     let (status, again, _) = api.call(Method::POST, "/v1/jobs", Some(TOKEN), job).await;
@@ -165,22 +212,43 @@ async fn submitted_jobs_show_their_config_with_secrets_redacted_and_stop_and_del
     let (status, body, _) = api.call(Method::GET, "/v1/jobs/redacted", None, "").await;
     assert_eq!(status, StatusCode::OK);
     let config = body["config"].as_str().expect("config");
-    assert!(config.contains("<redacted>") && config.contains("alice"), "{config}");
+    assert!(
+        config.contains("<redacted>") && config.contains("alice"),
+        "{config}"
+    );
     assert!(!body.to_string().contains(SECRET), "{body}");
     assert_eq!(body["model"]["in_use"][0]["role"], "champion", "{body}");
 
-    let (status, _, _) = api.call(Method::DELETE, "/v1/jobs/redacted", Some(TOKEN), "").await;
-    assert_eq!(status, StatusCode::CONFLICT, "a running job cannot be deleted");
-    let (status, body, _) = api.call(Method::POST, "/v1/jobs/redacted/stop", Some(TOKEN), "").await;
+    let (status, _, _) = api
+        .call(Method::DELETE, "/v1/jobs/redacted", Some(TOKEN), "")
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a running job cannot be deleted"
+    );
+    let (status, body, _) = api
+        .call(Method::POST, "/v1/jobs/redacted/stop", Some(TOKEN), "")
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(matches!(body["state"].as_str(), Some("stopped" | "failed")), "{body}");
+    assert!(
+        matches!(body["state"].as_str(), Some("stopped" | "failed")),
+        "{body}"
+    );
     assert_eq!(body["desired"], "stopped");
     assert!(!body.to_string().contains(SECRET), "{body}");
     let (status, body, _) = api
-        .call(Method::PUT, "/v1/jobs/redacted/model", Some(TOKEN), "{\"version\": \"v2\"}")
+        .call(
+            Method::PUT,
+            "/v1/jobs/redacted/model",
+            Some(TOKEN),
+            "{\"version\": \"v2\"}",
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    let (status, _, _) = api.call(Method::DELETE, "/v1/jobs/redacted", Some(TOKEN), "").await;
+    let (status, _, _) = api
+        .call(Method::DELETE, "/v1/jobs/redacted", Some(TOKEN), "")
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, body, _) = api.call(Method::GET, "/v1/jobs", None, "").await;
     assert_eq!(body["jobs"], Value::Array(vec![]));
@@ -203,11 +271,22 @@ async fn every_documented_route_is_served_and_documents_its_errors() {
                 continue;
             }
             let needs_token = op.get("security").is_some();
-            assert_eq!(needs_token, !matches!(m, Method::GET), "{method} {path}: security");
+            assert_eq!(
+                needs_token,
+                !matches!(m, Method::GET),
+                "{method} {path}: security"
+            );
             let (status, _, _) = api.call(m.clone(), &uri, Some(TOKEN), "").await;
-            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is documented but not routed");
+            assert_ne!(
+                status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is documented but not routed"
+            );
             let documented = op["responses"].as_object().expect("responses");
-            assert!(documented.contains_key(status.as_str()), "{method} {path} answered {status}, undocumented");
+            assert!(
+                documented.contains_key(status.as_str()),
+                "{method} {path} answered {status}, undocumented"
+            );
             served += 1;
         }
     }

@@ -33,9 +33,8 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let tokens = Tokens::load(args.token_file.as_deref(), std::env::var(TOKENS_ENV).ok())?;
     let metrics = scorestream_pipeline::telemetry::install_prometheus()?;
-    let absolute = |p: &PathBuf| {
-        std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
-    };
+    let absolute =
+        |p: &PathBuf| std::path::absolute(p).with_context(|| format!("resolving {}", p.display()));
     let options = ServeOptions {
         listen: args.listen,
         data_dir: absolute(&args.data_dir)?,

@@ -25,8 +25,8 @@ mod window;
 pub use alerts::AlertProducer;
 pub use config::{DriftConfig, WindowConfig, breaches};
 pub use operator::{DriftAlert, DriftOperator, WindowReport};
-pub use recent::{RECENT_ALERTS, RecentAlerts};
 pub use profile::{CategoricalProfile, ColumnProfile, NumericProfile, ReferenceProfile};
+pub use recent::{RECENT_ALERTS, RecentAlerts};
 pub use stats::{
     DriftStats, Statistic, bin_index, chi_square, js_distance, ks_statistic, psi, wasserstein,
 };

@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::alerts::AlertProducer;
-use super::recent::RecentAlerts;
 use super::config::{DriftConfig, WindowConfig, breaches};
 use super::profile::ReferenceProfile;
+use super::recent::RecentAlerts;
 use super::stats::Statistic;
 use super::table::DriftTable;
 use super::window::{ColumnStats, Window};

@@ -117,7 +117,10 @@ store = { kind = "redis", url = "redis://:s3cr3t@redis:6379/0" }
             assert!(!shown.contains(secret), "{secret} shown in:\n{shown}");
         }
         assert!(shown.contains("alice"), "{shown}");
-        assert!(shown.contains("redis://:<redacted>@redis:6379/0"), "{shown}");
+        assert!(
+            shown.contains("redis://:<redacted>@redis:6379/0"),
+            "{shown}"
+        );
         let r = Redactor::from_toml(JOB);
         assert_eq!(
             r.redact("auth failed for hunter2 at redis://:s3cr3t@redis"),

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use scorestream_operators::scorer::{ModelPackage, ModelSource, Scorer, registry_version};
-use tokio::sync::mpsc;
 use scorestream_operators::sink::parquet::PartitionSpec;
 use scorestream_schemas::EventSchema;
+use tokio::sync::mpsc;
 
 use scorestream_operators::drift::ReferenceProfile;
 
@@ -199,8 +199,9 @@ impl Job {
             ));
         };
         let dir = registry_version(dir, version).map_err(|e| rejected(e.to_string()))?;
-        let package = ModelPackage::load_as(&dir, self.scorer.device(), self.config.model.precision)
-            .map_err(|e| rejected(e.to_string()))?;
+        let package =
+            ModelPackage::load_as(&dir, self.scorer.device(), self.config.model.precision)
+                .map_err(|e| rejected(e.to_string()))?;
         self.scorer.swap(package).map_err(|errors| {
             rejected(
                 errors

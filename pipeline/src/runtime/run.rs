@@ -9,7 +9,7 @@ use scorestream_operators::queue::{QueueDepth, RowSender, channel};
 use scorestream_operators::scorer::{ModelSource, RegistryWatcher, Scorer};
 use scorestream_operators::sink::dead_letter_topic::DeadLetterProducer;
 use scorestream_operators::sink::parquet::{Committed, ParquetSink};
-use scorestream_operators::source::kafka::{KafkaSource, RawChunk, SourceReport};
+use scorestream_operators::source::kafka::{KafkaSource, RawChunk, SourceGauges, SourceReport};
 use scorestream_operators::{Coverage, Envelope, OperatorError, cpu_bound};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -76,7 +76,10 @@ impl Job {
             .transpose()?;
         let source = KafkaSource::build(
             &config.source,
-            stats.partitions_assigned.clone(),
+            SourceGauges {
+                assigned: stats.partitions_assigned.clone(),
+                lag: stats.consumer_lag.clone(),
+            },
             Arc::new(sink.commit_log().clone()),
         )?;
         info!(job, output = %config.sink.path, "job starting");

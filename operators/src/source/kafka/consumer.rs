@@ -31,6 +31,25 @@ pub trait ResumePositions: Send + Sync {
 /// gauge is set, unless the job's `options` say otherwise.
 const STATISTICS_INTERVAL_MS: &str = "5000";
 
+/// Numbers the source keeps current for whoever watches the job.
+#[derive(Debug, Clone)]
+pub struct SourceGauges {
+    /// Partitions this member owns.
+    pub assigned: Arc<AtomicI64>,
+    /// Messages in the owned partitions not yet committed to the output
+    /// (see `Shared::consumer_lag`); -1 until librdkafka has reported.
+    pub lag: Arc<AtomicI64>,
+}
+
+impl Default for SourceGauges {
+    fn default() -> Self {
+        Self {
+            assigned: Arc::new(AtomicI64::new(0)),
+            lag: Arc::new(AtomicI64::new(-1)),
+        }
+    }
+}
+
 /// What the source did over its life.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SourceReport {
@@ -77,6 +96,8 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     assigned: Arc<AtomicI64>,
+    /// The lag the gauge shows, also for the job's status; -1 until known.
+    lag: Arc<AtomicI64>,
     resume: Arc<dyn ResumePositions>,
     config: KafkaSourceConfig,
     runtime: tokio::runtime::Handle,
@@ -117,6 +138,7 @@ impl ClientContext for SourceContext {
     /// the gauge gets the job's label.
     fn stats(&self, statistics: rdkafka::Statistics) {
         if let Some(lag) = self.shared.consumer_lag(&statistics) {
+            self.shared.lag.store(lag, Ordering::Relaxed);
             gauge!("scorestream_consumer_lag_messages").set(lag as f64);
         }
     }
@@ -402,12 +424,12 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     /// Creates the consumer and subscribes. Fails on settings librdkafka
-    /// refuses, naming them (secret values redacted). `assigned` follows how
-    /// many partitions this member owns; `resume` says where each assigned
+    /// refuses, naming them (secret values redacted). `gauges` follow how
+    /// many partitions this member owns and its lag; `resume` says where each assigned
     /// partition continues. Must be called within a tokio runtime.
     pub fn build(
         config: &KafkaSourceConfig,
-        assigned: Arc<AtomicI64>,
+        gauges: SourceGauges,
         resume: Arc<dyn ResumePositions>,
     ) -> Result<Self> {
         let mut cc = ClientConfig::new();
@@ -445,7 +467,8 @@ impl KafkaSource {
                 fatal: None,
                 report: SourceReport::default(),
             }),
-            assigned,
+            assigned: gauges.assigned,
+            lag: gauges.lag,
             resume,
             config: config.clone(),
             runtime,

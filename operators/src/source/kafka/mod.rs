@@ -10,4 +10,4 @@ mod tests;
 
 pub use chunk::RawChunk;
 pub use config::{KafkaSourceConfig, StartFrom, is_secret, redact_options, redact_text};
-pub use consumer::{KafkaSource, ResumePositions, SourceReport};
+pub use consumer::{KafkaSource, ResumePositions, SourceGauges, SourceReport};

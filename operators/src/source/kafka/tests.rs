@@ -75,8 +75,9 @@ type Started = (
 );
 
 fn start(brokers: &str, log: Arc<FakeLog>, capacity: usize) -> Started {
-    let assigned = Arc::new(AtomicI64::new(0));
-    let source = KafkaSource::build(&config(brokers, "t"), assigned.clone(), log).expect("source");
+    let gauges = SourceGauges::default();
+    let assigned = gauges.assigned.clone();
+    let source = KafkaSource::build(&config(brokers, "t"), gauges, log).expect("source");
     let (tx, rx) = channel::<RawChunk>(capacity);
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
