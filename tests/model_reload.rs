@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use arrow::array::AsArray;
 use common::process::*;
 use common::tansu::{Tansu, produce_events};
 use common::*;
@@ -16,21 +14,6 @@ use scorestream_pipeline::demo::generator_options;
 use scorestream_pipeline::synth::GenOptions;
 
 const TOPIC: &str = "transactions";
-
-fn versions_by_event(out: &Path) -> HashMap<String, String> {
-    let mut v = HashMap::new();
-    for b in read_dir(&out.join("scores")) {
-        let ids = b.column_by_name("event_id").expect("id").as_string::<i32>();
-        let ver = b
-            .column_by_name("model_version")
-            .expect("model_version")
-            .as_string::<i32>();
-        for i in 0..b.num_rows() {
-            v.insert(ids.value(i).to_owned(), ver.value(i).to_owned());
-        }
-    }
-    v
-}
 
 fn wait_log(log: &Path, text: &str) {
     wait_for(text, Duration::from_secs(60), || {

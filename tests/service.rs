@@ -6,12 +6,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use arrow::array::AsArray;
 use common::process::*;
 use common::redis_server::{RedisServer, load_features, redis_job};
 use common::tansu::{Tansu, produce_events};
@@ -164,22 +162,6 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Model version of each scored event.
-fn versions(out: &Path) -> HashMap<String, String> {
-    let mut v = HashMap::new();
-    for b in read_dir(&out.join("scores")) {
-        let ids = b.column_by_name("event_id").expect("id").as_string::<i32>();
-        let ver = b
-            .column_by_name("model_version")
-            .expect("version")
-            .as_string::<i32>();
-        for i in 0..b.num_rows() {
-            v.insert(ids.value(i).to_owned(), ver.value(i).to_owned());
-        }
-    }
-    v
 }
 
 fn phase(seed: u64, first_seq: u64) -> GenOptions {
@@ -375,7 +357,7 @@ fn jobs_are_submitted_watched_swapped_stopped_and_resumed_over_http_without_loss
     svc.terminate(&log);
 
     assert_exactly_once(&out, &produced);
-    let versions = versions(&out);
+    let versions = versions_by_event(&out);
     for (id, _) in after_swap.iter().chain(&last) {
         if let Some(v) = versions.get(id) {
             assert_eq!(v, "1", "event {id} was scored after the swap to v1");

@@ -290,16 +290,31 @@ impl Jobs {
                     c
                 }
                 Err(problems) => {
-                    // Valid when it was submitted: a newer version of
-                    // scorestream may read it differently. Say so, keep it.
-                    let e = redact_error(
-                        ServiceError::InvalidJob { problems },
-                        &Redactor::from_toml(&p.toml),
-                    );
-                    return Err(ServiceError::Persisted {
-                        path: format!("the persisted config of job `{}`", p.name),
-                        reason: e.to_string(),
-                    });
+                    // Valid when it was submitted: a newer scorestream may
+                    // read it differently. The job is listed as failed with
+                    // the reason; the other jobs resume.
+                    let redactor = Redactor::from_toml(&p.toml);
+                    let error =
+                        redact_error(ServiceError::InvalidJob { problems }, &redactor).to_string();
+                    warn!(job = %p.name, %error, "a persisted job's config no longer loads");
+                    let entry = Entry {
+                        name: p.name.clone(),
+                        shown_toml: redacted_toml(&p.toml).unwrap_or_default(),
+                        redactor,
+                        toml: p.toml.clone(),
+                        output: String::new(),
+                        source: Default::default(),
+                        run: watch::Sender::new(RunState::Failed { error }),
+                        live: Mutex::new(Live {
+                            state: p.state.clone(),
+                            stats: Arc::new(JobStats::default()),
+                            started_at: None,
+                            stop: None,
+                            switch: None,
+                        }),
+                    };
+                    self.entries().insert(p.name.clone(), Arc::new(entry));
+                    continue;
                 }
             };
             let entry = Arc::new(self.entry(&p.name, p.toml.clone(), &config, p.state.clone())?);

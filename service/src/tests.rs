@@ -295,3 +295,46 @@ async fn every_documented_route_is_served_and_documents_its_errors() {
     let (status, _, _) = api.call(Method::PATCH, "/v1/jobs/x", Some(TOKEN), "").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_persisted_job_that_no_longer_loads_is_listed_as_failed_and_the_rest_resume() {
+    use crate::store::{Desired, JobState, Persisted};
+    let dir = tempfile::tempdir().expect("tmp");
+    let state = |desired| JobState {
+        desired,
+        model_version: None,
+        submitted_at: "2026-12-02T00:00:00Z".into(),
+        base_dir: repo().join("jobs/demo"),
+    };
+    {
+        let store = JobStore::open(dir.path()).expect("store");
+        let broken = "[job]\nname = \"broken\"\n[nonsense]\npassword = \"pw-in-broken\"\n";
+        store
+            .save(&Persisted {
+                name: "broken".into(),
+                toml: broken.into(),
+                state: state(Desired::Running),
+            })
+            .expect("save");
+        let demo = std::fs::read_to_string(repo().join("jobs/demo/job.toml")).expect("demo");
+        store
+            .save(&Persisted {
+                name: "fraud-demo".into(),
+                toml: demo,
+                state: state(Desired::Stopped),
+            })
+            .expect("save");
+    }
+    let jobs = Jobs::new(JobStore::open(dir.path()).expect("store"), repo());
+    assert_eq!(jobs.resume().await.expect("resume"), 0);
+    let broken = jobs.status("broken").expect("listed");
+    let shown = serde_json::to_string(&broken).expect("json");
+    assert!(
+        shown.contains("\"state\":\"failed\"") && shown.contains("nonsense"),
+        "{shown}"
+    );
+    assert!(!shown.contains("pw-in-broken"), "{shown}");
+    let demo = jobs.status("fraud-demo").expect("listed");
+    assert!(matches!(demo.run, crate::RunState::Stopped), "{demo:?}");
+    assert!(demo.output.ends_with("out/fraud-demo"), "{}", demo.output);
+}

@@ -143,3 +143,19 @@ pub fn assert_exactly_once(out: &Path, produced: &[(String, EventKind)]) {
         "the output holds events that were never produced"
     );
 }
+
+/// The model version that scored each event, by event id.
+pub fn versions_by_event(out: &Path) -> HashMap<String, String> {
+    let mut v = HashMap::new();
+    for b in read_dir(&out.join("scores")) {
+        let ids = b.column_by_name("event_id").expect("id").as_string::<i32>();
+        let ver = b
+            .column_by_name("model_version")
+            .expect("model_version")
+            .as_string::<i32>();
+        for i in 0..b.num_rows() {
+            v.insert(ids.value(i).to_owned(), ver.value(i).to_owned());
+        }
+    }
+    v
+}
