@@ -182,6 +182,11 @@ fn job_config(dir: &Path, brokers: &str, out: &Path, redis: &str, registry: &Pat
             "[source.options]",
             &format!("[source.options]\n\"sasl.password\" = \"{SECRET}\""),
         )
+        // A KS threshold of 0 breaches in every window: alerts for the status.
+        + &format!(
+            "\n[drift]\nprofile = {:?}\nwindow = {{ rows = 1000 }}\nthresholds = {{ ks = 0.0 }}\n",
+            repo().join("jobs/demo/drift-profile.json")
+        )
 }
 
 #[test]
@@ -257,6 +262,26 @@ fn jobs_are_submitted_watched_swapped_stopped_and_resumed_over_http_without_loss
     assert!(s["partitions_assigned"].as_i64().unwrap_or(0) > 0, "{s}");
     assert!(
         s["config"].as_str().unwrap_or("").contains("<redacted>"),
+        "{s}"
+    );
+    wait_for(
+        "drift alerts in the status",
+        Duration::from_secs(30),
+        || {
+            svc.job()["drift_alerts"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        },
+    );
+    let s = svc.job();
+    let alerts = s["drift_alerts"].as_array().expect("alerts");
+    assert!(
+        alerts.len() <= 20,
+        "the status keeps the newest alerts only: {s}"
+    );
+    assert_eq!(
+        (&alerts[0]["job"], &alerts[0]["statistic"]),
+        (&Value::from(JOB), &Value::from("ks")),
         "{s}"
     );
     let (_, listed) = svc.get("/v1/jobs");
