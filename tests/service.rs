@@ -240,6 +240,29 @@ fn jobs_are_submitted_watched_swapped_stopped_and_resumed_over_http_without_loss
     assert_eq!((code, &dry["valid"]), (200, &Value::Bool(true)), "{dry}");
     assert_eq!(dry["checks"].as_array().map(Vec::len), Some(4), "{dry}");
     assert!(!dry.to_string().contains(SECRET));
+    // A feature store that does not answer is named, its password not.
+    let (code, dry) = svc.send(
+        "POST",
+        "/v1/jobs/dry-run",
+        &config.replace(&redis.url(), "redis://:redis-pw-never-shown@127.0.0.1:9/0"),
+    );
+    assert_eq!((code, &dry["valid"]), (200, &Value::Bool(false)), "{dry}");
+    let store = dry["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == "features.store")
+        .cloned()
+        .expect("store check");
+    assert_eq!(store["ok"], false, "{dry}");
+    assert!(
+        store["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("127.0.0.1:9"),
+        "{dry}"
+    );
+    assert!(!dry.to_string().contains("redis-pw-never-shown"), "{dry}");
     assert_eq!(
         svc.get("/v1/jobs").1["jobs"],
         Value::Array(vec![]),
