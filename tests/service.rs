@@ -164,6 +164,19 @@ impl Drop for Service {
     }
 }
 
+/// Asserts a dry run's check `name` failed, naming `what` in its detail.
+fn assert_failed_check(dry: &Value, name: &str, what: &str) {
+    let check = dry["checks"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["check"] == name))
+        .unwrap_or_else(|| panic!("no check {name}: {dry}"));
+    assert_eq!(check["ok"], false, "{dry}");
+    assert!(
+        check["detail"].as_str().unwrap_or("").contains(what),
+        "{name} should name {what}: {dry}"
+    );
+}
+
 fn phase(seed: u64, first_seq: u64) -> GenOptions {
     GenOptions {
         first_seq,
@@ -221,21 +234,7 @@ fn jobs_are_submitted_watched_swapped_stopped_and_resumed_over_http_without_loss
     );
     assert_eq!(code, 200, "{dry}");
     assert_eq!(dry["valid"], false, "{dry}");
-    let topic_check = dry["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["check"] == "source.topics")
-        .cloned()
-        .expect("topic check");
-    assert_eq!(topic_check["ok"], false, "{dry}");
-    assert!(
-        topic_check["detail"]
-            .as_str()
-            .unwrap_or("")
-            .contains("no-such-topic"),
-        "{dry}"
-    );
+    assert_failed_check(&dry, "source.topics", "no-such-topic");
     let (code, dry) = svc.send("POST", "/v1/jobs/dry-run", &config);
     assert_eq!((code, &dry["valid"]), (200, &Value::Bool(true)), "{dry}");
     assert_eq!(dry["checks"].as_array().map(Vec::len), Some(4), "{dry}");
@@ -247,21 +246,7 @@ fn jobs_are_submitted_watched_swapped_stopped_and_resumed_over_http_without_loss
         &config.replace(&redis.url(), "redis://:redis-pw-never-shown@127.0.0.1:9/0"),
     );
     assert_eq!((code, &dry["valid"]), (200, &Value::Bool(false)), "{dry}");
-    let store = dry["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["check"] == "features.store")
-        .cloned()
-        .expect("store check");
-    assert_eq!(store["ok"], false, "{dry}");
-    assert!(
-        store["detail"]
-            .as_str()
-            .unwrap_or("")
-            .contains("127.0.0.1:9"),
-        "{dry}"
-    );
+    assert_failed_check(&dry, "features.store", "127.0.0.1:9");
     assert!(!dry.to_string().contains("redis-pw-never-shown"), "{dry}");
     assert_eq!(
         svc.get("/v1/jobs").1["jobs"],
