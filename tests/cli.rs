@@ -227,8 +227,10 @@ fn sigterm_drains_and_commits_then_a_restart_resumes_without_loss_or_duplicates(
         std::thread::spawn(move || {
             let mut g = EventGen::new(&world, opts);
             let (progress, stop) = (AtomicU64::new(0), AtomicBool::new(false));
+            // Ten seconds of events: the first run must be signalled while
+            // they still arrive, however slowly it starts on a busy machine.
             let pace = Pace {
-                rate: Some(6_000),
+                rate: Some(3_000),
                 progress: &progress,
                 stop: &stop,
                 ahead_of: None,
