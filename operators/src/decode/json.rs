@@ -9,8 +9,8 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow_json::ReaderBuilder;
 use scorestream_schemas::{DeadLetter, DeadLetterStage, EventSchema, provenance_fields};
-use serde::de::IgnoredAny;
 
+use super::check::{Misfit, fits};
 use super::explain::explain;
 use crate::source::kafka::RawChunk;
 use crate::{Envelope, Result};
@@ -47,9 +47,10 @@ impl JsonDecoder {
         let now = crate::now_ms();
         let mut dead_letters = Vec::new();
         let mut candidates = Vec::with_capacity(chunk.len());
+        let mut seen = Vec::with_capacity(self.events.fields().len());
         for i in 0..chunk.len() {
             let payload = chunk.payload(i);
-            match self.precheck(payload) {
+            match self.precheck(payload, &mut seen) {
                 Ok(()) => candidates.push(i),
                 Err((stage, reason)) => {
                     dead_letters.push(dead_letter(chunk, i, stage, reason, now))
@@ -90,8 +91,13 @@ impl JsonDecoder {
         })
     }
 
-    /// Cheap checks that need no schema: size, JSON syntax, one object.
-    fn precheck(&self, payload: &[u8]) -> Result<(), (DeadLetterStage, String)> {
+    /// One allocation-free pass: size, JSON syntax, one object whose
+    /// declared fields have values of their types (see [`check`]).
+    fn precheck(
+        &self,
+        payload: &[u8],
+        seen: &mut Vec<bool>,
+    ) -> Result<(), (DeadLetterStage, String)> {
         if payload.len() > self.max_message_bytes {
             return Err((
                 DeadLetterStage::Oversized,
@@ -105,12 +111,17 @@ impl JsonDecoder {
         if payload.iter().all(u8::is_ascii_whitespace) {
             return Err((DeadLetterStage::Parse, "empty message".into()));
         }
-        if let Err(e) = serde_json::from_slice::<IgnoredAny>(payload) {
-            return Err((DeadLetterStage::Parse, format!("not valid JSON: {e}")));
-        }
-        match payload.iter().find(|b| !b.is_ascii_whitespace()) {
-            Some(b'{') => Ok(()),
-            _ => Err((DeadLetterStage::Schema, "expected a JSON object".into())),
+        match fits(payload, self.events.fields(), seen) {
+            Ok(()) => Ok(()),
+            Err(Misfit::Syntax(e)) => Err((DeadLetterStage::Parse, format!("not valid JSON: {e}"))),
+            Err(Misfit::Schema) => Err((
+                DeadLetterStage::Schema,
+                match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+                    Some(b'{') => explain(payload, &self.events)
+                        .unwrap_or_else(|| "does not fit the event schema".into()),
+                    _ => "expected a JSON object".into(),
+                },
+            )),
         }
     }
 

@@ -2,6 +2,7 @@
 //! event schema. A message that does not fit becomes a dead letter carrying its
 //! raw bytes, provenance and the reason; it never stops the job.
 
+mod check;
 mod explain;
 mod json;
 #[cfg(test)]

@@ -203,3 +203,38 @@ fn every_row_carries_a_trace_id_the_producers_when_it_sent_one() {
     }
     assert_ne!(ids.value(0), ids.value(2));
 }
+
+/// A value the schema check lets through but arrow-json refuses (an
+/// integer in a string, too large for int64) still reaches the slow path
+/// that isolates it, so the check never has to mirror arrow-json exactly.
+#[test]
+fn what_only_arrow_json_refuses_is_still_isolated() {
+    let events = EventSchema::try_new(vec![FieldSpec {
+        name: "count".into(),
+        field_type: FieldType::Int64,
+        required: true,
+    }])
+    .expect("schema");
+    let d = JsonDecoder::new(events, 1 << 20);
+    let (good, odd) = (
+        r#"{"count":"12"}"#,
+        r#"{"count":"99999999999999999999999"}"#,
+    );
+    let payloads: Vec<&str> = (0..64)
+        .map(|i| if i % 20 == 7 { odd } else { good })
+        .collect();
+    let env = d.decode(&chunk(&payloads)).expect("decode");
+    let expected_bad = (0..64).filter(|i| i % 20 == 7).count();
+    assert_eq!(
+        env.dead_letters.len(),
+        expected_bad,
+        "{:?}",
+        env.dead_letters
+    );
+    assert_eq!(env.rows(), 64 - expected_bad);
+    assert!(
+        env.dead_letters
+            .iter()
+            .all(|d| d.stage == DeadLetterStage::Schema)
+    );
+}
