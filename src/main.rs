@@ -65,6 +65,9 @@ enum Command {
         #[command(subcommand)]
         command: commands::drift::Command,
     },
+    /// Measure the reference workload end to end against a real broker:
+    /// events/s, batch latency, CPU per million events, peak RSS.
+    Bench(commands::bench::Args),
     /// Regenerate the demo's feature file and retrain its model (reproducible for a seed).
     Train(commands::train::Args),
 }
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
             Command::Query(args) => commands::query::run(args).await,
             Command::Replay(args) => commands::replay::run(args).await,
             Command::Compact(args) => commands::compact::run(args),
+            Command::Bench(args) => commands::bench::run(args).await,
             Command::Train(args) => commands::train::run(args).await,
             Command::Profile(args) => commands::profile::run(args).await,
             Command::Drift { command } => commands::drift::run(command),

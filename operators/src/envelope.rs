@@ -83,11 +83,25 @@ pub struct Envelope {
     /// committed before another member takes them over. It travels in the
     /// data queue so it cannot overtake the data it is about.
     pub flush: bool,
+    /// When the oldest message in here was fetched from Kafka: the start
+    /// of the batch latency the sink reports and adaptive batching steers.
+    pub fetched_at: Option<std::time::Instant>,
 }
 
 impl Envelope {
     pub fn rows(&self) -> usize {
         self.batch.as_ref().map_or(0, |b| b.num_rows())
+    }
+
+    /// Keeps the older of two fetch times, for data merged from both.
+    pub fn oldest(
+        a: Option<std::time::Instant>,
+        b: Option<std::time::Instant>,
+    ) -> Option<std::time::Instant> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Rows plus dead letters: what a queue slot holds.

@@ -145,6 +145,13 @@ pub const METRICS: &[MetricDoc] = &[
         "Time one batch spends in a stage (decode, feature_join, score, sink_write).",
     ),
     doc(
+        "scorestream_batch_latency_seconds",
+        Histogram,
+        Unit::Seconds,
+        &[],
+        "Time from fetching a batch's oldest message until the batch is written into its output files (what the pipeline adds; `batch.target_latency` steers it).",
+    ),
+    doc(
         "scorestream_output_freshness_seconds",
         Histogram,
         Unit::Seconds,

@@ -1,3 +1,4 @@
+pub mod bench;
 pub mod compact;
 pub mod demo;
 pub mod drift;

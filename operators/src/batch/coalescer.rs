@@ -17,6 +17,7 @@ struct Pending {
     dead_letters: Vec<DeadLetter>,
     coverage: Coverage,
     arrived: Instant,
+    fetched_at: Option<std::time::Instant>,
 }
 
 /// The coalescer's state machine, free of I/O and clocks so it can be tested
@@ -80,6 +81,7 @@ impl Coalescer {
             dead_letters: env.dead_letters,
             coverage: env.coverage,
             arrived: now,
+            fetched_at: env.fetched_at,
         });
         if self.pending_rows < self.max_rows {
             return Ok(Vec::new());
@@ -115,6 +117,7 @@ impl Coalescer {
         let n_out = rows.div_ceil(m).max(1);
         let mut segs: Vec<(Coverage, Vec<DeadLetter>)> =
             (0..=n_out).map(|_| Default::default()).collect();
+        let mut fetched: Vec<Option<std::time::Instant>> = vec![None; n_out + 1];
         let seg_rows = |s: usize| -> Range<usize> {
             if s == n_out {
                 rows..total
@@ -136,6 +139,9 @@ impl Coalescer {
             let first = if p.rows == 0 { last } else { seg_of(base) };
             if last == n_out {
                 leftover_arrived.get_or_insert(p.arrived);
+            }
+            for f in &mut fetched[first..=last] {
+                *f = Envelope::oldest(*f, p.fetched_at);
             }
             // Where each partition's range is cut: walking back from the last
             // segment, a segment starts at its first row of that partition.
@@ -189,16 +195,19 @@ impl Coalescer {
         }
 
         let (left_cov, left_dead) = segs.pop().unwrap_or_default();
+        let left_fetched = fetched.pop().flatten();
         let outputs = segs
             .into_iter()
+            .zip(fetched)
             .enumerate()
-            .map(|(s, (coverage, dead_letters))| {
+            .map(|(s, ((coverage, dead_letters), fetched_at))| {
                 let r = seg_rows(s);
                 Envelope {
                     batch: (!r.is_empty()).then(|| all.slice(r.start, r.len())),
                     dead_letters,
                     coverage,
                     flush: false,
+                    fetched_at,
                 }
             })
             .collect();
@@ -210,6 +219,7 @@ impl Coalescer {
                 dead_letters: left_dead,
                 coverage: left_cov,
                 arrived,
+                fetched_at: left_fetched,
             });
         }
         Ok(outputs)

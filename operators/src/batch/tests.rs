@@ -79,6 +79,7 @@ fn envelope(msgs: &[Msg], starts: &mut BTreeMap<i32, i64>) -> Envelope {
         dead_letters,
         coverage,
         flush: false,
+        fetched_at: None,
     }
 }
 

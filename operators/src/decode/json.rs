@@ -88,6 +88,7 @@ impl JsonDecoder {
             dead_letters,
             coverage: chunk.coverage.clone(),
             flush: chunk.flush,
+            fetched_at: chunk.fetched_at,
         })
     }
 

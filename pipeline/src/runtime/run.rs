@@ -132,7 +132,7 @@ impl Job {
                     counter!("scorestream_events_total").increment(chunk.len() as u64);
                     let started = Instant::now();
                     let env = cpu_bound(|| decoder.decode(&chunk))?;
-                    stage_seconds("decode", started);
+                    stage_seconds(&s, "decode", started);
                     forward(&dec_tx, env, "decode").await?;
                 }
                 Ok(None)
@@ -144,13 +144,14 @@ impl Job {
             config.batch.max_rows,
             config.batch.max_wait.0,
         )?;
+        let s = stats.clone();
         spawn(
             "feature_join",
             Box::pin(async move {
                 while let Some(env) = dec_rx.recv().await {
                     let started = Instant::now();
                     let env = join.process(env).await?;
-                    stage_seconds("feature_join", started);
+                    stage_seconds(&s, "feature_join", started);
                     forward(&join_tx, env, "feature_join").await?;
                 }
                 Ok(None)
@@ -237,7 +238,7 @@ impl Job {
                         tee.offer(batch);
                     }
                     if rows > 0 {
-                        stage_seconds("score", started);
+                        stage_seconds(&s, "score", started);
                         histogram!("scorestream_batch_rows").record(rows as f64);
                         JobStats::add(&s.batches_scored, 1);
                     }
@@ -273,8 +274,15 @@ impl Job {
                         producer.send(&env.dead_letters).await?;
                     }
                     let started = Instant::now();
+                    let fetched_at = env.fetched_at.filter(|_| env.rows() > 0);
                     let committed = cpu_bound(|| sink.write(env))?;
-                    stage_seconds("sink_write", started);
+                    stage_seconds(&s, "sink_write", started);
+                    if let Some(fetched) = fetched_at {
+                        let latency = fetched.elapsed();
+                        histogram!("scorestream_batch_latency_seconds")
+                            .record(latency.as_secs_f64());
+                        s.record_batch_latency(latency);
+                    }
                     acknowledge(&s, &ack_tx, committed);
                     gauge!("scorestream_sink_open_files").set(sink.open_files() as f64);
                     gauge!("scorestream_sink_buffered_bytes").set(sink.buffered_bytes() as f64);
@@ -345,9 +353,10 @@ async fn sample_queues(
 }
 
 /// Records how long one batch took in one stage.
-fn stage_seconds(stage: &'static str, started: Instant) {
-    histogram!("scorestream_stage_duration_seconds", "stage" => stage)
-        .record(started.elapsed().as_secs_f64());
+fn stage_seconds(stats: &JobStats, stage: &'static str, started: Instant) {
+    let took = started.elapsed();
+    histogram!("scorestream_stage_duration_seconds", "stage" => stage).record(took.as_secs_f64());
+    stats.add_stage_time(stage, took);
 }
 
 /// Makes `swap`'s model the champion, between two batches, and tells

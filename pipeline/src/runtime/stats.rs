@@ -26,6 +26,8 @@ pub struct JobStats {
     pub partitions_assigned: Arc<AtomicI64>,
     /// Milliseconds from the event's Kafka timestamp to its file's commit.
     latency_ms: Mutex<Histogram<u64>>,
+    /// Microseconds from a batch's oldest fetch to its rows being written.
+    batch_latency_us: Mutex<Histogram<u64>>,
     /// The models scoring now, updated when a version is swapped in.
     models: Mutex<Vec<ModelInUse>>,
     /// The newest drift alerts (jobs with `[drift]`).
@@ -35,7 +37,12 @@ pub struct JobStats {
     /// Messages in the assigned partitions not yet read (high watermark
     /// minus position), summed; -1 until the consumer has reported it.
     pub consumer_lag: Arc<AtomicI64>,
+    /// Nanoseconds spent in each of [`STAGES`], summed over batches.
+    stage_ns: [AtomicU64; STAGES.len()],
 }
+
+/// The stages whose time a job accounts per batch, in pipeline order.
+pub const STAGES: [&str; 4] = ["decode", "feature_join", "score", "sink_write"];
 
 impl Default for JobStats {
     fn default() -> Self {
@@ -54,15 +61,21 @@ impl Default for JobStats {
             recent_alerts: RecentAlerts::default(),
             queues: Mutex::new(Vec::new()),
             consumer_lag: Arc::new(AtomicI64::new(-1)),
-            // 1 ms to 1 hour at 3 significant digits; bounds are constants, so this cannot fail.
-            latency_ms: Mutex::new(Histogram::new_with_bounds(1, 3_600_000, 3).unwrap_or_else(
-                |_| {
-                    Histogram::new(3)
-                        .unwrap_or_else(|_| unreachable!("3 significant figures is valid"))
-                },
-            )),
+            stage_ns: Default::default(),
+            // 1 ms to 1 hour at 3 significant digits.
+            latency_ms: Mutex::new(histogram(3_600_000)),
+            // 1 µs to 1 hour.
+            batch_latency_us: Mutex::new(histogram(3_600_000_000)),
         }
     }
+}
+
+/// A histogram from 1 to `max` at 3 significant digits; the bounds are
+/// constants, so this cannot fail.
+fn histogram(max: u64) -> Histogram<u64> {
+    Histogram::new_with_bounds(1, max, 3).unwrap_or_else(|_| {
+        Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"))
+    })
 }
 
 /// A consistent-enough copy of the counters for display.
@@ -81,6 +94,9 @@ pub struct StatsSnapshot {
     pub latency_p50_ms: u64,
     pub latency_p99_ms: u64,
     pub latency_max_ms: u64,
+    /// Per batch, fetch to written (see [`JobStats::record_batch_latency`]).
+    pub batch_latency_p50: Duration,
+    pub batch_latency_p99: Duration,
 }
 
 impl StatsSnapshot {
@@ -114,6 +130,30 @@ impl JobStats {
                 h.saturating_record_n(v.max(1), n);
             }
         }
+    }
+
+    /// Records how long one batch took from its oldest message's fetch until
+    /// its rows were written into output files.
+    pub fn record_batch_latency(&self, latency: Duration) {
+        if let Ok(mut h) = self.batch_latency_us.lock() {
+            h.saturating_record((latency.as_micros() as u64).max(1));
+        }
+    }
+
+    /// Adds one batch's time in `stage` (one of [`STAGES`]).
+    pub fn add_stage_time(&self, stage: &str, d: Duration) {
+        if let Some(i) = STAGES.iter().position(|s| *s == stage) {
+            self.stage_ns[i].fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Time spent in each stage so far, in [`STAGES`] order.
+    pub fn stage_times(&self) -> Vec<(&'static str, Duration)> {
+        STAGES
+            .iter()
+            .zip(&self.stage_ns)
+            .map(|(s, ns)| (*s, Duration::from_nanos(ns.load(Ordering::Relaxed))))
+            .collect()
     }
 
     pub fn set_models(&self, models: Vec<ModelInUse>) {
@@ -150,7 +190,23 @@ impl JobStats {
                 }
             })
             .unwrap_or_default();
+        let (batch_p50, batch_p99) = self
+            .batch_latency_us
+            .lock()
+            .map(|h| {
+                let q = |q| {
+                    Duration::from_micros(if h.is_empty() {
+                        0
+                    } else {
+                        h.value_at_quantile(q)
+                    })
+                };
+                (q(0.5), q(0.99))
+            })
+            .unwrap_or_default();
         StatsSnapshot {
+            batch_latency_p50: batch_p50,
+            batch_latency_p99: batch_p99,
             elapsed: self.started.elapsed(),
             active: self
                 .first_event

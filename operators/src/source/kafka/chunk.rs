@@ -23,6 +23,8 @@ pub struct RawChunk {
     pub coverage: Coverage,
     /// Ask downstream operators to emit what they hold (see [`crate::Envelope::flush`]).
     pub flush: bool,
+    /// When the first message went in (see [`crate::Envelope::fetched_at`]).
+    pub fetched_at: Option<std::time::Instant>,
 }
 
 impl RawChunk {
@@ -49,6 +51,9 @@ impl RawChunk {
         key: Option<&[u8]>,
         payload: &[u8],
     ) -> usize {
+        if self.offsets.is_empty() {
+            self.fetched_at = Some(std::time::Instant::now());
+        }
         let idx = match self.topics.iter().position(|t| t.as_ref() == topic) {
             Some(i) => i,
             None => {

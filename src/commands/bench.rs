@@ -1,0 +1,119 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use scorestream_pipeline::bench::{BenchModel, BenchOptions, BenchReport, run_bench};
+
+use crate::commands::say;
+use crate::progress::thousands;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Model {
+    /// The demo's 20-64-32-1 MLP.
+    Small,
+    /// A 64-256-256-1 MLP over the same columns.
+    Large,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A Kafka broker to produce the events to and consume them from
+    /// (`scripts/bench.sh` starts a local tansu).
+    #[arg(long, env = "SCORESTREAM_BENCH_BROKERS")]
+    brokers: String,
+    /// How many demo events to produce before the job starts.
+    #[arg(long, default_value_t = 2_000_000)]
+    events: u64,
+    /// Partitions of the bench topic.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    #[arg(long, value_enum, default_value = "small")]
+    model: Model,
+    /// Working directory for the job's files and output (replaced if it
+    /// holds earlier bench or demo output).
+    #[arg(long, default_value = "out/bench")]
+    out: PathBuf,
+    /// Produce at this many events per second while the job consumes
+    /// (a sustained run; memory is sampled every second), instead of
+    /// producing every event first.
+    #[arg(long)]
+    rate: Option<u64>,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let opts = BenchOptions {
+        brokers: args.brokers,
+        events: args.events,
+        partitions: args.partitions,
+        model: match args.model {
+            Model::Small => BenchModel::Small,
+            Model::Large => BenchModel::Large,
+        },
+        out: args.out,
+        seed: args.seed,
+        rate: args.rate,
+        stall_timeout: Duration::from_secs(60),
+    };
+    let report = run_bench(
+        &scorestream_pipeline::demo::EMBEDDED,
+        &opts,
+        |line: &str| say(line),
+    )
+    .await
+    .context("bench run failed")?;
+    println!("{}", render(&report));
+    if let Some(path) = args.json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(&path, json + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn render(r: &BenchReport) -> String {
+    let mut out = format!(
+        "scorestream bench: {} events, {} partitions, {:?} model{}\n\
+         events/s (first fetch to last commit)  {}\n\
+         seconds                                {:.2}\n\
+         accounted for                          {} ({} scored, {} dead letters)\n\
+         batches                                {} (latency fetch to written: p50 {:.1} ms, p99 {:.1} ms)\n\
+         CPU seconds per million events         {:.2} ({:.2} s in all)\n\
+         peak RSS                               {} MiB\n\
+         output                                 {} files, {} MiB\n\
+         stages (time in stage, per event, share):\n",
+        thousands(r.events),
+        r.partitions,
+        r.model,
+        r.sustained_rate
+            .map(|rate| format!(", produced at {} events/s while consuming", thousands(rate)))
+            .unwrap_or_default(),
+        thousands(r.events_per_second as u64),
+        r.seconds,
+        thousands(r.accounted),
+        thousands(r.rows_scored),
+        thousands(r.dead_letters),
+        thousands(r.batches),
+        r.batch_latency_p50_ms,
+        r.batch_latency_p99_ms,
+        r.cpu_seconds_per_million_events,
+        r.cpu_seconds,
+        r.peak_rss_bytes >> 20,
+        thousands(r.files),
+        r.output_bytes >> 20,
+    );
+    for s in &r.stages {
+        out.push_str(&format!(
+            "  {:<14} {:>8.2} s  {:>7.3} µs  {:>5.1}%\n",
+            s.stage,
+            s.seconds,
+            s.microseconds_per_event,
+            s.share * 100.0
+        ));
+    }
+    out
+}
