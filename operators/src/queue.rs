@@ -138,6 +138,11 @@ impl<T> RowReceiver<T> {
         self.rx.recv().await.map(|(item, _permit)| item)
     }
 
+    /// The next item if one is queued now, without waiting.
+    pub fn try_recv(&mut self) -> Option<T> {
+        self.rx.try_recv().ok().map(|(item, _permit)| item)
+    }
+
     /// Rows currently queued.
     pub fn queued_rows(&self) -> usize {
         (self.capacity as usize).saturating_sub(self.permits.available_permits())

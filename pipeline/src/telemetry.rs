@@ -145,6 +145,13 @@ pub const METRICS: &[MetricDoc] = &[
         "Time one batch spends in a stage (decode, feature_join, score, sink_write).",
     ),
     doc(
+        "scorestream_batch_target_rows",
+        Gauge,
+        Unit::Count,
+        &[],
+        "The batch size `batch.target_latency` currently steers toward (jobs with a latency target).",
+    ),
+    doc(
         "scorestream_batch_latency_seconds",
         Histogram,
         Unit::Seconds,

@@ -40,6 +40,9 @@ pub struct Args {
     rate: Option<u64>,
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Run the job with `batch.target_latency` (adaptive batch sizes), e.g. "200ms".
+    #[arg(long, value_parser = humantime::parse_duration)]
+    target_latency: Option<Duration>,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -57,6 +60,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         out: args.out,
         seed: args.seed,
         rate: args.rate,
+        target_latency: args.target_latency,
         stall_timeout: Duration::from_secs(60),
     };
     let report = run_bench(
@@ -77,7 +81,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 fn render(r: &BenchReport) -> String {
     let mut out = format!(
-        "scorestream bench: {} events, {} partitions, {:?} model{}\n\
+        "scorestream bench: {} events, {} partitions, {:?} model{}{}\n\
          events/s (first fetch to last commit)  {}\n\
          seconds                                {:.2}\n\
          accounted for                          {} ({} scored, {} dead letters)\n\
@@ -91,6 +95,9 @@ fn render(r: &BenchReport) -> String {
         r.model,
         r.sustained_rate
             .map(|rate| format!(", produced at {} events/s while consuming", thousands(rate)))
+            .unwrap_or_default(),
+        r.target_latency_ms
+            .map(|t| format!(", batch.target_latency {t:.0} ms"))
             .unwrap_or_default(),
         thousands(r.events_per_second as u64),
         r.seconds,

@@ -191,7 +191,7 @@ fn dead_letter_only_inputs_still_flush() {
 async fn task_flushes_at_max_wait_on_request_and_on_close() {
     let (in_tx, in_rx) = channel::<Envelope>(1000);
     let (out_tx, mut out_rx) = channel::<Envelope>(1000);
-    let task = tokio::spawn(run_batcher(coalescer(100, 200), in_rx, out_tx));
+    let task = tokio::spawn(run_batcher(coalescer(100, 200), in_rx, out_tx, None));
     in_tx.send(input(0, 30)).await.expect("send");
     tokio::time::sleep(Duration::from_millis(199)).await;
     let early = tokio::time::timeout(Duration::from_millis(0), out_rx.recv()).await;
@@ -213,6 +213,58 @@ async fn task_flushes_at_max_wait_on_request_and_on_close() {
     assert_eq!(values(&last), vec![185, 186, 187]);
     assert!(out_rx.recv().await.is_none());
     task.await.expect("join").expect("batcher");
+}
+
+/// Late batches make the next ones smaller, early ones bigger again, and no
+/// row or offset is lost while the size changes.
+#[tokio::test(start_paused = true)]
+async fn task_resizes_batches_toward_the_latency_target() {
+    let (in_tx, in_rx) = channel::<Envelope>(100_000);
+    let (out_tx, mut out_rx) = channel::<Envelope>(100_000);
+    let feedback = Arc::new(LatencyFeedback::default());
+    let size = AdaptiveSize::new(Duration::from_millis(100), 10, 1_000);
+    let task = tokio::spawn(run_batcher(
+        coalescer(1_000, 10_000),
+        in_rx,
+        out_tx,
+        Some((size, feedback.clone())),
+    ));
+    let mut next = 0i64;
+    let mut sizes = Vec::new();
+    let mut seen = Vec::new();
+    for round in 0..40 {
+        // The sink's report for the batches so far: late for 20 rounds,
+        // then early.
+        feedback.record(Duration::from_millis(if round < 20 { 400 } else { 10 }));
+        in_tx.send(input(next, 1_000)).await.expect("send");
+        next += 1_000;
+        // Let the batcher take it (paused time: this advances only 1 ms).
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let mut first = None;
+        while let Some(out) = out_rx.try_recv() {
+            first.get_or_insert(out.rows());
+            seen.extend(values(&out));
+        }
+        sizes.push(first.expect("at least one full batch per round"));
+    }
+    drop(in_tx);
+    while let Some(rest) = out_rx.recv().await {
+        seen.extend(values(&rest));
+    }
+    task.await.expect("join").expect("batcher");
+    assert_eq!(
+        seen,
+        (0..next).collect::<Vec<_>>(),
+        "every row once, in order"
+    );
+    assert_eq!(sizes[0], 750, "the first late report shrinks by a quarter");
+    assert!(sizes[..20].windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+    assert_eq!(sizes[19], 10, "late batches shrink to min_rows: {sizes:?}");
+    assert!(sizes[20..].windows(2).all(|w| w[0] <= w[1]), "{sizes:?}");
+    assert!(
+        sizes[39] > 5 * sizes[20],
+        "early batches grow back: {sizes:?}"
+    );
 }
 
 fn arb_inputs() -> impl Strategy<Value = Vec<Vec<(i32, bool, bool)>>> {

@@ -50,6 +50,8 @@ pub struct BenchOptions {
     /// Produce at this rate while the job consumes (sustained mode),
     /// instead of producing everything first.
     pub rate: Option<u64>,
+    /// `batch.target_latency` for the job (adaptive batch sizes).
+    pub target_latency: Option<Duration>,
     /// Give up when nothing is acknowledged for this long.
     pub stall_timeout: Duration,
 }
@@ -62,6 +64,7 @@ pub struct BenchReport {
     pub events: u64,
     pub partitions: i32,
     pub sustained_rate: Option<u64>,
+    pub target_latency_ms: Option<f64>,
     pub produce_seconds: f64,
     /// Rows scored plus dead letters: every event accounted for.
     pub accounted: u64,
@@ -121,6 +124,9 @@ pub async fn run_bench(
     // short so the run's end is the pipeline's, not the roll timer's.
     config.sink.roll.inactivity =
         scorestream_operators::config::HumanDuration(Duration::from_millis(200));
+    config.batch.target_latency = opts
+        .target_latency
+        .map(scorestream_operators::config::HumanDuration);
     if opts.model == BenchModel::Large {
         let dir = opts.out.join("job/model-large");
         write_large_model(&config.model.path, &dir, opts.seed)?;
@@ -261,6 +267,7 @@ pub async fn run_bench(
         events: opts.events,
         partitions: opts.partitions,
         sustained_rate: opts.rate,
+        target_latency_ms: opts.target_latency.map(|t| t.as_secs_f64() * 1e3),
         produce_seconds,
         accounted: events,
         rows_scored: snap.rows_scored,

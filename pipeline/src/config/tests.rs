@@ -186,3 +186,35 @@ fn dead_letter_problems_are_named_under_their_section() {
         "{p:?}"
     );
 }
+
+#[test]
+fn a_latency_target_is_checked_and_caps_the_wait() {
+    let p = problems(&DEMO.replace(
+        "max_wait = \"250ms\"",
+        "max_wait = \"250ms\"\ntarget_latency = \"0ms\"\nmin_rows = 100000",
+    ));
+    assert!(
+        p.iter()
+            .any(|m| m.starts_with("batch.target_latency:") && m.contains("longer than 0ms")),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.starts_with("batch.min_rows:") && m.contains("65536")),
+        "{p:#?}"
+    );
+    let job = load_str(&DEMO.replace(
+        "max_wait = \"250ms\"",
+        "max_wait = \"250ms\"\ntarget_latency = \"200ms\"",
+    ))
+    .expect("valid");
+    assert_eq!(
+        job.batch.effective_max_wait(),
+        std::time::Duration::from_millis(100)
+    );
+    let size = job
+        .batch
+        .adaptive()
+        .expect("a latency target steers the size");
+    assert_eq!(size.rows(), 65_536, "it starts at max_rows");
+}

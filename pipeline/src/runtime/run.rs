@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use metrics::{counter, gauge, histogram};
-use scorestream_operators::batch::{Coalescer, run_batcher};
+use scorestream_operators::batch::{Coalescer, LatencyFeedback, run_batcher};
 use scorestream_operators::drift::{AlertProducer, DriftOperator, DriftTable};
 use scorestream_operators::queue::{QueueDepth, RowSender, channel};
 use scorestream_operators::scorer::{ModelSource, RegistryWatcher, Scorer};
@@ -142,8 +142,13 @@ impl Job {
         let coalescer = Coalescer::new(
             join.output_schema().clone(),
             config.batch.max_rows,
-            config.batch.max_wait.0,
+            config.batch.effective_max_wait(),
         )?;
+        let latency_feedback = Arc::new(LatencyFeedback::default());
+        let adaptive = config
+            .batch
+            .adaptive()
+            .map(|size| (size, latency_feedback.clone()));
         let s = stats.clone();
         spawn(
             "feature_join",
@@ -161,7 +166,7 @@ impl Job {
         spawn(
             "batcher",
             Box::pin(async move {
-                run_batcher(coalescer, join_rx, batch_tx)
+                run_batcher(coalescer, join_rx, batch_tx, adaptive)
                     .await
                     .map(|()| None)
             }),
@@ -282,6 +287,7 @@ impl Job {
                         histogram!("scorestream_batch_latency_seconds")
                             .record(latency.as_secs_f64());
                         s.record_batch_latency(latency);
+                        latency_feedback.record(latency);
                     }
                     acknowledge(&s, &ack_tx, committed);
                     gauge!("scorestream_sink_open_files").set(sink.open_files() as f64);
