@@ -86,6 +86,12 @@ pub struct Envelope {
     /// When the oldest message in here was fetched from Kafka: the start
     /// of the batch latency the sink reports and adaptive batching steers.
     pub fetched_at: Option<std::time::Instant>,
+    /// Time a coalesced batch has spent waiting for rows (from its oldest
+    /// row reaching the batcher) and being scored and written, without the
+    /// time it sat in queues: the latency its size decides, which
+    /// `batch.target_latency` steers. Queueing while a job works off a
+    /// backlog is a throughput matter smaller batches would only worsen.
+    pub busy: std::time::Duration,
 }
 
 impl Envelope {

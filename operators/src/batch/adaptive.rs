@@ -3,7 +3,10 @@
 //! Big batches score cheaply per row but make every row in them wait for
 //! the whole batch; how big is too big depends on the model, the machine
 //! and the load, so a fixed `max_rows` is either slow or wasteful. The sink
-//! reports each batch's latency (oldest fetch to written) and the batcher
+//! reports what each batch's size decides: the time it waited for rows
+//! plus the time it was scored and written, queues excluded (queueing
+//! while a job works off a backlog is a throughput matter, which smaller
+//! batches would only make worse), and the batcher
 //! adjusts its size: a quarter smaller when a batch was late, an eighth
 //! bigger when batches are comfortably early, within `min_rows` and
 //! `max_rows` (multiplicative decrease, gentle increase, so it settles

@@ -128,6 +128,7 @@ impl Coalescer {
         let mut segs: Vec<(Coverage, Vec<DeadLetter>)> =
             (0..=n_out).map(|_| Default::default()).collect();
         let mut fetched: Vec<Option<std::time::Instant>> = vec![None; n_out + 1];
+        let mut batched: Vec<Option<Instant>> = vec![None; n_out + 1];
         let seg_rows = |s: usize| -> Range<usize> {
             if s == n_out {
                 rows..total
@@ -150,8 +151,9 @@ impl Coalescer {
             if last == n_out {
                 leftover_arrived.get_or_insert(p.arrived);
             }
-            for f in &mut fetched[first..=last] {
-                *f = Envelope::oldest(*f, p.fetched_at);
+            for s in first..=last {
+                fetched[s] = Envelope::oldest(fetched[s], p.fetched_at);
+                batched[s] = Some(batched[s].map_or(p.arrived, |b| b.min(p.arrived)));
             }
             // Where each partition's range is cut: walking back from the last
             // segment, a segment starts at its first row of that partition.
@@ -206,11 +208,13 @@ impl Coalescer {
 
         let (left_cov, left_dead) = segs.pop().unwrap_or_default();
         let left_fetched = fetched.pop().flatten();
+        let emitted = Instant::now();
+        batched.pop();
         let outputs = segs
             .into_iter()
-            .zip(fetched)
+            .zip(fetched.into_iter().zip(batched))
             .enumerate()
-            .map(|(s, ((coverage, dead_letters), fetched_at))| {
+            .map(|(s, ((coverage, dead_letters), (fetched_at, batched)))| {
                 let r = seg_rows(s);
                 Envelope {
                     batch: (!r.is_empty()).then(|| all.slice(r.start, r.len())),
@@ -218,6 +222,8 @@ impl Coalescer {
                     coverage,
                     flush: false,
                     fetched_at,
+                    busy: batched
+                        .map_or_else(Default::default, |b| emitted.saturating_duration_since(b)),
                 }
             })
             .collect();

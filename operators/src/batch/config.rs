@@ -14,7 +14,7 @@ pub struct BatchConfig {
     #[serde(default = "default_max_wait")]
     pub max_wait: HumanDuration,
     /// Steer batch sizes so a batch is written this long after its oldest
-    /// event was fetched: sizes shrink (down to `min_rows`) while batches
+    /// row reached the batcher: sizes shrink (down to `min_rows`) while batches
     /// are late and grow back (up to `max_rows`) while they are early. A
     /// batch then waits at most half the target for rows.
     #[serde(default)]

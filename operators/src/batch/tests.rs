@@ -80,6 +80,7 @@ fn envelope(msgs: &[Msg], starts: &mut BTreeMap<i32, i64>) -> Envelope {
         coverage,
         flush: false,
         fetched_at: None,
+        busy: Duration::ZERO,
     }
 }
 

@@ -89,6 +89,7 @@ impl JsonDecoder {
             coverage: chunk.coverage.clone(),
             flush: chunk.flush,
             fetched_at: chunk.fetched_at,
+            busy: std::time::Duration::ZERO,
         })
     }
 

@@ -238,7 +238,8 @@ impl Job {
                     let Some(env) = env else { break };
                     let rows = env.rows();
                     let started = Instant::now();
-                    let env = cpu_bound(|| scorer.process(env))?;
+                    let mut env = cpu_bound(|| scorer.process(env))?;
+                    env.busy += started.elapsed();
                     if let (Some(tee), Some(batch)) = (&drift_tee, &env.batch) {
                         tee.offer(batch);
                     }
@@ -280,6 +281,7 @@ impl Job {
                     }
                     let started = Instant::now();
                     let fetched_at = env.fetched_at.filter(|_| env.rows() > 0);
+                    let busy = env.busy;
                     let committed = cpu_bound(|| sink.write(env))?;
                     stage_seconds(&s, "sink_write", started);
                     if let Some(fetched) = fetched_at {
@@ -287,7 +289,9 @@ impl Job {
                         histogram!("scorestream_batch_latency_seconds")
                             .record(latency.as_secs_f64());
                         s.record_batch_latency(latency);
-                        latency_feedback.record(latency);
+                    }
+                    if fetched_at.is_some() {
+                        latency_feedback.record(busy + started.elapsed());
                     }
                     acknowledge(&s, &ack_tx, committed);
                     gauge!("scorestream_sink_open_files").set(sink.open_files() as f64);
