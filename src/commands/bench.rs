@@ -122,5 +122,12 @@ fn render(r: &BenchReport) -> String {
             s.share * 100.0
         ));
     }
+    if !r.queue_rows_mean.is_empty() {
+        out.push_str("rows queued before each operator (mean of 1 s samples):\n ");
+        for (queue, rows) in &r.queue_rows_mean {
+            out.push_str(&format!(" {queue} {}", thousands(*rows)));
+        }
+        out.push('\n');
+    }
     out
 }

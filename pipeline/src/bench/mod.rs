@@ -86,6 +86,10 @@ pub struct BenchReport {
     /// Per stage: seconds in the stage over the run, and the share of the
     /// summed stage time.
     pub stages: Vec<StageTime>,
+    /// Mean rows waiting in each queue between operators (sampled once a
+    /// second): a full queue sits in front of the bottleneck, empty ones
+    /// everywhere mean the source is.
+    pub queue_rows_mean: Vec<(String, u64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -185,6 +189,8 @@ pub async fn run_bench(
     }
 
     let mut rss_samples = Vec::new();
+    let mut queue_sums: Vec<(&'static str, u64)> = Vec::new();
+    let mut queue_samples = 0u64;
     let mut last_acked = 0;
     let mut last_change = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -194,6 +200,16 @@ pub async fn run_bench(
         let snap = stats.snapshot();
         if started.elapsed() >= next_sample {
             rss_samples.push((next_sample.as_secs(), rss_bytes()));
+            let queues = stats.queues();
+            if !queues.is_empty() {
+                queue_samples += 1;
+                for (name, rows) in queues {
+                    match queue_sums.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, sum)) => *sum += rows,
+                        None => queue_sums.push((name, rows)),
+                    }
+                }
+            }
             next_sample += Duration::from_secs(1);
             progress(&format!(
                 "{:>4}s  {} of {} events accounted for, RSS {} MiB",
@@ -284,6 +300,10 @@ pub async fn run_bench(
         peak_rss_bytes: peak_rss,
         rss_samples,
         stages,
+        queue_rows_mean: queue_sums
+            .into_iter()
+            .map(|(name, sum)| (name.to_owned(), sum / queue_samples.max(1)))
+            .collect(),
     })
 }
 
