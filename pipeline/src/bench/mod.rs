@@ -124,10 +124,14 @@ pub async fn run_bench(
             .entry(k.into())
             .or_insert_with(|| v.into());
     }
-    // The last file is committed this long after the last row; keep it
-    // short so the run's end is the pipeline's, not the roll timer's.
-    config.sink.roll.inactivity =
-        scorestream_operators::config::HumanDuration(Duration::from_millis(200));
+    // Pre-produced: the last file is committed this long after the last
+    // row; keep it short so the run's end is the pipeline's, not the roll
+    // timer's. (Not while producing live: batches arrive with gaps then,
+    // and a short inactivity would close a file after nearly every batch.)
+    if opts.rate.is_none() {
+        config.sink.roll.inactivity =
+            scorestream_operators::config::HumanDuration(Duration::from_millis(200));
+    }
     config.batch.target_latency = opts
         .target_latency
         .map(scorestream_operators::config::HumanDuration);
