@@ -20,8 +20,10 @@ struct Pending {
     fetched_at: Option<std::time::Instant>,
 }
 
-/// The coalescer's state machine, free of I/O and clocks so it can be tested
-/// exhaustively; [`super::run_batcher`] drives it.
+/// The coalescer's state machine, free of I/O so it can be tested
+/// exhaustively; [`super::run_batcher`] drives it. Time comes in as `now`;
+/// the one clock read stamps each output with how long it waited for rows
+/// ([`Envelope::busy`]), which only adaptive sizing reads.
 ///
 /// Output batches hold exactly `max_rows` rows, so an input may be split
 /// between two outputs. Its offset coverage is split with it, partition by
