@@ -69,10 +69,6 @@ impl Coalescer {
         self.max_rows = max_rows.max(1);
     }
 
-    pub fn max_rows(&self) -> usize {
-        self.max_rows
-    }
-
     pub fn pending_rows(&self) -> usize {
         self.pending_rows
     }
