@@ -87,20 +87,20 @@ fn pauses(summary: &str) -> u64 {
 
 #[test]
 fn a_backlog_four_times_larger_does_not_grow_the_jobs_memory() {
-    let (small_peak, small) = run_backlog(100_000, 61);
+    let (small_peak, _) = run_backlog(100_000, 61);
     let (large_peak, large) = run_backlog(400_000, 67);
-    // 100k events already fill every queue (a 50k backlog peaks lower,
-    // ~85 MiB, because the pipeline never fills); beyond that the peak is
-    // flat (~110 MiB at both sizes when measured).
+    // Measured: 91-98 MiB for 100k events, 98-106 MiB for 400k.
     eprintln!("peak RSS: 100k backlog {small_peak} KiB, 400k backlog {large_peak} KiB");
     assert!(
         pauses(&large) > 0,
         "the source must have paused for the pipeline: {large}"
     );
-    assert!(
-        pauses(&small) > 0,
-        "the smaller backlog must already fill the pipeline: {small}"
-    );
+    // The smaller run is not required to pause: how fast the source reads
+    // against how fast this config's many small files are written varies
+    // from run to run (measured: 0 or 3 pauses on the same machine). A run
+    // that never filled peaks lower, which only makes the bound below
+    // stricter.
+    //
     // Buffering the extra 300k events (~250 bytes each as JSON, more as
     // Arrow) would add well over 70 MiB; allocator noise is under 10 MiB.
     assert!(
