@@ -1,12 +1,9 @@
-//! A one-pass, allocation-free check that a message fits the event schema,
-//! run before arrow-json sees the chunk.
-//!
-//! arrow-json fails a whole chunk for one bad value, and finding the bad
-//! message then costs repeated passes over its neighbours. The demo's 0.2%
-//! of malformed events made that about seven passes per chunk, most of the
-//! decode time. Catching them here keeps the common chunk at one arrow-json
-//! pass; anything this check lets through that arrow-json still rejects is
-//! isolated the old way, so the check only has to be no stricter than
+//! A one-pass, allocation-free check that a message fits the event schema:
+//! the slow path for the messages the scanner ([`super::scan`]) gives up
+//! on. It decides whether a message is a dead letter and which stage
+//! refused it (its serde errors word broken JSON); arrow-json then decodes
+//! what it lets through, and anything arrow-json still refuses becomes a
+//! dead letter too, so this check only has to be no stricter than
 //! arrow-json, not exact.
 
 use std::fmt;

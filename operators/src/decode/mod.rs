@@ -3,8 +3,10 @@
 //! raw bytes, provenance and the reason; it never stops the job.
 
 mod check;
+mod columns;
 mod explain;
 mod json;
+mod scan;
 #[cfg(test)]
 mod tests;
 

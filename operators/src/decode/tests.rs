@@ -238,3 +238,209 @@ fn what_only_arrow_json_refuses_is_still_isolated() {
             .all(|d| d.stage == DeadLetterStage::Schema)
     );
 }
+
+mod fast_path {
+    //! The scanner against the slow path (serde check, then arrow-json) on
+    //! the same messages: equal rows, equal dead letters, equal reasons.
+
+    use proptest::prelude::*;
+    use scorestream_schemas::{EventSchema, FieldSpec, FieldType};
+
+    use super::chunk;
+    use crate::decode::JsonDecoder;
+    use crate::decode::scan::{RowScan, Slot, scan};
+
+    fn schema() -> EventSchema {
+        let f = |n: &str, t, r| FieldSpec {
+            name: n.into(),
+            field_type: t,
+            required: r,
+        };
+        EventSchema::try_new(vec![
+            f("s", FieldType::String, true),
+            f("n", FieldType::Int64, false),
+            f("x", FieldType::Float64, false),
+            f("b", FieldType::Bool, false),
+            f("t", FieldType::Timestamp, false),
+        ])
+        .expect("schema")
+    }
+
+    /// Awkward spellings of each field's value, good and bad.
+    const S: &[&str] = &[
+        r#""plain""#,
+        r#""q\"uo\\te\n\t\/\b\f\r""#,
+        r#""\u00e9t\u00E9 \ud83d\ude00""#,
+        "\"caf\u{e9} \u{65e5}\u{672c}\"",
+        r#""""#,
+        "null",
+        "12",
+        r#""\ud800""#,
+        r#""bad \x escape""#,
+        "\"raw\ttab\"",
+        "[\"a\"]",
+    ];
+    const N: &[&str] = &[
+        "0",
+        "-12",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775808",
+        "1e3",
+        "2.0",
+        "2.5",
+        r#""12""#,
+        r#"" 12""#,
+        "null",
+        "true",
+        "01",
+        "-",
+        "1.",
+        "-0",
+    ];
+    const X: &[&str] = &[
+        "0",
+        "-0.0",
+        "12.5",
+        "1e-7",
+        "1.7976931348623157e308",
+        "1e400",
+        "5e-324",
+        "0.1234567890123456789",
+        "123456789012345678901234567890",
+        "2.2250738585072011e-308",
+        r#""3.5""#,
+        r#""abc""#,
+        "null",
+        "2",
+        ".5",
+        "1E+2",
+    ];
+    const B: &[&str] = &["true", "false", "null", "1", r#""true""#, "tru"];
+    const T: &[&str] = &[
+        "1700000000000",
+        "-5",
+        r#""2026-01-01T00:00:00Z""#,
+        r#""2026-01-01T01:00:00+01:00""#,
+        r#""2026-01-01 00:00:00""#,
+        r#""2026-01-01""#,
+        r#""2026-01-01T00:00:00.123456Z""#,
+        r#""yesterday""#,
+        "1.7e12",
+        "null",
+        "99999999999999999999",
+    ];
+    const EXTRA: &[&str] = &[
+        "",
+        r#""extra":{"a":[1,2,{"b":null}],"c":"\"","d":-1.5e3,"e":true}"#,
+        r#""extra":[]"#,
+        r#""e\u0078tra":1"#,
+        r#""s":"duplicate""#,
+        r#""extra":[1,]"#,
+        r#""extra":{"a" 1}"#,
+        r#""extra":nul"#,
+    ];
+
+    fn message(pick: &[usize; 7], generated: &(String, f64, i64)) -> String {
+        let (text, float, int) = generated;
+        let s = match pick[0] % (S.len() + 1) {
+            i if i < S.len() => S[i].to_string(),
+            _ => serde_json::to_string(text).expect("json string"),
+        };
+        let x = match pick[2] % (X.len() + 2) {
+            i if i < X.len() => X[i].to_string(),
+            i if i == X.len() => format!("{float}"),
+            _ => format!("{float:e}"),
+        };
+        let n = match pick[1] % (N.len() + 1) {
+            i if i < N.len() => N[i].to_string(),
+            _ => int.to_string(),
+        };
+        let mut pairs = vec![
+            format!(r#""s":{s}"#),
+            format!(r#""n":{n}"#),
+            format!(r#""x":{x}"#),
+            format!(r#""b":{}"#, B[pick[3] % B.len()]),
+            format!(r#""t":{}"#, T[pick[4] % T.len()]),
+        ];
+        // Some fields absent, sometimes in another order.
+        pairs.retain(|p| !(pick[5] & 0b11 == 1 && p.starts_with(r#""b""#)));
+        if pick[5] & 0b100 != 0 {
+            pairs.reverse();
+        }
+        let extra = EXTRA[pick[6] % EXTRA.len()];
+        if !extra.is_empty() {
+            pairs.insert(pick[6] % pairs.len(), extra.to_string());
+        }
+        if pick[5] & 0b1000 != 0 {
+            format!(" {{ {} }}\n", pairs.join(" ,\n "))
+        } else {
+            format!("{{{}}}", pairs.join(","))
+        }
+    }
+
+    fn messages() -> impl Strategy<Value = Vec<String>> {
+        let one = (
+            prop::array::uniform7(0usize..64),
+            (
+                any::<String>(),
+                any::<f64>().prop_filter("finite", |f| f.is_finite()),
+                any::<i64>(),
+            ),
+        )
+            .prop_map(|(pick, generated)| message(&pick, &generated));
+        prop::collection::vec(one, 1..40)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn scanner_and_slow_path_agree(payloads in messages()) {
+            let d = JsonDecoder::new(schema(), 1 << 20);
+            let refs: Vec<&str> = payloads.iter().map(String::as_str).collect();
+            let input = chunk(&refs);
+            let fast = d.decode_with(&input, true).expect("fast");
+            let slow = d.decode_with(&input, false).expect("slow");
+            prop_assert_eq!(&fast.batch, &slow.batch);
+            let letters = |e: &crate::Envelope| -> Vec<_> {
+                e.dead_letters
+                    .iter()
+                    .map(|l| (l.offset, l.stage, l.reason.clone()))
+                    .collect()
+            };
+            prop_assert_eq!(letters(&fast), letters(&slow));
+        }
+    }
+
+    /// The agreement above would hold trivially if the scanner gave up on
+    /// everything: ordinary messages must stay on the fast path.
+    #[test]
+    fn ordinary_messages_are_read_by_the_scanner() {
+        let schema = schema();
+        let mut row = RowScan::default();
+        let read = |p: &str, row: &mut RowScan| scan(p.as_bytes(), schema.fields(), row).is_some();
+        for p in [
+            r#"{"s":"a","n":1,"x":2.5,"b":true,"t":"2026-01-01T00:00:00Z"}"#,
+            r#" {"t":1700000000000, "x":-0.5e-3,"s":"\"esc\" \u00e9","extra":{"k":[1,{"z":null}]}} "#,
+            r#"{"s":"","n":null,"b":false}"#,
+        ] {
+            assert!(read(p, &mut row), "{p}");
+        }
+        assert!(read(r#"{"s":"q\"\u00e9\ud83d\ude00","n":-7}"#, &mut row));
+        assert_eq!(row.slots[1], Slot::Int(-7));
+        match &row.slots[0] {
+            Slot::Unescaped(r) => assert_eq!(&row.scratch[r.clone()], "q\"\u{e9}\u{1f600}"),
+            other => panic!("{other:?}"),
+        }
+        for p in [
+            r#"{"n":1}"#,
+            r#"{"s":"a","n":"1"}"#,
+            r#"{"s":"a","s":"b"}"#,
+            r#"{"s":"a"} x"#,
+            r#"{"s":"a",}"#,
+        ] {
+            assert!(!read(p, &mut row), "{p}");
+        }
+    }
+}
