@@ -31,6 +31,16 @@ pub trait ResumePositions: Send + Sync {
 /// gauge is set, unless the job's `options` say otherwise.
 const STATISTICS_INTERVAL_MS: &str = "5000";
 
+/// librdkafka stops fetching a partition while its prefetch queue is over
+/// `queued.min.messages` and, by default, waits a whole second before
+/// looking again. The source reads at the pipeline's pace, so the queue is
+/// at that threshold most of the time: every second the fetcher slept
+/// after the pipeline had drained the queue in a fraction of it, capping
+/// the job near 160k events/s. Checking every 10 ms lets fetches keep up
+/// (measured against tansu, librdkafka alone: 180k events/s at the
+/// default, 1.78M at 10 ms); the queue's bounds are unchanged.
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
 /// Numbers the source keeps current for whoever watches the job.
 #[derive(Debug, Clone)]
 pub struct SourceGauges {
@@ -417,6 +427,34 @@ impl Shared {
     }
 }
 
+/// The consumer's librdkafka settings: the job's options, the defaults the
+/// source needs unless the job set them, and what it must always own.
+pub(super) fn client_config(config: &KafkaSourceConfig) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    for (k, v) in &config.options {
+        cc.set(k, v);
+    }
+    if !config.options.contains_key("statistics.interval.ms") {
+        // For the consumer lag gauge (see `SourceContext::stats`).
+        cc.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+    }
+    if !config.options.contains_key("fetch.queue.backoff.ms") {
+        cc.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+    }
+    cc.set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.offset.reset",
+            match config.start_from {
+                StartFrom::Earliest => "earliest",
+                StartFrom::Latest => "latest",
+            },
+        );
+    cc
+}
+
 pub struct KafkaSource {
     consumer: BaseConsumer<SourceContext>,
     shared: Arc<Shared>,
@@ -432,25 +470,7 @@ impl KafkaSource {
         gauges: SourceGauges,
         resume: Arc<dyn ResumePositions>,
     ) -> Result<Self> {
-        let mut cc = ClientConfig::new();
-        for (k, v) in &config.options {
-            cc.set(k, v);
-        }
-        if !config.options.contains_key("statistics.interval.ms") {
-            // For the consumer lag gauge (see `SourceContext::stats`).
-            cc.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
-        }
-        cc.set("bootstrap.servers", &config.brokers)
-            .set("group.id", &config.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set(
-                "auto.offset.reset",
-                match config.start_from {
-                    StartFrom::Earliest => "earliest",
-                    StartFrom::Latest => "latest",
-                },
-            );
+        let cc = client_config(config);
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             OperatorError::Internal("the Kafka source must be built inside a tokio runtime".into())
         })?;

@@ -310,3 +310,19 @@ async fn a_rebalance_hands_partitions_over_without_loss_or_duplicates() {
         "a message was handed over twice"
     );
 }
+
+/// The fetch back-off default is what lets the source keep up with a fast
+/// pipeline (see `FETCH_QUEUE_BACKOFF_MS`); a job's own value wins.
+#[test]
+fn fetch_back_off_defaults_short_unless_the_job_sets_it() {
+    let mut c = config("127.0.0.1:9", "t");
+    assert_eq!(
+        consumer::client_config(&c).get("fetch.queue.backoff.ms"),
+        Some("10")
+    );
+    c.options
+        .insert("fetch.queue.backoff.ms".into(), "250".into());
+    let cc = consumer::client_config(&c);
+    assert_eq!(cc.get("fetch.queue.backoff.ms"), Some("250"));
+    assert_eq!(cc.get("enable.auto.commit"), Some("false"));
+}
