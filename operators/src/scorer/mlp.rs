@@ -22,6 +22,16 @@ impl Mlp {
         }
     }
 
+    /// The widest layer's width: how many values one row holds at most.
+    pub fn widest(&self) -> usize {
+        self.layers
+            .iter()
+            .filter_map(|l| l.weight().dims2().ok())
+            .map(|(out, inputs)| out.max(inputs))
+            .max()
+            .unwrap_or(1)
+    }
+
     /// Logits, shape `[rows]`.
     pub fn logits(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut h = x.clone();

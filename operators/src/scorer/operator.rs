@@ -62,8 +62,17 @@ fn default_reload_interval() -> crate::config::HumanDuration {
     crate::config::HumanDuration(std::time::Duration::from_secs(10))
 }
 
-/// Rows per forward pass on the CPU.
+/// At most this many rows per forward pass on the CPU.
 pub const CPU_SLICE_ROWS: usize = 8_192;
+
+/// candle splits an elementwise op over its own worker threads from 64Ki
+/// values (`PAR_ELEMWISE_MIN` in candle-core); CPU slices stay under it.
+const CANDLE_PARALLEL_VALUES: usize = 64 * 1024;
+
+/// Rows per CPU slice for a network whose widest layer is `widest` values.
+fn slice_rows_for(widest: usize) -> usize {
+    ((CANDLE_PARALLEL_VALUES - 1) / widest.max(1)).clamp(16, CPU_SLICE_ROWS)
+}
 
 /// One model bound to the job's batches.
 struct Model {
@@ -85,15 +94,27 @@ impl Model {
         &self.package.manifest.version
     }
 
-    /// Scores of every row of `batch`, in row order. On the CPU a big batch
-    /// goes through the network in slices of [`CPU_SLICE_ROWS`], whose
-    /// activations stay in cache (`cargo bench --bench scorer`: 64-256-256-1
-    /// at 65,536 rows in one pass is 2x slower per row than in 8,192-row
-    /// slices); a GPU takes the whole batch at once.
+    /// Rows per forward pass on the CPU: few enough that no activation
+    /// reaches candle's parallel threshold, so the pass runs on one thread
+    /// (see [`Scorer::new`]); at most [`CPU_SLICE_ROWS`], whose activations
+    /// stay in cache (`cargo bench --bench scorer`: 64-256-256-1 at 65,536
+    /// rows in one pass is 2x slower per row than in 8,192-row slices).
+    fn cpu_slice_rows(&self) -> usize {
+        let widest = match &self.package.network {
+            super::package::Network::Mlp(mlp) => mlp.widest(),
+            // Its graph's widths are not known here.
+            #[cfg(feature = "onnx")]
+            super::package::Network::Onnx(_) => return CPU_SLICE_ROWS,
+        };
+        slice_rows_for(widest)
+    }
+
+    /// Scores of every row of `batch`, in row order: on the CPU in slices
+    /// (see [`Self::cpu_slice_rows`]); a GPU takes the whole batch at once.
     fn scores(&self, batch: &RecordBatch, device: &Device) -> Result<Float32Array> {
         let rows = batch.num_rows();
         let slice = if device.is_cpu() {
-            CPU_SLICE_ROWS
+            self.cpu_slice_rows()
         } else {
             rows.max(1)
         };
@@ -156,6 +177,13 @@ fn canary_hash(key: &str) -> u64 {
 impl Scorer {
     /// Binds the package's inputs to the batches it will receive; every input
     /// that does not fit is reported.
+    ///
+    /// On the CPU, forward passes run on the calling thread alone: the
+    /// pipeline's other stages already keep the cores busy, and candle's
+    /// intra-op threads then spin at their barriers waiting for each other
+    /// (13% of the job's CPU in `scorestream bench`). So gemm is told never
+    /// to thread, and slices stay under candle's elementwise threshold
+    /// ([`Model::cpu_slice_rows`]).
     pub fn new(
         package: ModelPackage,
         device: Device,
@@ -164,6 +192,10 @@ impl Scorer {
         let champion = Model::bind(package, input)?;
         let mut fields: Vec<_> = input.fields().iter().cloned().collect();
         fields.extend(score_fields().into_iter().map(Arc::new));
+        if device.is_cpu() {
+            // Process-wide, and only candle's CPU matmuls use gemm.
+            gemm::set_threading_threshold(usize::MAX);
+        }
         Ok(Self {
             champion,
             shadows: Vec::new(),
@@ -381,4 +413,40 @@ impl Scorer {
 /// The item field of `shadow_scores`.
 fn shadow_entry_field() -> Field {
     Field::new_list_field(DataType::Struct(shadow_score_fields()), false)
+}
+
+#[cfg(test)]
+mod slice_tests {
+    use candle_core::{Device, Tensor};
+
+    use super::*;
+    use crate::scorer::{Activation, Mlp};
+
+    #[test]
+    fn cpu_slices_keep_every_activation_under_candles_parallel_threshold() {
+        let layer = |out: usize, inputs: usize| {
+            (
+                Tensor::zeros((out, inputs), candle_core::DType::F32, &Device::Cpu).expect("w"),
+                Tensor::zeros(out, candle_core::DType::F32, &Device::Cpu).expect("b"),
+            )
+        };
+        let demo = Mlp::new(
+            vec![layer(64, 20), layer(32, 64), layer(1, 32)],
+            Activation::Relu,
+        );
+        let large = Mlp::new(
+            vec![layer(256, 64), layer(256, 256), layer(1, 256)],
+            Activation::Relu,
+        );
+        assert_eq!((demo.widest(), large.widest()), (64, 256));
+        for widest in [1, 4, 20, 64, 256, 1000, 100_000] {
+            let rows = slice_rows_for(widest);
+            assert!((16..=CPU_SLICE_ROWS).contains(&rows), "{widest}: {rows}");
+            if widest <= 4096 {
+                assert!(rows * widest < CANDLE_PARALLEL_VALUES, "{widest}: {rows}");
+            }
+        }
+        assert_eq!(slice_rows_for(64), 1023);
+        assert_eq!(slice_rows_for(4), CPU_SLICE_ROWS);
+    }
 }
