@@ -35,7 +35,7 @@ fn run_backlog(n: u64, seed: u64) -> (u64, String) {
     // bounds the test checks the job keeps to.
     let toml = std::fs::read_to_string(&job)
         .expect("job")
-        .replace("capacity_rows = 262144", "capacity_rows = 8192")
+        .replace("capacity_rows = 131072", "capacity_rows = 8192")
         .replace(
             "[source.options]",
             "[source.options]\n\"queued.max.messages.kbytes\" = \"2048\"",
