@@ -109,6 +109,20 @@ pub(super) fn scan<'a>(
     complete.then_some(text)
 }
 
+/// A JSON number (`(text, integral)`, see [`Scanner::number`]) as `ty`.
+fn number_slot((n, integral): (&str, bool), ty: FieldType) -> Option<Slot> {
+    match ty {
+        FieldType::Float64 => {
+            // Both this and lexical-core round correctly, so they agree.
+            let v: f64 = n.parse().ok()?;
+            v.is_finite().then_some(Slot::Float(v))
+        }
+        // `1e3` or `2.0` as an integer: the slow path decides.
+        FieldType::Int64 | FieldType::Timestamp if integral => n.parse().ok().map(Slot::Int),
+        _ => None,
+    }
+}
+
 struct Scanner<'a> {
     /// The message, already checked to be UTF-8, and its bytes.
     t: &'a str,
@@ -291,18 +305,29 @@ impl<'a> Scanner<'a> {
             }
             (b't', FieldType::Bool) => self.literal(b"true").map(|()| Slot::Bool(true)),
             (b'f', FieldType::Bool) => self.literal(b"false").map(|()| Slot::Bool(false)),
-            (b'-' | b'0'..=b'9', FieldType::Float64) => {
-                let (n, _) = self.number()?;
-                // Both this and lexical-core round correctly, so they agree.
-                let v: f64 = n.parse().ok()?;
-                v.is_finite().then_some(Slot::Float(v))
+            (b'-' | b'0'..=b'9', FieldType::Float64 | FieldType::Int64 | FieldType::Timestamp) => {
+                let number = self.number()?;
+                number_slot(number, ty)
             }
-            (b'-' | b'0'..=b'9', FieldType::Int64 | FieldType::Timestamp) => {
-                match self.number()? {
-                    (n, true) => n.parse().ok().map(Slot::Int),
-                    // `1e3` or `2.0` as an integer: the slow path decides.
-                    (_, false) => None,
+            // A number sent as text ("12.5"), common from some producers:
+            // arrow-json parses the text, so the same rules apply, as long
+            // as the text is a JSON number itself.
+            (b'"', FieldType::Float64 | FieldType::Int64) => {
+                self.i += 1;
+                let Slot::Raw(r) = self.string(scratch)? else {
+                    return None;
+                };
+                let text = self.t.get(r)?;
+                let mut inner = Scanner {
+                    t: text,
+                    b: text.as_bytes(),
+                    i: 0,
+                };
+                let number = inner.number()?;
+                if inner.i != text.len() {
+                    return None;
                 }
+                number_slot(number, ty)
             }
             _ => None,
         }
