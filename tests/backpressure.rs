@@ -89,7 +89,9 @@ fn pauses(summary: &str) -> u64 {
 fn a_backlog_four_times_larger_does_not_grow_the_jobs_memory() {
     let (small_peak, _) = run_backlog(100_000, 61);
     let (large_peak, large) = run_backlog(400_000, 67);
-    // Measured: 91-98 MiB for 100k events, 98-106 MiB for 400k.
+    // Measured since the source's 10 ms fetch back-off: 93-99 MiB for 100k
+    // events, 116-124 MiB for 400k, and 118 MiB for 800k. So the peak is
+    // flat once the pipeline is full; the 100k run often ends before that.
     eprintln!("peak RSS: 100k backlog {small_peak} KiB, 400k backlog {large_peak} KiB");
     assert!(
         pauses(&large) > 0,
@@ -102,9 +104,10 @@ fn a_backlog_four_times_larger_does_not_grow_the_jobs_memory() {
     // stricter.
     //
     // Buffering the extra 300k events (~250 bytes each as JSON, more as
-    // Arrow) would add well over 70 MiB; allocator noise is under 10 MiB.
+    // Arrow) would add well over 70 MiB; filling the pipeline and allocator
+    // noise add up to 29 MiB.
     assert!(
-        large_peak < small_peak + 24 * 1024,
+        large_peak < small_peak + 48 * 1024,
         "peak RSS grew with the backlog: {small_peak} KiB for 100k events, {large_peak} KiB for 400k"
     );
 }
