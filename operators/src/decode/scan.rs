@@ -211,6 +211,14 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// A string after its opening quote, checked and dropped.
+    fn skip_string(&mut self, scratch: &mut String) -> Option<()> {
+        let from = scratch.len();
+        self.string(scratch)?;
+        scratch.truncate(from);
+        Some(())
+    }
+
     /// `XXXX` after `\u`, with a following `\uXXXX` when it is a surrogate
     /// pair. Lone surrogates go to the slow path.
     fn unicode_escape(&mut self) -> Option<char> {
@@ -341,9 +349,7 @@ impl<'a> Scanner<'a> {
         match self.peek()? {
             b'"' => {
                 self.i += 1;
-                let from = scratch.len();
-                self.string(scratch)?;
-                scratch.truncate(from);
+                self.skip_string(scratch)?;
             }
             b'n' => self.literal(b"null")?,
             b't' => self.literal(b"true")?,
@@ -362,9 +368,7 @@ impl<'a> Scanner<'a> {
                 loop {
                     if open == b'{' {
                         self.eat(b'"')?;
-                        let from = scratch.len();
-                        self.string(scratch)?;
-                        scratch.truncate(from);
+                        self.skip_string(scratch)?;
                         self.ws();
                         self.eat(b':')?;
                         self.ws();
