@@ -560,7 +560,10 @@ impl KafkaSource {
             if let Some(chunk) = st.stalled.take() {
                 self.offer(&mut st, chunk)?;
             }
-            let due = st.deadline.is_some_and(|d| Instant::now() >= d);
+            // One clock read per message: the deadline check and the poll
+            // timeout share it.
+            let now = st.deadline.map(|_| Instant::now());
+            let due = st.deadline.zip(now).is_some_and(|(d, now)| now >= d);
             if st.stalled.is_none() && (due || st.chunk.len() >= chunk_rows) {
                 let full = std::mem::replace(&mut st.chunk, RawChunk::with_capacity(chunk_rows));
                 st.deadline = None;
@@ -569,9 +572,10 @@ impl KafkaSource {
             let timeout = if st.stalled.is_some() {
                 Duration::from_millis(10)
             } else {
-                st.deadline.map_or(Duration::from_millis(100), |d| {
-                    d.saturating_duration_since(Instant::now())
-                })
+                match (st.deadline, now) {
+                    (Some(d), Some(now)) => d.saturating_duration_since(now),
+                    _ => Duration::from_millis(100),
+                }
             };
             drop(st);
 
