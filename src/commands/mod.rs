@@ -101,21 +101,6 @@ fn log_max_level(env: &tracing_subscriber::EnvFilter) -> log::LevelFilter {
     }
 }
 
-#[cfg(test)]
-mod log_level_tests {
-    use super::log_max_level;
-    use tracing_subscriber::EnvFilter;
-
-    #[test]
-    fn log_follows_the_most_verbose_directive() {
-        let level = |spec: &str| log_max_level(&EnvFilter::new(spec));
-        assert_eq!(level("warn"), log::LevelFilter::Warn);
-        assert_eq!(level("warn,librdkafka=debug"), log::LevelFilter::Debug);
-        assert_eq!(level("info,rdkafka=trace"), log::LevelFilter::Trace);
-        assert_eq!(level("off"), log::LevelFilter::Off);
-    }
-}
-
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -137,5 +122,20 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod log_level_tests {
+    use super::log_max_level;
+    use tracing_subscriber::EnvFilter;
+
+    #[test]
+    fn log_follows_the_most_verbose_directive() {
+        let level = |spec: &str| log_max_level(&EnvFilter::new(spec));
+        assert_eq!(level("warn"), log::LevelFilter::Warn);
+        assert_eq!(level("warn,librdkafka=debug"), log::LevelFilter::Debug);
+        assert_eq!(level("info,rdkafka=trace"), log::LevelFilter::Trace);
+        assert_eq!(level("off"), log::LevelFilter::Off);
     }
 }
