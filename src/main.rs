@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 /// (tokio workers, the blocking stages, librdkafka's) allocate and free
 /// batch-sized buffers on different threads, and glibc's per-thread arenas
 /// kept that memory fragmented: RSS grew to more than twice the live heap.
+/// Its options are built in from `.cargo/config.toml`.
 #[cfg(all(unix, not(target_env = "msvc")))]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
