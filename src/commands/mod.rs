@@ -10,6 +10,8 @@ pub mod serve;
 pub mod train;
 pub mod validate;
 
+use tracing_log::log;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -90,15 +92,9 @@ pub fn init_logging(format: LogFormat) {
 
 /// The most verbose `log` record the environment filter can let through.
 fn log_max_level(env: &tracing_subscriber::EnvFilter) -> log::LevelFilter {
-    use tracing::level_filters::LevelFilter;
-    match env.max_level_hint() {
-        Some(LevelFilter::OFF) => log::LevelFilter::Off,
-        Some(LevelFilter::ERROR) => log::LevelFilter::Error,
-        Some(LevelFilter::WARN) => log::LevelFilter::Warn,
-        Some(LevelFilter::INFO) => log::LevelFilter::Info,
-        Some(LevelFilter::DEBUG) => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Trace,
-    }
+    use tracing_log::AsLog;
+    env.max_level_hint()
+        .map_or(log::LevelFilter::Trace, |level| level.as_log())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -128,6 +124,7 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod log_level_tests {
     use super::log_max_level;
+    use tracing_log::log;
     use tracing_subscriber::EnvFilter;
 
     #[test]
