@@ -54,12 +54,14 @@ fn run_backlog(n: u64, seed: u64) -> (u64, String) {
         .arg(&job)
         .args(["--exit-on-idle", "2s"])
         .env("RUST_LOG", "warn")
-        // glibc gives each thread that allocates its own arena and keeps
-        // their freed pages, so the peak drifts with how long the run lasts
-        // (measured: 117-124 MiB for 100k events, 132-142 MiB for 400k) even
-        // though the job's own buffers do not grow. Two arenas measure the
-        // buffers (90-92 MiB and 93-96 MiB; one arena: 77 and 80 MiB).
-        .env("MALLOC_ARENA_MAX", "2")
+        // The binary allocates with jemalloc, which spreads threads over
+        // 4 arenas per core and keeps each arena's freed pages (and each
+        // thread's cache, up to 4 MiB a size class) for a while, so the peak
+        // drifts with how long the run lasts even though the job's own
+        // buffers do not grow (measured: 152-162 MiB for 100k events,
+        // 175-207 MiB for 400k). Two arenas measure the buffers: 123-126 MiB
+        // and 139-153 MiB.
+        .env("MALLOC_CONF", "narenas:2")
         .stdout(std::fs::File::create(&stdout).expect("stdout"))
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
@@ -89,9 +91,10 @@ fn pauses(summary: &str) -> u64 {
 fn a_backlog_four_times_larger_does_not_grow_the_jobs_memory() {
     let (small_peak, _) = run_backlog(100_000, 61);
     let (large_peak, large) = run_backlog(400_000, 67);
-    // Measured since the source's 10 ms fetch back-off: 93-99 MiB for 100k
-    // events, 116-124 MiB for 400k, and 118 MiB for 800k. So the peak is
-    // flat once the pipeline is full; the 100k run often ends before that.
+    // Measured under glibc with two arenas: 93-99 MiB for 100k events,
+    // 116-124 MiB for 400k, and 118 MiB for 800k; under jemalloc with two
+    // arenas 123-126 MiB and 139-153 MiB. So the peak is flat once the
+    // pipeline is full; the 100k run often ends before that.
     eprintln!("peak RSS: 100k backlog {small_peak} KiB, 400k backlog {large_peak} KiB");
     assert!(
         pauses(&large) > 0,
