@@ -58,9 +58,9 @@ fn run_backlog(n: u64, seed: u64) -> (u64, String) {
         // 4 arenas per core and keeps each arena's freed pages (and each
         // thread's cache, up to 4 MiB a size class) for a while, so the peak
         // drifts with how long the run lasts even though the job's own
-        // buffers do not grow (measured: 152-162 MiB for 100k events,
-        // 175-207 MiB for 400k). Two arenas measure the buffers: 115-126 MiB
-        // and 139-153 MiB.
+        // buffers do not grow (measured: 148-159 MiB for 100k events,
+        // 171-202 MiB for 400k). Two arenas measure the buffers: 113-123 MiB
+        // and 135-149 MiB.
         .env("MALLOC_CONF", "narenas:2")
         .stdout(std::fs::File::create(&stdout).expect("stdout"))
         .stderr(std::fs::File::create(&log).expect("log"))
@@ -93,7 +93,7 @@ fn a_backlog_four_times_larger_does_not_grow_the_jobs_memory() {
     let (large_peak, large) = run_backlog(400_000, 67);
     // Measured under glibc with two arenas: 93-99 MiB for 100k events,
     // 116-124 MiB for 400k, and 118 MiB for 800k; under jemalloc with two
-    // arenas 115-126 MiB and 139-153 MiB. So the peak is flat once the
+    // arenas 113-123 MiB and 135-149 MiB. So the peak is flat once the
     // pipeline is full; the 100k run often ends before that.
     eprintln!("peak RSS: 100k backlog {small_peak} KiB, 400k backlog {large_peak} KiB");
     assert!(
