@@ -81,7 +81,26 @@ enum Command {
     Train(commands::train::Args),
 }
 
+/// candle asks how many threads it may use before every CPU matmul, and
+/// unless `RAYON_NUM_THREADS` is set, the answer comes from parsing
+/// `/proc/cpuinfo` each time: about 900 opens per 300,000 scored events,
+/// 7% of the job's CPU in `scorestream bench` (kernel time formatting the
+/// file). Setting the variable to what the process may use (cgroup quota and
+/// affinity included) makes it one environment read. A value the user set
+/// is kept.
+#[allow(unsafe_code)]
+fn pin_rayon_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: called first thing in `main`, before any thread exists that
+    // could read the environment concurrently.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+}
+
 fn main() -> ExitCode {
+    pin_rayon_threads();
     let cli = Cli::parse();
     commands::init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
