@@ -42,5 +42,9 @@ if [ -n "${SUSTAINED:-}" ]; then
   run sustained --model small --rate "${RATE:-50000}" --events "$(( ${RATE:-50000} * 600 ))"
 fi
 
+# The binary pins RAYON_NUM_THREADS at start (candle otherwise parses
+# /proc/cpuinfo before every CPU matmul); criterion's processes do the same
+# through the environment, so their figures match the job's.
+export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
 echo "=== criterion: per operator, scorer by batch size, telemetry"
 cargo bench --workspace --features onnx --bench operators --bench scorer --bench telemetry -- --warm-up-time 1 --measurement-time 5
