@@ -153,16 +153,32 @@ fn operators(c: &mut Criterion) {
     sink_steady(c, &job, &scored);
 }
 
-/// The Parquet sink's whole path for one batch: split into Hive partitions,
-/// encode into open files, commit (entry, publish). Each iteration writes
-/// to a fresh output, set up outside the timed part.
-fn sink(c: &mut Criterion, job: &scorestream_pipeline::config::JobConfig, scored: RecordBatch) {
-    let spec = PartitionSpec::new(
+/// The demo job's Hive partitioning over the scored schema.
+fn partition_spec(
+    job: &scorestream_pipeline::config::JobConfig,
+    scored: &RecordBatch,
+) -> PartitionSpec {
+    PartitionSpec::new(
         &job.sink.partition_by,
         &job.sink.partition_time,
         &scored.schema(),
     )
-    .expect("partitions");
+    .expect("partitions")
+}
+
+/// A sink on a fresh temporary directory, kept alive with it.
+fn local_sink(spec: &PartitionSpec) -> (tempfile::TempDir, ParquetSink) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = ParquetSinkConfig::at(dir.path());
+    let sink = ParquetSink::open(&config, spec.clone()).expect("sink");
+    (dir, sink)
+}
+
+/// The Parquet sink's whole path for one batch: split into Hive partitions,
+/// encode into open files, commit (entry, publish). Each iteration writes
+/// to a fresh output, set up outside the timed part.
+fn sink(c: &mut Criterion, job: &scorestream_pipeline::config::JobConfig, scored: RecordBatch) {
+    let spec = partition_spec(job, &scored);
     let topic: Arc<str> = "transactions".into();
     let mut coverage = Coverage::default();
     for p in 0..6 {
@@ -184,11 +200,7 @@ fn sink(c: &mut Criterion, job: &scorestream_pipeline::config::JobConfig, scored
     g.measurement_time(Duration::from_secs(5));
     g.bench_function("parquet_local_16k", |b| {
         b.iter_batched(
-            || {
-                let dir = tempfile::tempdir().expect("tmp");
-                let config = ParquetSinkConfig::at(dir.path());
-                (dir, ParquetSink::open(&config, spec.clone()).expect("sink"))
-            },
+            || local_sink(&spec),
             |(dir, s)| (dir, write(s)),
             criterion::BatchSize::PerIteration,
         )
@@ -229,23 +241,14 @@ fn sink_steady(
     job: &scorestream_pipeline::config::JobConfig,
     scored: &RecordBatch,
 ) {
-    let spec = PartitionSpec::new(
-        &job.sink.partition_by,
-        &job.sink.partition_time,
-        &scored.schema(),
-    )
-    .expect("partitions");
+    let spec = partition_spec(job, scored);
     let topic: Arc<str> = "transactions".into();
     let mut g = c.benchmark_group("sink");
     g.throughput(Throughput::Elements(scored.num_rows() as u64));
     g.measurement_time(Duration::from_secs(5));
     g.bench_function("parquet_local_8x16k_one_file", |b| {
         b.iter_batched(
-            || {
-                let dir = tempfile::tempdir().expect("tmp");
-                let config = ParquetSinkConfig::at(dir.path());
-                (dir, ParquetSink::open(&config, spec.clone()).expect("sink"))
-            },
+            || local_sink(&spec),
             |(dir, mut s)| {
                 for k in 0..scored.num_rows().div_ceil(ROWS) {
                     let first = k * ROWS;
