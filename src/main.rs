@@ -84,7 +84,7 @@ enum Command {
 /// candle asks how many threads it may use before every CPU matmul, and
 /// unless `RAYON_NUM_THREADS` is set, the answer comes from parsing
 /// `/proc/cpuinfo` each time: about 900 opens per 300,000 scored events,
-/// and about 7% of the job's CPU in `scorestream bench` (BENCHMARKS.md,
+/// and about 5% of the job's CPU in `scorestream bench` (BENCHMARKS.md,
 /// 2026-12-03). Setting the variable to what the process may use (cgroup quota and
 /// affinity included) makes it one environment read. A value the user set
 /// is kept.
