@@ -205,7 +205,6 @@ fn sink(c: &mut Criterion, job: &scorestream_pipeline::config::JobConfig, scored
             criterion::BatchSize::PerIteration,
         )
     });
-    g.throughput(Throughput::Elements(ROWS as u64));
     // The object store path (spool, upload, conditional put, copy) against
     // object_store's in-memory store: the cost of the protocol without a
     // network.

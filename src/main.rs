@@ -85,9 +85,9 @@ enum Command {
 /// unless `RAYON_NUM_THREADS` is set, the answer comes from parsing
 /// `/proc/cpuinfo` each time: about 900 opens per 300,000 scored events,
 /// and about 5% of the job's CPU in `scorestream bench` (BENCHMARKS.md,
-/// 2026-12-03). Setting the variable to what the process may use (cgroup quota and
-/// affinity included) makes it one environment read. A value the user set
-/// is kept.
+/// 2026-12-03). Setting the variable to what the process may use (cgroup
+/// quota and affinity included) makes it one environment read. A value the
+/// user set is kept.
 #[allow(unsafe_code)]
 fn pin_rayon_threads() {
     if std::env::var_os("RAYON_NUM_THREADS").is_some() {
