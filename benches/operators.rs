@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int32Type;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use object_store::memory::InMemory;
 use scorestream_operators::batch::Coalescer;
@@ -21,7 +22,7 @@ use scorestream_operators::{Coverage, Envelope};
 use scorestream_pipeline::config::load_file;
 use scorestream_pipeline::demo::{EMBEDDED, demo_world, generator_options};
 use scorestream_pipeline::synth::EventGen;
-use scorestream_schemas::EventSchema;
+use scorestream_schemas::{EventSchema, columns};
 
 const ROWS: usize = 16_384;
 
@@ -166,10 +167,15 @@ fn partition_spec(
     .expect("partitions")
 }
 
-/// A sink on a fresh temporary directory, kept alive with it.
-fn local_sink(spec: &PartitionSpec) -> (tempfile::TempDir, ParquetSink) {
+/// A sink on a fresh temporary directory, kept alive with it;
+/// `encode_threads` as in the job config (`None`: one per core).
+fn local_sink(
+    spec: &PartitionSpec,
+    encode_threads: Option<usize>,
+) -> (tempfile::TempDir, ParquetSink) {
     let dir = tempfile::tempdir().expect("tmp");
-    let config = ParquetSinkConfig::at(dir.path());
+    let mut config = ParquetSinkConfig::at(dir.path());
+    config.encode_threads = encode_threads;
     let sink = ParquetSink::open(&config, spec.clone()).expect("sink");
     (dir, sink)
 }
@@ -198,13 +204,20 @@ fn sink(c: &mut Criterion, job: &scorestream_pipeline::config::JobConfig, scored
     let mut g = c.benchmark_group("sink");
     g.throughput(Throughput::Elements(ROWS as u64));
     g.measurement_time(Duration::from_secs(5));
-    g.bench_function("parquet_local_16k", |b| {
-        b.iter_batched(
-            || local_sink(&spec),
-            |(dir, s)| (dir, write(s)),
-            criterion::BatchSize::PerIteration,
-        )
-    });
+    // The batch splits into six files (one per Kafka partition), encoded
+    // side by side; `_one_encode_thread` is the same on the sink's thread.
+    for (name, threads) in [
+        ("parquet_local_16k", None),
+        ("parquet_local_16k_one_encode_thread", Some(1)),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || local_sink(&spec, threads),
+                |(dir, s)| (dir, write(s)),
+                criterion::BatchSize::PerIteration,
+            )
+        });
+    }
     // The object store path (spool, upload, conditional put, copy) against
     // object_store's in-memory store: the cost of the protocol without a
     // network.
@@ -232,9 +245,10 @@ fn sink(c: &mut Criterion, job: &scorestream_pipeline::config::JobConfig, scored
     g.finish();
 }
 
-/// Steady state: one partition's file stays open across eight batches of
-/// distinct rows, as in a running job, so encoding dominates and file
-/// setup and commit are paid once per 131,072 rows.
+/// Steady state: files stay open across eight batches of distinct rows, as
+/// in a running job, so encoding dominates and file setup and commit are
+/// paid once per 131,072 rows. One Kafka partition (one file), then six
+/// (six files per batch, encoded side by side or on the sink's thread).
 fn sink_steady(
     c: &mut Criterion,
     job: &scorestream_pipeline::config::JobConfig,
@@ -245,30 +259,62 @@ fn sink_steady(
     let mut g = c.benchmark_group("sink");
     g.throughput(Throughput::Elements(scored.num_rows() as u64));
     g.measurement_time(Duration::from_secs(5));
-    g.bench_function("parquet_local_8x16k_one_file", |b| {
-        b.iter_batched(
-            || local_sink(&spec),
-            |(dir, mut s)| {
-                for k in 0..scored.num_rows().div_ceil(ROWS) {
-                    let first = k * ROWS;
-                    let rows = scored.slice(first, ROWS.min(scored.num_rows() - first));
-                    let mut coverage = Coverage::default();
-                    coverage
-                        .extend(&topic, 0, first as i64..(first + rows.num_rows()) as i64)
-                        .expect("coverage");
-                    s.write(Envelope {
-                        batch: Some(rows),
-                        coverage,
-                        ..Default::default()
-                    })
-                    .expect("write");
-                }
-                (dir, s.flush().expect("commit"))
-            },
-            criterion::BatchSize::PerIteration,
-        )
-    });
+    for (name, partitions, threads) in [
+        ("parquet_local_8x16k_one_file", 1, None),
+        ("parquet_local_8x16k_six_files", 6, None),
+        (
+            "parquet_local_8x16k_six_files_one_encode_thread",
+            6,
+            Some(1),
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || local_sink(&spec, threads),
+                |(dir, mut s)| {
+                    // The sink checks that each partition's ranges chain and
+                    // count its rows, not which offsets the rows hold.
+                    let mut next = [0i64; 6];
+                    for k in 0..scored.num_rows().div_ceil(ROWS) {
+                        let first = k * ROWS;
+                        let rows = scored.slice(first, ROWS.min(scored.num_rows() - first));
+                        let mut coverage = Coverage::default();
+                        for (p, n) in rows_per_partition(&rows, partitions) {
+                            let start = next[p as usize];
+                            next[p as usize] += n;
+                            coverage
+                                .extend(&topic, p, start..start + n)
+                                .expect("coverage");
+                        }
+                        s.write(Envelope {
+                            batch: Some(rows),
+                            coverage,
+                            ..Default::default()
+                        })
+                        .expect("write");
+                    }
+                    (dir, s.flush().expect("commit"))
+                },
+                criterion::BatchSize::PerIteration,
+            )
+        });
+    }
     g.finish();
+}
+
+/// Rows of each Kafka partition `0..partitions` in the batch; with one
+/// partition, every row counts as partition 0's (the sink does not split).
+fn rows_per_partition(rows: &RecordBatch, partitions: i32) -> Vec<(i32, i64)> {
+    if partitions == 1 {
+        return vec![(0, rows.num_rows() as i64)];
+    }
+    let col = rows
+        .column_by_name(columns::SOURCE_PARTITION)
+        .expect("source_partition")
+        .as_primitive::<Int32Type>();
+    (0..partitions)
+        .map(|p| (p, col.values().iter().filter(|&&v| v == p).count() as i64))
+        .collect()
 }
 
 criterion_group!(benches, operators);

@@ -59,6 +59,11 @@ pub struct ParquetSinkConfig {
     /// however many partitions are open.
     #[serde(default = "default_max_buffered")]
     pub max_buffered_bytes: ByteSize,
+    /// Threads that encode a batch's files at once (each Kafka partition
+    /// and partition directory is its own file). Defaults to the cores the
+    /// process may use; 1 encodes on the sink's own thread.
+    #[serde(default)]
+    pub encode_threads: Option<usize>,
 }
 
 /// Row groups are the unit readers skip by statistics and split work by.
@@ -130,7 +135,15 @@ impl ParquetSinkConfig {
             roll: RollConfig::default(),
             max_open_files: default_max_open_files(),
             max_buffered_bytes: default_max_buffered(),
+            encode_threads: None,
         }
+    }
+
+    /// `encode_threads`, or the cores available to the process.
+    pub fn encode_threads(&self) -> usize {
+        self.encode_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
     }
 
     /// Opens the output root this config names.
@@ -222,6 +235,12 @@ impl ParquetSinkConfig {
             self.max_buffered_bytes.0 > 0,
             "sink.max_buffered_bytes",
             "max_buffered_bytes",
+            &mut out,
+        );
+        positive(
+            self.encode_threads != Some(0),
+            "sink.encode_threads",
+            "encode_threads",
             &mut out,
         );
         out

@@ -17,6 +17,7 @@ use scorestream_schemas::{
 use tracing::{debug, info};
 
 use super::commit_log::{CommitEntry, CommitLog, CommittedFile, base_name};
+use super::encode::encode_files;
 use super::open_file::OpenFile;
 use super::store::{Store, split};
 use super::{Compression, ParquetSinkConfig, PartitionSpec, RollConfig};
@@ -28,6 +29,10 @@ pub const DEAD_LETTERS_DIR: &str = "dead_letters";
 /// Kafka-to-committed latencies are kept per open set at this resolution, so
 /// their memory does not grow with the rows a file holds.
 const LATENCY_BUCKET_MS: i64 = 10;
+
+/// Rows split off a batch, bound for the open file of a Kafka partition and
+/// partition directory, waiting to be encoded with the batch's other files.
+type Pending = Vec<(TopicPartition, String, RecordBatch)>;
 
 /// What became durable (and readable) in one call.
 #[derive(Debug, Default)]
@@ -132,6 +137,8 @@ pub struct ParquetSink {
     log: CommitLog,
     writer: String,
     dead_letter_files: bool,
+    /// Files of one batch encoded at once (`sink.encode_threads`).
+    encode_threads: usize,
     sets: HashMap<TopicPartition, OpenSet>,
     /// Commits made early (to stay under `max_open_files`) and not yet
     /// returned to the caller.
@@ -170,6 +177,7 @@ impl ParquetSink {
             log,
             writer,
             dead_letter_files: true,
+            encode_threads: config.encode_threads(),
             sets: HashMap::new(),
             pending: Committed::default(),
         })
@@ -211,9 +219,11 @@ impl ParquetSink {
     pub fn write(&mut self, env: Envelope) -> Result<Committed> {
         let now = Instant::now();
         let parts = split_by_partition(&env)?;
+        let mut pending = Pending::new();
         for (tp, range, rows, dead) in parts {
-            self.write_partition(tp, range, rows, &dead, now)?;
+            self.write_partition(tp, range, rows, &dead, now, &mut pending)?;
         }
+        self.encode(&mut pending, now)?;
         self.bound_memory()?;
         let due: Vec<TopicPartition> = if env.flush {
             self.sets.keys().cloned().collect()
@@ -260,6 +270,7 @@ impl ParquetSink {
         rows: Option<RecordBatch>,
         dead: &[&DeadLetter],
         now: Instant,
+        pending: &mut Pending,
     ) -> Result<()> {
         let groups = match &rows {
             Some(b) if b.num_rows() > 0 => {
@@ -285,7 +296,7 @@ impl ParquetSink {
             }
             n
         };
-        self.make_room(new_files)?;
+        self.make_room(new_files, pending, now)?;
 
         let set = self.sets.entry(tp.clone()).or_insert_with(|| OpenSet {
             topic: tp.0.clone(),
@@ -307,27 +318,23 @@ impl ParquetSink {
             )));
         }
         for (dir, first, part) in groups {
-            let file = match set.scores.entry(dir) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    let dir = if v.key().is_empty() {
-                        SCORES_DIR.to_owned()
-                    } else {
-                        format!("{SCORES_DIR}/{}", v.key())
-                    };
-                    let f = OpenFile::create(
-                        &self.store,
-                        &dir,
-                        &file_name(&tp, first),
-                        &self.writer,
-                        self.spec.file_schema(),
-                        &self.props,
-                        self.config.row_group.bytes.0 as usize,
-                    )?;
-                    v.insert(f)
-                }
-            };
-            file.write(&part, now)?;
+            let key = dir.clone();
+            if let std::collections::hash_map::Entry::Vacant(v) = set.scores.entry(dir) {
+                let dir = if v.key().is_empty() {
+                    SCORES_DIR.to_owned()
+                } else {
+                    format!("{SCORES_DIR}/{}", v.key())
+                };
+                v.insert(OpenFile::create(
+                    &self.store,
+                    &dir,
+                    &file_name(&tp, first),
+                    &self.writer,
+                    self.spec.file_schema(),
+                    &self.props,
+                    self.config.row_group.bytes.0 as usize,
+                )?);
+            }
             set.rows += part.num_rows();
             if let Some(ingest) = part.column_by_name(columns::INGEST_TIME) {
                 let ingest = ingest.as_primitive::<TimestampMillisecondType>();
@@ -337,6 +344,7 @@ impl ParquetSink {
                         .or_insert(0) += 1;
                 }
             }
+            pending.push((tp.clone(), key, part));
         }
         if !dead.is_empty() {
             set.dead_letters += dead.len();
@@ -369,12 +377,14 @@ impl ParquetSink {
     }
 
     /// Commits the least recently written partitions until `needed` more
-    /// files fit under `max_open_files`.
-    fn make_room(&mut self, needed: usize) -> Result<()> {
+    /// files fit under `max_open_files`. Rows still pending are encoded
+    /// first, since the partition committed may be one they belong to.
+    fn make_room(&mut self, needed: usize, pending: &mut Pending, now: Instant) -> Result<()> {
         while needed > 0 && !self.sets.is_empty() {
             if self.open_files() + needed <= self.config.max_open_files {
                 return Ok(());
             }
+            self.encode(pending, now)?;
             let lru = self
                 .sets
                 .iter()
@@ -389,6 +399,47 @@ impl ParquetSink {
             self.pending.absorb(c)?;
         }
         Ok(())
+    }
+
+    /// Encodes the pending rows into their open files, the files side by
+    /// side (see [`encode_files`]).
+    fn encode(&mut self, pending: &mut Pending, now: Instant) -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut by_set: HashMap<TopicPartition, HashMap<String, Vec<RecordBatch>>> = HashMap::new();
+        for (tp, dir, rows) in pending.drain(..) {
+            by_set
+                .entry(tp)
+                .or_default()
+                .entry(dir)
+                .or_default()
+                .push(rows);
+        }
+        let mut work = Vec::new();
+        for (tp, set) in self.sets.iter_mut() {
+            let Some(mut dirs) = by_set.remove(tp) else {
+                continue;
+            };
+            for (dir, file) in set.scores.iter_mut() {
+                if let Some(rows) = dirs.remove(dir) {
+                    work.push((file, rows));
+                }
+            }
+            if let Some(dir) = dirs.keys().next() {
+                return Err(OperatorError::Internal(format!(
+                    "rows for {}/{} `{dir}` have no open file",
+                    tp.0, tp.1
+                )));
+            }
+        }
+        if let Some((tp, _)) = by_set.iter().next() {
+            return Err(OperatorError::Internal(format!(
+                "rows for {}/{} have no open files",
+                tp.0, tp.1
+            )));
+        }
+        encode_files(work, self.encode_threads, now)
     }
 
     /// Sends the largest buffered row groups to disk while the open files

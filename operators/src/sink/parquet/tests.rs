@@ -431,6 +431,77 @@ fn bad_partition_settings_are_named() {
     let mut cfg = ParquetSinkConfig::at("x");
     cfg.roll.max_rows = 0;
     assert_eq!(cfg.problems()[0].0, "sink.roll.max_rows");
+    let mut cfg = ParquetSinkConfig::at("x");
+    cfg.encode_threads = Some(0);
+    let p = cfg.problems();
+    assert_eq!(p[0].0, "sink.encode_threads");
+    assert!(p[0].1.contains("greater than zero"), "{p:?}");
+}
+
+/// Six partitions, rows in two hours each: twelve files from one envelope.
+fn six_partitions_two_hours() -> Envelope {
+    let msgs: Vec<(i32, i64, i64)> = (0..6)
+        .flat_map(|p| (0..40).map(move |o| (p, i64::from(p) * 1000 + o, NINE + (o % 2) * HOUR + 1)))
+        .collect();
+    let ranges: Vec<(i32, std::ops::Range<i64>)> = (0..6)
+        .map(|p| (p, i64::from(p) * 1000..i64::from(p) * 1000 + 40))
+        .collect();
+    env(rows_at(&msgs), &ranges)
+}
+
+/// Committed files and the values in each.
+fn committed_values(dir: &Path) -> Vec<(String, Vec<i64>)> {
+    visible(dir)
+        .into_iter()
+        .map(|f| {
+            let v = values(&read(&dir.join(&f)));
+            (f, v)
+        })
+        .collect()
+}
+
+#[test]
+fn files_encoded_side_by_side_hold_what_one_thread_writes() {
+    let mut outputs = Vec::new();
+    for threads in [1, 4] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cfg = config(dir.path());
+        cfg.encode_threads = Some(threads);
+        let mut sink = open_with(&cfg);
+        sink.write(six_partitions_two_hours()).expect("write");
+        let c = sink.flush().expect("flush");
+        assert_eq!(c.rows, 240);
+        assert_eq!(c.files.len(), 12, "{threads} threads");
+        outputs.push(committed_values(&dir.path().join(SCORES_DIR)));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    let p0_at_nine = outputs[0]
+        .iter()
+        .find(|(f, _)| *f == format!("{H09}/{}.parquet", commit_log::base_name("t", 0, 0)))
+        .expect("partition 0's 09:00 file");
+    assert_eq!(p0_at_nine.1, (0..40).step_by(2).collect::<Vec<i64>>());
+}
+
+#[test]
+fn one_envelope_over_more_partitions_than_open_files_loses_no_row() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cfg = config(dir.path());
+    cfg.max_open_files = 3;
+    let mut sink = open_with(&cfg);
+    // Twelve files do not fit in three: partitions written earlier in this
+    // same envelope are committed to make room, with their rows in them.
+    let early = sink.write(six_partitions_two_hours()).expect("write");
+    assert!(!early.is_empty(), "some partitions had to commit early");
+    assert!(sink.open_files() <= 3);
+    let rest = sink.flush().expect("flush");
+    assert_eq!(early.rows + rest.rows, 240);
+    let mut all: Vec<i64> = committed_values(&dir.path().join(SCORES_DIR))
+        .into_iter()
+        .flat_map(|(_, v)| v)
+        .collect();
+    all.sort_unstable();
+    let want: Vec<i64> = (0..6).flat_map(|p| p * 1000..p * 1000 + 40).collect();
+    assert_eq!(all, want);
 }
 
 #[test]
