@@ -36,6 +36,8 @@ run() {
 run small --model small
 run large --model large
 run small-target-100ms --model small --target-latency 100ms
+# The Kafka source alone: the floor under every run above.
+run source-only --source-only
 if [ -n "${SUSTAINED:-}" ]; then
   # Ten minutes at a fixed rate while consuming: RSS sampled every second.
   # tansu keeps every event in memory: 50,000/s for 10 min is about 8 GB.

@@ -85,3 +85,59 @@ fn bench_accounts_for_every_event_and_reports_what_it_measured() {
         );
     }
 }
+
+#[test]
+fn source_only_reads_every_event_and_writes_nothing() {
+    let tansu = Tansu::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("source");
+    let json = dir.path().join("source.json");
+    let o = run(bin().args([
+        "bench",
+        "--brokers",
+        &tansu.brokers,
+        "--events",
+        &EVENTS.to_string(),
+        "--partitions",
+        "3",
+        "--source-only",
+        "--out",
+        out.to_str().expect("utf-8"),
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]));
+    let stdout = text(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
+    assert!(stdout.contains("--source-only"), "{stdout}");
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("report")).expect("json");
+    let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    assert_eq!(r["source_only"], true);
+    assert_eq!(f("accounted") as u64, EVENTS, "every event read: {r}");
+    assert_eq!(f("rows_scored"), 0.0, "{r}");
+    assert!(
+        f("cpu_seconds") > 0.0 && f("events_per_second") > 0.0,
+        "{r}"
+    );
+    assert!(
+        (f("events_per_second") - EVENTS as f64 / f("seconds")).abs() / f("events_per_second")
+            < 0.01,
+        "{r}"
+    );
+    assert!(
+        !out.join("scores").exists() || read_dir(&out.join("scores")).is_empty(),
+        "nothing is scored or written"
+    );
+
+    // It measures the source: options that make no sense there are refused.
+    let o = run(bin().args([
+        "bench",
+        "--brokers",
+        &tansu.brokers,
+        "--source-only",
+        "--rate",
+        "1000",
+    ]));
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("--rate"), "{}", text(&o.stderr));
+}

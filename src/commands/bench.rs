@@ -43,6 +43,11 @@ pub struct Args {
     /// Run the job with `batch.target_latency` (adaptive batch sizes), e.g. "200ms".
     #[arg(long, value_parser = humantime::parse_duration)]
     target_latency: Option<Duration>,
+    /// Run only the job's Kafka source, dropping what it reads: the cost
+    /// of consuming alone, the floor under the whole job's on this machine
+    /// and broker.
+    #[arg(long, conflicts_with_all = ["rate", "target_latency", "model"])]
+    source_only: bool,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -62,6 +67,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         rate: args.rate,
         target_latency: args.target_latency,
         stall_timeout: Duration::from_secs(60),
+        source_only: args.source_only,
     };
     let report = run_bench(
         &scorestream_pipeline::demo::EMBEDDED,
@@ -80,6 +86,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn render(r: &BenchReport) -> String {
+    if r.source_only {
+        return format!(
+            "scorestream bench --source-only: {} events, {} partitions\n\
+             events/s (first chunk to last)         {}\n\
+             seconds                                {:.2}\n\
+             read                                   {}\n\
+             CPU seconds per million events         {:.2} ({:.2} s in all)\n\
+             peak RSS                               {} MiB\n",
+            thousands(r.events),
+            r.partitions,
+            thousands(r.events_per_second as u64),
+            r.seconds,
+            thousands(r.accounted),
+            r.cpu_seconds_per_million_events,
+            r.cpu_seconds,
+            r.peak_rss_bytes >> 20,
+        );
+    }
     let mut out = format!(
         "scorestream bench: {} events, {} partitions, {:?} model{}{}\n\
          events/s (first fetch to last commit)  {}\n\

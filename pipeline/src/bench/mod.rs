@@ -11,6 +11,7 @@
 
 mod model;
 mod process;
+mod source_only;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,12 +55,17 @@ pub struct BenchOptions {
     pub target_latency: Option<Duration>,
     /// Give up when nothing is acknowledged for this long.
     pub stall_timeout: Duration,
+    /// Run the job's Kafka source alone, dropping what it reads: the floor
+    /// under the job's cost on this machine and broker.
+    pub source_only: bool,
 }
 
 /// What one run measured. Times are wall-clock; CPU is the whole process
 /// (every thread) from the job's start to its last commit.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
+    /// Only the Kafka source ran (`--source-only`): no scoring, no output.
+    pub source_only: bool,
     pub model: BenchModel,
     pub events: u64,
     pub partitions: i32,
@@ -183,6 +189,24 @@ pub async fn run_bench(
 
     reset_peak_rss();
     let cpu_before = cpu_time();
+    if opts.source_only {
+        let expected = delivered.unwrap_or(opts.events);
+        let run = source_only::read_all(&config, expected, opts.stall_timeout).await?;
+        let cpu_seconds = (cpu_time() - cpu_before).as_secs_f64();
+        let peak_rss_bytes = peak_rss_bytes();
+        let _ = delete_topic(&opts.brokers, &topic).await;
+        return Ok(BenchReport {
+            source_only: true,
+            produce_seconds,
+            accounted: run.events,
+            seconds: run.seconds,
+            events_per_second: run.events as f64 / run.seconds.max(f64::MIN_POSITIVE),
+            cpu_seconds,
+            cpu_seconds_per_million_events: cpu_seconds * 1e6 / run.events.max(1) as f64,
+            peak_rss_bytes,
+            ..BenchReport::empty(opts)
+        });
+    }
     let job = Job::build(config)?;
     let stats = Arc::new(JobStats::default());
     let stop = CancellationToken::new();
@@ -283,11 +307,6 @@ pub async fn run_bench(
         })
         .collect();
     Ok(BenchReport {
-        model: opts.model,
-        events: opts.events,
-        partitions: opts.partitions,
-        sustained_rate: opts.rate,
-        target_latency_ms: opts.target_latency.map(|t| t.as_secs_f64() * 1e3),
         produce_seconds,
         accounted: events,
         rows_scored: snap.rows_scored,
@@ -308,7 +327,39 @@ pub async fn run_bench(
             .into_iter()
             .map(|(name, sum)| (name.to_owned(), sum / queue_samples.max(1)))
             .collect(),
+        ..BenchReport::empty(opts)
     })
+}
+
+impl BenchReport {
+    /// The run's settings, with nothing measured yet.
+    fn empty(opts: &BenchOptions) -> Self {
+        Self {
+            source_only: opts.source_only,
+            model: opts.model,
+            events: opts.events,
+            partitions: opts.partitions,
+            sustained_rate: opts.rate,
+            target_latency_ms: opts.target_latency.map(|t| t.as_secs_f64() * 1e3),
+            produce_seconds: 0.0,
+            accounted: 0,
+            rows_scored: 0,
+            dead_letters: 0,
+            files: 0,
+            output_bytes: 0,
+            seconds: 0.0,
+            events_per_second: 0.0,
+            batches: 0,
+            batch_latency_p50_ms: 0.0,
+            batch_latency_p99_ms: 0.0,
+            cpu_seconds: 0.0,
+            cpu_seconds_per_million_events: 0.0,
+            peak_rss_bytes: 0,
+            rss_samples: Vec::new(),
+            stages: Vec::new(),
+            queue_rows_mean: Vec::new(),
+        }
+    }
 }
 
 async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), PipelineError> {
