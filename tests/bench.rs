@@ -11,26 +11,50 @@ use scorestream_pipeline::demo::{EMBEDDED, demo_world, generator_options};
 
 const EVENTS: u64 = 20_000;
 
-fn bench(tansu: &Tansu, dir: &std::path::Path, model: &str) -> serde_json::Value {
-    let out = dir.join(model);
-    let json = dir.join(format!("{model}.json"));
-    let o = run(bin().args([
+/// Runs `scorestream bench` on [`EVENTS`] events over three partitions with
+/// `extra` arguments; returns its output directory, stdout and JSON report.
+fn bench_with(
+    tansu: &Tansu,
+    dir: &std::path::Path,
+    name: &str,
+    extra: &[&str],
+) -> (std::path::PathBuf, String, serde_json::Value) {
+    let out = dir.join(name);
+    let json = dir.join(format!("{name}.json"));
+    let events = EVENTS.to_string();
+    let mut args = vec![
         "bench",
         "--brokers",
-        &tansu.brokers,
+        tansu.brokers.as_str(),
         "--events",
-        &EVENTS.to_string(),
+        events.as_str(),
         "--partitions",
         "3",
-        "--model",
-        model,
         "--out",
         out.to_str().expect("utf-8"),
         "--json",
         json.to_str().expect("utf-8"),
-    ]));
+    ];
+    args.extend_from_slice(extra);
+    let o = run(bin().args(args));
     let stdout = text(&o.stdout);
     assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
+    let report = serde_json::from_slice(&std::fs::read(&json).expect("report")).expect("json");
+    (out, stdout, report)
+}
+
+/// events/s is the events over the seconds the report gives.
+fn assert_rate_fits(r: &serde_json::Value) {
+    let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
+    assert!(
+        (f("events_per_second") - EVENTS as f64 / f("seconds")).abs() / f("events_per_second")
+            < 0.01,
+        "{r}"
+    );
+}
+
+fn bench(tansu: &Tansu, dir: &std::path::Path, model: &str) -> serde_json::Value {
+    let (out, stdout, report) = bench_with(tansu, dir, model, &["--model", model]);
     assert!(
         stdout.contains("events/s (first fetch to last commit)"),
         "{stdout}"
@@ -38,7 +62,7 @@ fn bench(tansu: &Tansu, dir: &std::path::Path, model: &str) -> serde_json::Value
     // Every event, exactly once, in the Parquet it wrote.
     let world = demo_world(&EMBEDDED).expect("world");
     assert_exactly_once(&out, &replay(&world, generator_options(7), EVENTS));
-    serde_json::from_slice(&std::fs::read(&json).expect("report")).expect("json")
+    report
 }
 
 #[test]
@@ -61,11 +85,7 @@ fn bench_accounts_for_every_event_and_reports_what_it_measured() {
             f("rows_scored"),
             "the report counts what was written"
         );
-        assert!(
-            (f("events_per_second") - EVENTS as f64 / f("seconds")).abs() / f("events_per_second")
-                < 0.01,
-            "{r}"
-        );
+        assert_rate_fits(&r);
         assert!(f("batches") >= 1.0, "{r}");
         assert!(
             f("batch_latency_p50_ms") > 0.0
@@ -90,27 +110,8 @@ fn bench_accounts_for_every_event_and_reports_what_it_measured() {
 fn source_only_reads_every_event_and_writes_nothing() {
     let tansu = Tansu::start();
     let dir = tempfile::tempdir().expect("tmp");
-    let out = dir.path().join("source");
-    let json = dir.path().join("source.json");
-    let o = run(bin().args([
-        "bench",
-        "--brokers",
-        &tansu.brokers,
-        "--events",
-        &EVENTS.to_string(),
-        "--partitions",
-        "3",
-        "--source-only",
-        "--out",
-        out.to_str().expect("utf-8"),
-        "--json",
-        json.to_str().expect("utf-8"),
-    ]));
-    let stdout = text(&o.stdout);
-    assert!(o.status.success(), "{stdout}\n{}", text(&o.stderr));
+    let (out, stdout, r) = bench_with(&tansu, dir.path(), "source", &["--source-only"]);
     assert!(stdout.contains("--source-only"), "{stdout}");
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json).expect("report")).expect("json");
     let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} in {r}"));
     assert_eq!(r["source_only"], true);
     assert_eq!(f("accounted") as u64, EVENTS, "every event read: {r}");
@@ -119,11 +120,7 @@ fn source_only_reads_every_event_and_writes_nothing() {
         f("cpu_seconds") > 0.0 && f("events_per_second") > 0.0,
         "{r}"
     );
-    assert!(
-        (f("events_per_second") - EVENTS as f64 / f("seconds")).abs() / f("events_per_second")
-            < 0.01,
-        "{r}"
-    );
+    assert_rate_fits(&r);
     assert!(
         !out.join("scores").exists() || read_dir(&out.join("scores")).is_empty(),
         "nothing is scored or written"
