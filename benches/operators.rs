@@ -274,7 +274,7 @@ fn sink_steady(
                 |(dir, mut s)| {
                     // The sink checks that each partition's ranges chain and
                     // count its rows, not which offsets the rows hold.
-                    let mut next = [0i64; 6];
+                    let mut next = vec![0i64; partitions as usize];
                     for k in 0..scored.num_rows().div_ceil(ROWS) {
                         let first = k * ROWS;
                         let rows = scored.slice(first, ROWS.min(scored.num_rows() - first));

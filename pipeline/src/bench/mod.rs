@@ -30,10 +30,11 @@ pub use model::write_large_model;
 pub use process::{cpu_time, peak_rss_bytes, reset_peak_rss, rss_bytes};
 
 /// Which network scores the events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BenchModel {
     /// The demo's trained 20-64-32-1 MLP.
+    #[default]
     Small,
     /// A 64-256-256-1 MLP with seeded random weights over the same columns.
     Large,
@@ -62,7 +63,7 @@ pub struct BenchOptions {
 
 /// What one run measured. Times are wall-clock; CPU is the whole process
 /// (every thread) from the job's start to its last commit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct BenchReport {
     /// Only the Kafka source ran (`--source-only`): no scoring, no output.
     pub source_only: bool,
@@ -341,23 +342,7 @@ impl BenchReport {
             partitions: opts.partitions,
             sustained_rate: opts.rate,
             target_latency_ms: opts.target_latency.map(|t| t.as_secs_f64() * 1e3),
-            produce_seconds: 0.0,
-            accounted: 0,
-            rows_scored: 0,
-            dead_letters: 0,
-            files: 0,
-            output_bytes: 0,
-            seconds: 0.0,
-            events_per_second: 0.0,
-            batches: 0,
-            batch_latency_p50_ms: 0.0,
-            batch_latency_p99_ms: 0.0,
-            cpu_seconds: 0.0,
-            cpu_seconds_per_million_events: 0.0,
-            peak_rss_bytes: 0,
-            rss_samples: Vec::new(),
-            stages: Vec::new(),
-            queue_rows_mean: Vec::new(),
+            ..Self::default()
         }
     }
 }

@@ -83,10 +83,8 @@ pub(super) async fn read_all(
     let seconds = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
     // Like a sink, acknowledge what the source hands over while stopping,
     // and hang up once its queue closes: the source stops after that.
+    let _ = ack_tx.send(covered);
     let mut acks = Some(ack_tx);
-    if let Some(a) = &acks {
-        let _ = a.send(covered);
-    }
     cancel.cancel();
     let mut running = running;
     let stopped = loop {
