@@ -1,5 +1,5 @@
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::fetch_queue::{Batch, FetchQueue, Fetched};
 use super::{KafkaSourceConfig, RawChunk, StartFrom, redact_text};
 use crate::queue::{RowSender, TrySend};
 use crate::{Coverage, OperatorError, Result};
@@ -40,6 +41,18 @@ const STATISTICS_INTERVAL_MS: &str = "5000";
 /// (measured against tansu, librdkafka alone: 180k events/s at the
 /// default, 1.78M at 10 ms); the queue's bounds are unchanged.
 const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
+/// How often every owned partition is routed to the fetch queue again.
+/// librdkafka drops a partition's route when it stops fetching it, and a
+/// stop left over from an earlier rebalance can land after the new
+/// assignment was routed; the partition's messages would then wait where
+/// nobody reads them. Re-routing is idempotent and costs a lookup per
+/// partition, so at worst such a partition waits this long.
+const REATTACH_EVERY: Duration = Duration::from_secs(1);
+
+/// The longest the source waits for messages before serving the consumer's
+/// events again (rebalances, statistics, commit results).
+const MAX_WAIT: Duration = Duration::from_millis(100);
 
 /// Numbers the source keeps current for whoever watches the job.
 #[derive(Debug, Clone)]
@@ -111,7 +124,55 @@ struct Shared {
     resume: Arc<dyn ResumePositions>,
     config: KafkaSourceConfig,
     runtime: tokio::runtime::Handle,
+    /// Where assigned partitions' messages go. Weak: the source owns the
+    /// queue and destroys it before the consumer, so a rebalance served
+    /// while the consumer closes finds it gone instead of dangling.
+    fetch: OnceLock<Weak<FetchQueue>>,
 }
+
+/// A message as the source needs it, whichever way it was read.
+struct Incoming<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    key: Option<&'a [u8]>,
+    payload: &'a [u8],
+    traceparent: Option<&'a [u8]>,
+}
+
+impl<'a> Incoming<'a> {
+    fn from_borrowed(m: &'a rdkafka::message::BorrowedMessage<'_>) -> Self {
+        Self {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp_ms: m.timestamp().to_millis(),
+            key: m.key(),
+            payload: m.payload().unwrap_or_default(),
+            traceparent: m.headers().and_then(|h| {
+                rdkafka::message::Headers::iter(h)
+                    .filter(|h| h.key == TRACEPARENT)
+                    .last()
+                    .and_then(|h| h.value)
+            }),
+        }
+    }
+
+    fn from_fetched(m: &Fetched<'a>) -> Self {
+        Self {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp_ms: m.timestamp_ms(),
+            key: m.key(),
+            payload: m.payload(),
+            traceparent: m.header(c"traceparent"),
+        }
+    }
+}
+
+const TRACEPARENT: &str = "traceparent";
 
 /// The consumer's context: serves rebalances (resume from the commit log on
 /// assignment, flush and commit on revocation) and redacts secrets from
@@ -168,11 +229,20 @@ impl ConsumerContext for SourceContext {
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.shared.on_assign(consumer, tpl);
-                if cooperative {
+                let assigned = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
                     consumer.assign(tpl)
+                };
+                if assigned.is_ok() {
+                    let parts: Vec<(String, i32)> = tpl
+                        .elements()
+                        .iter()
+                        .map(|e| (e.topic().to_owned(), e.partition()))
+                        .collect();
+                    self.shared.attach(&parts);
                 }
+                assigned
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.shared.on_revoke(consumer, tpl);
@@ -200,6 +270,32 @@ impl ConsumerContext for SourceContext {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Routes these partitions' messages to the fetch queue.
+    fn attach(&self, parts: &[(String, i32)]) {
+        let Some(fetch) = self.fetch.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        for (topic, partition) in parts {
+            if !fetch.attach(topic, *partition) {
+                warn!(
+                    topic,
+                    partition, "cannot route the partition's messages to the source"
+                );
+            }
+        }
+    }
+
+    /// Routes every owned partition again (see [`REATTACH_EVERY`]).
+    fn reattach_owned(&self) {
+        let parts: Vec<(String, i32)> = self
+            .lock()
+            .parts
+            .iter()
+            .map(|p| (p.topic.to_string(), p.partition))
+            .collect();
+        self.attach(&parts);
     }
 
     /// Messages on the broker this member has not yet committed to the
@@ -456,6 +552,9 @@ pub(super) fn client_config(config: &KafkaSourceConfig) -> ClientConfig {
 }
 
 pub struct KafkaSource {
+    /// Declared before `consumer`: the queue must be destroyed while the
+    /// consumer's client is still alive.
+    fetch: Arc<FetchQueue>,
     consumer: BaseConsumer<SourceContext>,
     shared: Arc<Shared>,
 }
@@ -492,15 +591,24 @@ impl KafkaSource {
             resume,
             config: config.clone(),
             runtime,
+            fetch: OnceLock::new(),
         });
         let consumer: BaseConsumer<SourceContext> = cc
             .create_with_context(SourceContext {
                 shared: shared.clone(),
             })
             .map_err(|e| OperatorError::KafkaSetup(redact_text(&e.to_string(), &config.options)))?;
+        let fetch = FetchQueue::new(&consumer).map(Arc::new).ok_or_else(|| {
+            OperatorError::Internal("librdkafka could not create the fetch queue".into())
+        })?;
+        let _ = shared.fetch.set(Arc::downgrade(&fetch));
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
-        Ok(Self { consumer, shared })
+        Ok(Self {
+            fetch,
+            consumer,
+            shared,
+        })
     }
 
     /// Reads until `cancel` fires, then hands over what it holds, waits for
@@ -551,6 +659,8 @@ impl KafkaSource {
     fn read_until(&self, cancel: &CancellationToken) -> Result<()> {
         let chunk_rows = self.shared.config.chunk_rows.max(1);
         let linger = self.shared.config.linger.0;
+        let mut batch = Batch::default();
+        let mut attached_at = Instant::now();
         while !cancel.is_cancelled() {
             let mut st = self.shared.lock();
             self.shared.take_acks(&mut st, &self.consumer);
@@ -560,10 +670,8 @@ impl KafkaSource {
             if let Some(chunk) = st.stalled.take() {
                 self.offer(&mut st, chunk)?;
             }
-            // One clock read per message: the deadline check and the poll
-            // timeout share it.
-            let now = st.deadline.map(|_| Instant::now());
-            let due = st.deadline.zip(now).is_some_and(|(d, now)| now >= d);
+            let now = Instant::now();
+            let due = st.deadline.is_some_and(|d| now >= d);
             if st.stalled.is_none() && (due || st.chunk.len() >= chunk_rows) {
                 let full = std::mem::replace(&mut st.chunk, RawChunk::with_capacity(chunk_rows));
                 st.deadline = None;
@@ -572,37 +680,53 @@ impl KafkaSource {
             let timeout = if st.stalled.is_some() {
                 Duration::from_millis(10)
             } else {
-                match (st.deadline, now) {
-                    (Some(d), Some(now)) => d.saturating_duration_since(now),
-                    _ => Duration::from_millis(100),
-                }
+                st.deadline
+                    .map_or(MAX_WAIT, |d| d.saturating_duration_since(now).min(MAX_WAIT))
             };
+            let room = chunk_rows.saturating_sub(st.chunk.len()).max(1);
             drop(st);
 
-            let polled = self.consumer.poll(timeout);
-            let mut st = self.shared.lock();
-            match polled {
-                Some(Ok(m)) => {
-                    self.accept(&mut st, &m);
-                    if st.deadline.is_none() {
-                        st.deadline = Some(Instant::now() + linger);
+            if now.duration_since(attached_at) >= REATTACH_EVERY {
+                self.shared.reattach_owned();
+                attached_at = now;
+            }
+            // The consumer queue carries events (served inside `poll`) and
+            // whatever was fetched before its partition was routed.
+            if let Some(polled) = self.consumer.poll(Duration::ZERO) {
+                let mut st = self.shared.lock();
+                match polled {
+                    Ok(m) => self.accept(&mut st, &Incoming::from_borrowed(&m), linger),
+                    Err(e) => self.consume_error(&mut st, &e.to_string()),
+                }
+                continue;
+            }
+            self.fetch.fetch(timeout, room, &mut batch);
+            if batch.len() > 0 {
+                let mut st = self.shared.lock();
+                for m in batch.iter() {
+                    match m.error() {
+                        None => self.accept(&mut st, &Incoming::from_fetched(&m), linger),
+                        Some(e) => self.consume_error(&mut st, &e),
                     }
                 }
-                Some(Err(e)) => {
-                    st.report.consume_errors += 1;
-                    let msg = redact_text(&e.to_string(), &self.shared.config.options);
-                    warn!(error = %msg, "kafka consume error; the consumer keeps retrying");
-                }
-                None => {}
+                drop(st);
+                batch.clear();
             }
         }
         Ok(())
     }
 
+    fn consume_error(&self, st: &mut State, error: &str) {
+        st.report.consume_errors += 1;
+        let msg = redact_text(error, &self.shared.config.options);
+        warn!(error = %msg, "kafka consume error; the consumer keeps retrying");
+    }
+
     /// Adds a message to the chunk, extending its partition's coverage from
-    /// where the partition's last message (or its resume point) ended.
-    fn accept(&self, st: &mut State, m: &rdkafka::message::BorrowedMessage<'_>) {
-        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+    /// where the partition's last message (or its resume point) ended, and
+    /// starts the chunk's linger clock with its first message.
+    fn accept(&self, st: &mut State, m: &Incoming<'_>, linger: Duration) {
+        let (topic, partition, offset) = (m.topic, m.partition, m.offset);
         let idx = if st
             .parts
             .get(st.last_part)
@@ -646,17 +770,15 @@ impl KafkaSource {
         part.resumed = false;
         part.next = Some(offset + 1);
         let topic_arc = part.topic.clone();
-        let ts = m.timestamp().to_millis().unwrap_or_else(crate::now_ms);
-        let payload = m.payload().unwrap_or_default();
+        let ts = m.timestamp_ms.unwrap_or_else(crate::now_ms);
         let i = st
             .chunk
-            .push(topic, partition, offset, ts, m.key(), payload);
-        if let Some(headers) = m.headers()
-            && let Some(tp) =
-                rdkafka::message::Headers::iter(headers).find(|h| h.key == "traceparent")
-            && let Some(v) = tp.value
-        {
+            .push(topic, partition, offset, ts, m.key, m.payload);
+        if let Some(v) = m.traceparent {
             st.chunk.set_traceparent(i, v);
+        }
+        if st.deadline.is_none() {
+            st.deadline = Some(Instant::now() + linger);
         }
         st.report.messages_read += 1;
         if let Err(e) = st

@@ -5,6 +5,7 @@
 mod chunk;
 mod config;
 mod consumer;
+mod fetch_queue;
 #[cfg(test)]
 mod tests;
 

@@ -311,6 +311,74 @@ async fn a_rebalance_hands_partitions_over_without_loss_or_duplicates() {
     );
 }
 
+/// What a message carries besides its payload reaches the chunk with it:
+/// its key (or none), the broker's timestamp, and the producer's W3C trace
+/// id from a `traceparent` header among others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_timestamps_and_trace_headers_arrive_with_their_messages() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    const T0: i64 = 1_700_000_000_000;
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("t", 2, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    for i in 0..200i64 {
+        let payload = i.to_string();
+        let key = format!("k{i}");
+        let trace = format!("00-{:032x}-00f067aa0ba902b7-01", 0xabc000 + i);
+        let mut record = FutureRecord::to("t").payload(&payload).timestamp(T0 + i);
+        if i % 5 != 0 {
+            record = record.key(&key);
+        }
+        if i % 2 == 0 {
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "other",
+                    value: Some("x"),
+                })
+                .insert(Header {
+                    key: "traceparent",
+                    value: Some(&trace),
+                });
+            record = record.headers(headers);
+        }
+        producer
+            .send(record, Duration::from_secs(5))
+            .await
+            .expect("produce");
+    }
+
+    let (mut rx, ack_tx, cancel, _, run) = start(&brokers, Arc::default(), 256);
+    let mut seen = BTreeSet::new();
+    while seen.len() < 200 {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("timely")
+            .expect("open");
+        for (j, payload) in payloads(&chunk).iter().enumerate() {
+            let i: i64 = payload.parse().expect("number");
+            let key = format!("k{i}");
+            let want_key = (i % 5 != 0).then_some(key.as_bytes());
+            assert_eq!(chunk.key(j), want_key, "key of {i}");
+            assert_eq!(chunk.timestamp_ms(j), T0 + i, "timestamp of {i}");
+            let trace = chunk.trace_id(j);
+            if i % 2 == 0 {
+                assert_eq!(trace, 0xabc000 + i as u128, "trace id of {i}");
+            } else {
+                assert!(trace != 0 && !(0xabc000..0xabc000 + 200).contains(&trace));
+            }
+            assert!(seen.insert(i), "{i} twice");
+        }
+    }
+    cancel.cancel();
+    drop((rx, ack_tx));
+    let report = run.await.expect("join").expect("source");
+    assert_eq!(report.messages_read, 200);
+}
+
 /// The fetch back-off default is what lets the source keep up with a fast
 /// pipeline (see `FETCH_QUEUE_BACKOFF_MS`); a job's own value wins.
 #[test]
