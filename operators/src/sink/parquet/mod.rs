@@ -7,6 +7,7 @@ mod commit;
 pub mod commit_log;
 pub mod compact;
 mod config;
+mod dictionary;
 mod encode;
 mod lock;
 #[cfg(test)]

@@ -11,12 +11,14 @@ use arrow::compute::kernels::cmp::eq;
 use arrow::datatypes::{Int64Type, TimestampMillisecondType};
 use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use scorestream_schemas::{
     DeadLetter, DeadLetterBuilder, DeadLetterStage, columns, dead_letter_schema,
 };
 use tracing::{debug, info};
 
 use super::commit_log::{CommitEntry, CommitLog, CommittedFile, base_name};
+use super::dictionary;
 use super::encode::encode_files;
 use super::open_file::OpenFile;
 use super::store::{Store, split};
@@ -132,6 +134,9 @@ pub struct ParquetSink {
     store: Store,
     spec: PartitionSpec,
     props: WriterProperties,
+    /// Whether `props` already say which columns go without a dictionary
+    /// (decided from the first batch large enough, see [`dictionary`]).
+    dictionary_decided: bool,
     dead_props: WriterProperties,
     config: ParquetSinkConfig,
     log: CommitLog,
@@ -172,6 +177,7 @@ impl ParquetSink {
             store,
             spec,
             props,
+            dictionary_decided: false,
             dead_props,
             config: config.clone(),
             log,
@@ -218,6 +224,16 @@ impl ParquetSink {
     /// partitions are committed.
     pub fn write(&mut self, env: Envelope) -> Result<Committed> {
         let now = Instant::now();
+        if !self.dictionary_decided
+            && let Some(plain) = env.batch.as_ref().and_then(dictionary::mostly_distinct)
+        {
+            info!(
+                columns = %plain.join(","),
+                "columns written without dictionary encoding: their values are mostly distinct"
+            );
+            self.props = writer_properties_with_plain(&self.config, &plain);
+            self.dictionary_decided = true;
+        }
         let parts = split_by_partition(&env)?;
         let mut pending = Pending::new();
         for (tp, range, rows, dead) in parts {
@@ -574,12 +590,20 @@ fn compression(c: Compression) -> PqCompression {
 /// How scored files are written: the sink's compression and row groups,
 /// page statistics; shared with compaction so merged files match.
 pub fn writer_properties(config: &ParquetSinkConfig) -> WriterProperties {
-    WriterProperties::builder()
+    writer_properties_with_plain(config, &[])
+}
+
+/// [`writer_properties`], with `plain` columns written without a dictionary.
+fn writer_properties_with_plain(config: &ParquetSinkConfig, plain: &[String]) -> WriterProperties {
+    let mut b = WriterProperties::builder()
         .set_compression(compression(config.compression))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(config.row_group.rows.max(1)))
-        .set_created_by(format!("scorestream {}", env!("CARGO_PKG_VERSION")))
-        .build()
+        .set_created_by(format!("scorestream {}", env!("CARGO_PKG_VERSION")));
+    for column in plain {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(column.as_str()), false);
+    }
+    b.build()
 }
 
 /// `<topic>+<partition>+<first offset>.parquet`.

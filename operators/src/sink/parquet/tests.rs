@@ -797,3 +797,34 @@ mod compaction {
         assert_eq!(visible(dir.path()), before);
     }
 }
+
+/// Columns whose values are all distinct (here `v` and the offsets) are
+/// written plain; a repeated one (`country`) keeps its dictionary; readers
+/// see the same values either way.
+#[test]
+fn mostly_distinct_columns_are_written_without_a_dictionary() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut sink = open(dir.path());
+    let msgs: Vec<(i32, i64)> = (0..3000).map(|o| (0, o)).collect();
+    sink.write(env(rows(&msgs), &[(0, 0..3000)]))
+        .expect("write");
+    sink.flush().expect("flush");
+    let files = visible(&dir.path().join(SCORES_DIR));
+    assert_eq!(files.len(), 1);
+    let path = dir.path().join(SCORES_DIR).join(&files[0]);
+    let reader = SerializedFileReader::new(File::open(&path).expect("open")).expect("pq");
+    let rg = reader.metadata().row_group(0);
+    let has_dictionary = |name: &str| {
+        rg.columns()
+            .iter()
+            .find(|c| c.column_path().string() == name)
+            .unwrap_or_else(|| panic!("column {name}"))
+            .dictionary_page_offset()
+            .is_some()
+    };
+    assert!(!has_dictionary("v"));
+    assert!(!has_dictionary(columns::SOURCE_OFFSET));
+    assert!(has_dictionary("country"));
+    assert!(has_dictionary(columns::SOURCE_TOPIC));
+    assert_eq!(values(&read(&path)), (0..3000).collect::<Vec<i64>>());
+}
