@@ -152,7 +152,7 @@ impl<'a> Incoming<'a> {
             payload: m.payload().unwrap_or_default(),
             traceparent: m.headers().and_then(|h| {
                 rdkafka::message::Headers::iter(h)
-                    .filter(|h| h.key == TRACEPARENT)
+                    .filter(|h| h.key.as_bytes() == TRACEPARENT.to_bytes())
                     .last()
                     .and_then(|h| h.value)
             }),
@@ -167,12 +167,13 @@ impl<'a> Incoming<'a> {
             timestamp_ms: m.timestamp_ms(),
             key: m.key(),
             payload: m.payload(),
-            traceparent: m.header(c"traceparent"),
+            traceparent: m.header(TRACEPARENT),
         }
     }
 }
 
-const TRACEPARENT: &str = "traceparent";
+/// The W3C trace context header (the last one counts if several are sent).
+const TRACEPARENT: &std::ffi::CStr = c"traceparent";
 
 /// The consumer's context: serves rebalances (resume from the commit log on
 /// assignment, flush and commit on revocation) and redacts secrets from
