@@ -9,5 +9,6 @@ mod json;
 mod scan;
 #[cfg(test)]
 mod tests;
+mod timestamp;
 
 pub use json::JsonDecoder;

@@ -13,11 +13,15 @@ use futures::future::BoxFuture;
 use super::{FeatureColumn, FeatureRows, FeatureStore};
 use crate::{OperatorError, Result};
 
+/// Key to row. Seeded per process, so lookups of keys an upstream service
+/// chose still cannot be steered into collisions.
+type KeyIndex = HashMap<String, u32, foldhash::fast::RandomState>;
+
 /// Features kept in memory, loaded from a CSV file: the embedded store for the
 /// demo and for jobs whose features fit in RAM.
 pub struct FileFeatureStore {
     path: std::path::PathBuf,
-    index: HashMap<String, u32>,
+    index: KeyIndex,
     schema: SchemaRef,
     columns: Vec<ArrayRef>,
 }
@@ -68,7 +72,7 @@ impl FileFeatureStore {
     pub fn from_batch(batch: RecordBatch, key_idx: usize) -> Result<Self, String> {
         let keys = cast(batch.column(key_idx), &DataType::Utf8).map_err(|e| e.to_string())?;
         let keys = keys.as_string::<i32>();
-        let mut index = HashMap::with_capacity(keys.len());
+        let mut index = KeyIndex::with_capacity_and_hasher(keys.len(), Default::default());
         for (row, k) in keys.iter().enumerate() {
             let k = k.ok_or_else(|| format!("row {} has an empty key", row + 2))?;
             if index.insert(k.to_owned(), row as u32).is_some() {
@@ -143,10 +147,15 @@ impl FileFeatureStore {
     }
 
     fn lookup_now(&self, keys: &StringArray) -> Result<FeatureRows> {
-        let indices: UInt32Array = keys
-            .iter()
-            .map(|k| k.and_then(|k| self.index.get(k).copied()))
-            .collect();
+        let indices: UInt32Array = if keys.null_count() == 0 {
+            (0..keys.len())
+                .map(|i| self.index.get(keys.value(i)).copied())
+                .collect()
+        } else {
+            keys.iter()
+                .map(|k| k.and_then(|k| self.index.get(k).copied()))
+                .collect()
+        };
         let columns = self
             .columns
             .iter()
