@@ -2,7 +2,7 @@
 //! arrow-cast's general parser: `YYYY-MM-DDTHH:MM:SS[.fraction]Z`.
 //!
 //! arrow-cast's parser builds a parser state and goes through chrono for
-//! every value: a tenth of the decoder's time on the demo's events. This
+//! every value: about 8% of the decoder's time on the demo's events. This
 //! reads only that exact layout and returns `None` for anything else
 //! (offsets, a space for `T`, leap seconds, out-of-range fields), so the
 //! caller falls back to arrow-cast and the result is always what arrow-cast

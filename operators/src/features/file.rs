@@ -147,15 +147,10 @@ impl FileFeatureStore {
     }
 
     fn lookup_now(&self, keys: &StringArray) -> Result<FeatureRows> {
-        let indices: UInt32Array = if keys.null_count() == 0 {
-            (0..keys.len())
-                .map(|i| self.index.get(keys.value(i)).copied())
-                .collect()
-        } else {
-            keys.iter()
-                .map(|k| k.and_then(|k| self.index.get(k).copied()))
-                .collect()
-        };
+        let indices: UInt32Array = keys
+            .iter()
+            .map(|k| k.and_then(|k| self.index.get(k).copied()))
+            .collect();
         let columns = self
             .columns
             .iter()
