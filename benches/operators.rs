@@ -13,7 +13,7 @@ use scorestream_operators::batch::Coalescer;
 use scorestream_operators::decode::JsonDecoder;
 use scorestream_operators::drift::Window;
 use scorestream_operators::features::{FeatureJoin, FileFeatureStore, JoinPolicy, OnMissing};
-use scorestream_operators::scorer::{ModelPackage, Scorer};
+use scorestream_operators::scorer::{InputMatrix, ModelPackage, Scorer};
 use scorestream_operators::sink::parquet::{
     ObjectUrl, OutputPath, ParquetSink, ParquetSinkConfig, PartitionSpec, Store,
 };
@@ -71,6 +71,8 @@ fn operators(c: &mut Criterion) {
         .expect("join");
     let package =
         ModelPackage::load(&demo.join("model"), &candle_core::Device::Cpu).expect("model");
+    let input =
+        InputMatrix::bind(&package.manifest.inputs, join.output_schema()).expect("model inputs");
     let scorer =
         Scorer::new(package, candle_core::Device::Cpu, join.output_schema()).expect("scorer");
 
@@ -117,6 +119,12 @@ fn operators(c: &mut Criterion) {
             }
             out
         })
+    });
+    // The part of scoring that reads the batch: the demo model's 20 inputs,
+    // nine numeric (four through log1p) and eleven string comparisons.
+    g.bench_function("model_input_20", |b| {
+        let batch = joined.batch.clone().expect("rows");
+        b.iter(|| input.build(&batch).expect("input"))
     });
     g.bench_function("score_mlp_20_64_32_1", |b| {
         let batch = joined.batch.clone().expect("rows");

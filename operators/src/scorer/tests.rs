@@ -428,3 +428,79 @@ fn shadows_and_a_canary_score_the_same_batch_and_rows_name_their_model() {
     assert_eq!(in_canary("acct-7", 0.5), in_canary("acct-7", 0.5));
     assert!(!in_canary("acct-7", 0.0) && in_canary("acct-7", 1.0));
 }
+
+/// Strings that share prefixes, suffixes and lengths, around the 8- and
+/// 16-byte words the one-hot pass packs them into (and a NUL, which the
+/// padding must not confuse with a shorter string), so a match on length
+/// alone or on part of the bytes would show.
+const WORDS: [&str; 14] = [
+    "",
+    "x",
+    "x\0",
+    "xy",
+    "yx",
+    "pos",
+    "posx",
+    "abcdefghi",
+    "abcdefghj",
+    "bbcdefghi",
+    "0123456789abcdef",
+    "0123456789abcdeF",
+    "0123456789abcdefg",
+    "0123456789abcdefh",
+];
+
+fn word() -> impl proptest::strategy::Strategy<Value = Option<&'static str>> {
+    use proptest::prelude::*;
+    prop_oneof![1 => Just(None), 6 => proptest::sample::select(&WORDS[..]).prop_map(Some)]
+}
+
+proptest::proptest! {
+    /// One-hot inputs over one column are filled in one pass; each must
+    /// still be 1.0 exactly where its column holds its value, nulls and
+    /// sliced batches included, whatever order and repeats the model lists.
+    #[test]
+    fn one_hot_inputs_are_one_exactly_where_the_column_holds_the_value(
+        a in proptest::collection::vec(word(), 1..40),
+        b_seed in proptest::collection::vec(word(), 40),
+        inputs in proptest::collection::vec(
+            (proptest::bool::ANY, proptest::sample::select(&WORDS[..])),
+            1..12,
+        ),
+        skip in 0usize..4,
+    ) {
+        let b: Vec<Option<&str>> = b_seed[..a.len()].to_vec();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Utf8, true),
+            Field::new("b", DataType::Utf8, true),
+        ]));
+        let full = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(a.clone())),
+                Arc::new(StringArray::from(b.clone())),
+            ],
+        )
+        .expect("batch");
+        let skip = skip.min(a.len() - 1);
+        let batch = full.slice(skip, a.len() - skip);
+        let specs: Vec<InputSpec> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, (on_a, v))| {
+                let column = if *on_a { "a" } else { "b" };
+                spec(&format!("i{i}"), column, Transform::Equals { value: (*v).into() })
+            })
+            .collect();
+        let m = InputMatrix::bind(&specs, &batch.schema()).expect("bind");
+        let x = m.build(&batch).expect("build");
+        let rows = batch.num_rows();
+        for (j, (on_a, v)) in inputs.iter().enumerate() {
+            let column = if *on_a { &a } else { &b };
+            for row in 0..rows {
+                let want = if column[skip + row] == Some(*v) { 1.0 } else { 0.0 };
+                proptest::prop_assert_eq!(x[j * rows + row], want, "input {} row {}", j, row);
+            }
+        }
+    }
+}
