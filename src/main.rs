@@ -59,8 +59,14 @@ enum Command {
     /// Host many jobs in one long-lived service with a REST API (submit, list,
     /// status, dry-run, stop, start, swap model), /metrics, /healthz, /readyz.
     Serve(commands::serve::Args),
-    /// Check a job config: syntax, types, files, and that features and model inputs fit.
-    Validate { job: PathBuf },
+    /// Check a job config: syntax, types, files, that features and model inputs
+    /// fit, and that a Redis feature store holds the project, views and features named.
+    Validate {
+        job: PathBuf,
+        /// Do not ask the feature store (for CI without access to it).
+        #[arg(long)]
+        offline: bool,
+    },
     /// Run SQL over a job's output: tables `scores`, `dead_letters` and `drift`.
     Query(commands::query::Args),
     /// Merge the small committed files of closed output partitions into larger ones, atomically.
@@ -122,7 +128,7 @@ fn main() -> ExitCode {
                 metrics_listen,
             } => commands::run::run(&job, exit_on_idle, metrics_listen).await,
             Command::Serve(args) => commands::serve::run(args).await,
-            Command::Validate { job } => commands::validate::run(&job),
+            Command::Validate { job, offline } => commands::validate::run(&job, offline).await,
             Command::Query(args) => commands::query::run(args).await,
             Command::Replay(args) => commands::replay::run(args).await,
             Command::Compact(args) => commands::compact::run(args),

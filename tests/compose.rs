@@ -459,9 +459,16 @@ fn serve_hosts_the_mounted_job() {
         "{out:?}"
     );
 
-    // Relative paths in POSTed jobs resolve against the mounted jobs.
+    // Relative paths in POSTed jobs resolve against the mounted jobs, and
+    // the job may write only to the output volume.
     let base_dir = flag(&cmd, "--base-dir").expect("--base-dir");
     assert_eq!(host_path(serve, base_dir), Some(repo().join("jobs")));
+    let output_root = flag(&cmd, "--output-root").expect("--output-root");
+    assert!(
+        sink.starts_with(&format!("{output_root}/")),
+        "{sink} is outside --output-root {output_root}"
+    );
+    assert_eq!(out.target, output_root, "the output root is the volume");
     Job::build(job).expect("the compose job validates");
 }
 
@@ -769,4 +776,110 @@ fn demo_events_script_writes_keyed_events_of_the_job_schema() {
         assert!(time.ends_with('Z') && time.len() == 20, "{time}");
         assert!(ids.insert(event["event_id"].as_str().expect("event_id").to_owned()));
     }
+}
+
+/// What Prometheus stores when it scrapes with `deploy/prometheus.yml`'s own
+/// scrape settings (its service discovery swapped for one running job's
+/// address): every scorestream series keeps the job's name as `job`, not
+/// `exported_job`, so a dashboard or alert selects `job="fraud-demo"`; and
+/// `up{job="scorestream"}` lists the member, as the README says.
+#[test]
+fn prometheus_stores_each_series_under_its_jobs_own_label() {
+    use common::process::{TANSU_SESSION, bin, job_file};
+    use common::tansu::{Tansu, produce_events};
+    if !have("prometheus", &["--version"], "prometheus") {
+        return;
+    }
+    let shipped = yaml_to_json(&std::fs::read(repo().join("deploy/prometheus.yml")).expect("yml"));
+    let broker = Tansu::start();
+    broker.create_topic("transactions", 1);
+    produce_events(
+        &broker.brokers,
+        "transactions",
+        scorestream_pipeline::demo::generator_options(7),
+        500,
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let job = job_file(
+        dir.path(),
+        &broker.brokers,
+        &dir.path().join("out"),
+        "prom",
+        TANSU_SESSION,
+    );
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .to_string()
+    };
+    let (metrics_at, prometheus_at) = (free(), free());
+    let mut run = bin()
+        .arg("run")
+        .arg(&job)
+        .args(["--metrics-listen", &metrics_at])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("scorestream run");
+    let mut scrape = shipped["scrape_configs"]
+        .as_array()
+        .and_then(|s| s.iter().find(|c| c["job_name"] == "scorestream"))
+        .expect("the scorestream scrape config")
+        .clone();
+    let fields = scrape.as_object_mut().expect("a mapping");
+    fields.remove("dns_sd_configs");
+    fields.insert(
+        "static_configs".into(),
+        serde_json::json!([{"targets": [metrics_at]}]),
+    );
+    fields.insert("scrape_interval".into(), "1s".into());
+    let config = dir.path().join("prometheus.yml");
+    let rendered = serde_json::json!({"global": shipped["global"], "scrape_configs": [scrape]});
+    std::fs::write(&config, rendered.to_string()).expect("config");
+    let mut prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address={prometheus_at}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus");
+    let query = |q: &str| -> Vec<Value> {
+        let url = format!("http://{prometheus_at}/api/v1/query");
+        ureq::get(&url)
+            .query("query", q)
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["data"]["result"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let series = loop {
+        let found = query("scorestream_events_total");
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let up = query("up{job=\"scorestream\"}");
+    let _ = run.kill();
+    let _ = prometheus.kill();
+    let _ = (run.wait(), prometheus.wait());
+    assert!(
+        !series.is_empty(),
+        "Prometheus stored no scorestream series"
+    );
+    for s in &series {
+        let labels = &s["metric"];
+        assert_eq!(labels["job"], "fraud-demo", "{s}");
+        assert!(labels.get("exported_job").is_none(), "{s}");
+    }
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(up[0]["value"][1], "1", "{up:?}");
 }

@@ -303,6 +303,8 @@ fn metrics_pass_promtool_carry_the_job_label_and_logs_are_json() {
                     "stage",
                     "queue",
                     "feature",
+                    // Feast feature views, from the job's config.
+                    "view",
                     "statistic",
                     "le",
                     "quantile"

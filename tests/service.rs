@@ -41,11 +41,23 @@ impl Service {
             .append(true)
             .open(log)
             .expect("log");
+        // Jobs read the repository's demo files and this test's model
+        // registry, and write beside the data directory, in `out`.
+        let test_dir = data.parent().expect("the data dir has a parent");
+        std::fs::create_dir_all(test_dir.join("out")).expect("out");
         let child = bin()
             .arg("serve")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(data)
+            .arg("--base-dir")
+            .arg(repo())
+            .arg("--model-root")
+            .arg(repo())
+            .arg("--model-root")
+            .arg(test_dir)
+            .arg("--output-root")
+            .arg(test_dir.join("out"))
             .arg("--token-file")
             .arg(tokens)
             .env("RUST_LOG", "info,librdkafka=warn")

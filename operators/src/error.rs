@@ -40,6 +40,12 @@ pub enum OperatorError {
         feature: String,
         problem: String,
     },
+    /// A feature had no value for (nearly) every row of a window and
+    /// `features.missing_check.action` is `fail`.
+    #[error(
+        "feature store: no value for {features} in a window of {rows} rows, and features.missing_check.action is \"fail\"; check the store's project, views and feature names (`scorestream validate` probes them)"
+    )]
+    FeaturesMissing { features: String, rows: u64 },
     /// The store could not be asked (connection refused, timeout); the
     /// connection details are already redacted.
     #[error("feature store {store} unavailable: {reason}")]
@@ -114,6 +120,15 @@ pub enum OperatorError {
         from_offset: i64,
         reason: String,
     },
+    /// The cluster kept refusing the job's credentials or TLS handshake
+    /// (secret values already redacted).
+    #[error(
+        "kafka: authentication kept failing for {after:?} (source.auth_timeout); check the SASL/TLS settings in source.options: {reason}"
+    )]
+    KafkaAuth {
+        after: std::time::Duration,
+        reason: String,
+    },
     /// No broker answered a metadata request (secret values already redacted).
     #[error("kafka brokers {brokers} did not answer: {reason}")]
     BrokersUnreachable { brokers: String, reason: String },
@@ -143,11 +158,13 @@ impl OperatorError {
             OperatorError::FeatureFile { .. }
             | OperatorError::MissingFeatures { .. }
             | OperatorError::UnusableFeature { .. }
+            | OperatorError::FeaturesMissing { .. }
             | OperatorError::FeatureStoreConfig(_)
             | OperatorError::ModelPackage { .. }
             | OperatorError::ModelInput { .. }
             | OperatorError::Device(..)
             | OperatorError::KafkaSetup(_)
+            | OperatorError::KafkaAuth { .. }
             | OperatorError::OutputConfig(_) => ErrorKind::User,
             OperatorError::Schema(e) => e.kind(),
             OperatorError::Candle(_)

@@ -181,6 +181,13 @@ pub const METRICS: &[MetricDoc] = &[
         "Messages on the broker past what the job has committed to its output, summed over its partitions (from librdkafka's statistics).",
     ),
     doc(
+        "scorestream_kafka_auth_failures_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Times the brokers refused the job's SASL login or TLS handshake; the job fails once refusals last source.auth_timeout.",
+    ),
+    doc(
         "scorestream_source_pauses_total",
         Counter,
         Unit::Count,
@@ -265,6 +272,20 @@ pub const METRICS: &[MetricDoc] = &[
         Unit::Count,
         &[],
         "Rows whose features could not be fetched while the store was down.",
+    ),
+    doc(
+        "scorestream_feature_missing_total",
+        Counter,
+        Unit::Count,
+        &["view", "feature"],
+        "Rows looked up that got no value for a feature (its entity absent, or the feature itself); view is empty outside Feast.",
+    ),
+    doc(
+        "scorestream_feature_missing_ratio",
+        Gauge,
+        Unit::Count,
+        &["view", "feature"],
+        "Share of the current missing_check window's rows without a value for a feature.",
     ),
     // Model.
     doc(

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -33,7 +33,15 @@ pub struct AppState {
     pub ready: AtomicBool,
 }
 
-pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+/// What a request body is held to.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    /// From the end of the headers to the body's last byte.
+    pub timeout: std::time::Duration,
+}
+
+pub fn router(state: Arc<AppState>, body: BodyLimits) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -45,8 +53,9 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/jobs/{name}/stop", post(stop))
         .route("/v1/jobs/{name}/start", post(start))
         .route("/v1/jobs/{name}/model", put(swap_model))
+        .layer(middleware::from_fn_with_state(body, read_body))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(body.max_bytes))
         .with_state(state)
 }
 
@@ -81,6 +90,54 @@ async fn authenticate(State(app): State<Arc<AppState>>, req: Request, next: Next
     r
 }
 
+/// Reads the whole body (after authentication, before any handler) under
+/// both limits: a declared `Content-Length` over the size limit is refused
+/// before a byte is read, and the body must arrive in full within the
+/// timeout, so a slow or stalled upload cannot hold its connection.
+/// (tower-http's body timeout restarts with every chunk, so a trickle
+/// would never trip it.)
+async fn read_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_large = ServiceError::BodyTooLarge {
+        limit: limits.max_bytes,
+    };
+    if declared.is_some_and(|n| n > limits.max_bytes as u64) {
+        return closing(too_large.into_response());
+    }
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, limits.max_bytes);
+    let read = tokio::time::timeout(limits.timeout, http_body_util::BodyExt::collect(limited));
+    match read.await {
+        Ok(Ok(collected)) => {
+            let body = Body::from(collected.to_bytes());
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            closing(too_large.into_response())
+        }
+        Ok(Err(e)) => {
+            ServiceError::BadRequest(format!("reading the request body: {e}")).into_response()
+        }
+        Err(_) => closing(
+            ServiceError::BodyTimeout {
+                after: limits.timeout,
+            }
+            .into_response(),
+        ),
+    }
+}
+
+/// Marks a response sent before its request's body was read in full: the
+/// connection cannot carry another request.
+fn closing(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
 impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
         let status = match &self {
@@ -90,6 +147,8 @@ impl IntoResponse for ServiceError {
             ServiceError::NoSuchJob(_) => StatusCode::NOT_FOUND,
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::ModelSwap { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ServiceError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if self.kind() != ErrorKind::User {

@@ -71,13 +71,26 @@ impl Tokens {
     /// Every token is compared in full, in constant time, so timing does
     /// not reveal how much of a guess was right.
     pub fn allows(&self, authorization: Option<&[u8]>) -> bool {
-        let Some(given) = authorization.and_then(|h| h.strip_prefix(b"Bearer ")) else {
+        let Some(given) = authorization.and_then(bearer_token) else {
             return false;
         };
         self.0
             .iter()
             .fold(false, |ok, t| ok | constant_time_eq(t, given))
     }
+}
+
+/// The credentials of a `Bearer` authorization: the scheme is matched
+/// without regard to case and may be followed by more than one space
+/// (RFC 7235 section 2.1), so `bearer` from a client is as good as `Bearer`.
+fn bearer_token(header: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"bearer";
+    let (scheme, rest) = header.split_at_checked(SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(SCHEME) || rest.first() != Some(&b' ') {
+        return None;
+    }
+    let token = rest.trim_ascii_start();
+    (!token.is_empty()).then_some(token)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -107,6 +120,14 @@ mod tests {
         assert!(!t.allows(Some(b"Bearer alpha-0123456789abcde")));
         assert!(!t.allows(Some(b"alpha-0123456789abcdef")));
         assert!(!t.allows(None));
+        // The scheme is case-insensitive (RFC 7235); the token is not.
+        assert!(t.allows(Some(b"bearer alpha-0123456789abcdef")));
+        assert!(t.allows(Some(b"BEARER  alpha-0123456789abcdef")));
+        assert!(!t.allows(Some(b"bearer ALPHA-0123456789abcdef")));
+        assert!(!t.allows(Some(b"Bearer")));
+        assert!(!t.allows(Some(b"Bearer ")));
+        assert!(!t.allows(Some(b"Beareralpha-0123456789abcdef")));
+        assert!(!t.allows(Some(b"Basic alpha-0123456789abcdef")));
         let shown = format!("{t:?}");
         assert_eq!(shown, "Tokens(2 configured)");
     }

@@ -23,6 +23,14 @@ pub enum ServiceError {
         #[source]
         source: Box<PipelineError>,
     },
+    /// A request body over `--max-body-bytes`, declared or sent.
+    #[error(
+        "the request body is larger than the {limit} bytes the service accepts (--max-body-bytes)"
+    )]
+    BodyTooLarge { limit: usize },
+    /// A request body that did not arrive in full within `--body-timeout`.
+    #[error("the request body did not arrive within {after:?} (--body-timeout)")]
+    BodyTimeout { after: std::time::Duration },
     /// The service's own options (token file, data directory, listener).
     #[error("{0}")]
     Setup(String),
@@ -53,6 +61,8 @@ impl ServiceError {
             | Self::NoSuchJob(_)
             | Self::Conflict(_)
             | Self::BadRequest(_)
+            | Self::BodyTooLarge { .. }
+            | Self::BodyTimeout { .. }
             | Self::ModelSwap { .. }
             | Self::Setup(_)
             | Self::Persisted { .. } => ErrorKind::User,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use scorestream_pipeline::config::{JobConfig, Redactor, load_str, redacted_toml};
+use scorestream_pipeline::config::{Confinement, JobConfig, Redactor, redacted_toml};
 use scorestream_pipeline::runtime::{Job, JobStats, ModelSwitch};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::ServiceError;
+use crate::prepare::{build, overlapping, prepare, redact_error};
 use crate::status::{self, JobStatus};
 use crate::store::{Desired, JobState, JobStore, Persisted};
 
@@ -66,6 +67,9 @@ pub struct Jobs {
     store: JobStore,
     /// What relative paths in submitted configs resolve against.
     base_dir: PathBuf,
+    /// Where submitted jobs may read and write, and which Kafka options
+    /// they may set.
+    confinement: Arc<Confinement>,
     entries: Mutex<BTreeMap<String, Arc<Entry>>>,
     tracker: TaskTracker,
 }
@@ -74,23 +78,12 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Builds a job from its config text: loading the model and features reads
-/// files, so callers run this off the async threads.
-fn build(toml: &str, base: &std::path::Path, pin: Option<&str>) -> Result<Job, ServiceError> {
-    let mut config = load_str(toml).map_err(|problems| ServiceError::InvalidJob { problems })?;
-    config.resolve_paths(base);
-    let mut job = Job::build(config)?;
-    if let Some(v) = pin {
-        job.pin_model(v)?;
-    }
-    Ok(job)
-}
-
 impl Jobs {
-    pub fn new(store: JobStore, base_dir: PathBuf) -> Self {
+    pub fn new(store: JobStore, base_dir: PathBuf, confinement: Confinement) -> Self {
         Self {
             store,
             base_dir,
+            confinement: Arc::new(confinement),
             entries: Mutex::new(BTreeMap::new()),
             tracker: TaskTracker::new(),
         }
@@ -120,7 +113,8 @@ impl Jobs {
         pin: Option<String>,
     ) -> Result<Job, ServiceError> {
         let redactor = Redactor::from_toml(&toml);
-        tokio::task::spawn_blocking(move || build(&toml, &base, pin.as_deref()))
+        let confinement = self.confinement.clone();
+        tokio::task::spawn_blocking(move || build(&toml, &base, pin.as_deref(), &confinement))
             .await
             .map_err(|e| ServiceError::Internal(format!("building the job: {e}")))?
             .map_err(|e| redact_error(e, &redactor))
@@ -154,10 +148,13 @@ impl Jobs {
                     "a job named `{name}` exists; stop and delete it first, or choose another [job] name"
                 )));
             }
-            if let Some(other) = entries.values().find(|e| e.output == entry.output) {
+            if let Some(other) = entries
+                .values()
+                .find(|e| overlapping(&e.output, &entry.output))
+            {
                 return Err(ServiceError::Conflict(format!(
-                    "job `{}` already writes to {} (sink.path): two jobs cannot share an output",
-                    other.name, entry.output
+                    "job `{}` already writes to {} (sink.path): two jobs cannot share an output, nor nest one in the other",
+                    other.name, other.output
                 )));
             }
             entries.insert(name.clone(), entry.clone());
@@ -227,6 +224,7 @@ impl Jobs {
         };
         entry.run.send_replace(RunState::Starting);
         let entry = entry.clone();
+        let confinement = self.confinement.clone();
         // Built here when started again from the persisted config.
         let span = info_span!("job", job = %entry.name);
         self.tracker.spawn(
@@ -235,15 +233,19 @@ impl Jobs {
                     Some(job) => Ok(job),
                     None => {
                         let toml = entry.toml.clone();
-                        tokio::task::spawn_blocking(move || build(&toml, &base, pin.as_deref()))
-                            .await
-                            .unwrap_or_else(|e| Err(ServiceError::Internal(e.to_string())))
+                        tokio::task::spawn_blocking(move || {
+                            build(&toml, &base, pin.as_deref(), &confinement)
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(ServiceError::Internal(e.to_string())))
                     }
                 };
                 let job = match job {
                     Ok(job) => job,
                     Err(e) => {
-                        let error = entry.redactor.redact(&e.to_string());
+                        let error = entry
+                            .redactor
+                            .redact(&crate::descriptors::explain_failure(&e, &entry.name));
                         error!(%error, "the job cannot start");
                         entry.run.send_replace(RunState::Failed { error });
                         return;
@@ -269,7 +271,9 @@ impl Jobs {
                         entry.run.send_replace(RunState::Stopped);
                     }
                     Err(e) => {
-                        let error = entry.redactor.redact(&e.to_string());
+                        let error = entry
+                            .redactor
+                            .redact(&crate::descriptors::explain_failure(&e, &entry.name));
                         error!(%error, "job failed");
                         entry.run.send_replace(RunState::Failed { error });
                     }
@@ -284,18 +288,15 @@ impl Jobs {
     pub async fn resume(&self) -> Result<usize, ServiceError> {
         let mut resumed = 0;
         for p in self.store.load_all()? {
-            let config = match load_str(&p.toml) {
-                Ok(mut c) => {
-                    c.resolve_paths(&p.state.base_dir);
-                    c
-                }
-                Err(problems) => {
+            let config = match prepare(&p.toml, &p.state.base_dir, &self.confinement) {
+                Ok(c) => c,
+                Err(e) => {
                     // Valid when it was submitted: a newer scorestream may
-                    // read it differently. The job is listed as failed with
-                    // the reason; the other jobs resume.
+                    // read it differently, or the operator narrowed the
+                    // roots. The job is listed as failed with the reason;
+                    // the other jobs resume.
                     let redactor = Redactor::from_toml(&p.toml);
-                    let error =
-                        redact_error(ServiceError::InvalidJob { problems }, &redactor).to_string();
+                    let error = redact_error(e, &redactor).to_string();
                     warn!(job = %p.name, %error, "a persisted job's config no longer loads");
                     let entry = Entry {
                         name: p.name.clone(),
@@ -465,18 +466,5 @@ impl Jobs {
             .filter(|e| matches!(*e.run.borrow(), RunState::Failed { .. }))
             .map(|e| e.name.clone())
             .collect()
-    }
-}
-
-/// Takes the config's secrets out of an error before anyone sees it.
-fn redact_error(e: ServiceError, r: &Redactor) -> ServiceError {
-    match e {
-        ServiceError::InvalidJob { problems } => ServiceError::InvalidJob {
-            problems: problems
-                .into_iter()
-                .map(|p| scorestream_pipeline::Problem::new(r.redact(&p.key), r.redact(&p.message)))
-                .collect(),
-        },
-        other => ServiceError::Internal(r.redact(&other.to_string())),
     }
 }

@@ -4,8 +4,13 @@
 
 mod api;
 mod auth;
+#[cfg(test)]
+mod confine_tests;
+mod descriptors;
 mod error;
+mod http;
 mod jobs;
+mod prepare;
 mod probe;
 mod status;
 mod store;
@@ -16,6 +21,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::info;
@@ -30,6 +36,18 @@ pub use store::JobStore;
 /// Request bodies above this are refused with 413: job configs are a few
 /// kilobytes.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// Connections the API holds at most (lowered to a quarter of the
+/// open-file limit when that is less, to leave the rest to the jobs).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// A client that has sent nothing, or part of a request's headers, this
+/// long after connecting (or after its request's first byte) is cut off.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A keep-alive connection between requests, or one whose client stopped
+/// reading its response, is closed after this long without a byte moving.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A request body must arrive in full within this (job configs are a few
+/// kilobytes); slower ones get 408.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub struct ServeOptions {
@@ -38,8 +56,16 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     /// What relative paths in submitted configs resolve against.
     pub base_dir: PathBuf,
+    /// Where submitted jobs may read and write, and which Kafka options
+    /// they may set.
+    pub confinement: scorestream_pipeline::config::Confinement,
     pub tokens: Tokens,
     pub max_body_bytes: usize,
+    /// What the API holds its clients to (see the defaults above).
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_timeout: Duration,
     /// Job files submitted at start-up unless a job of that name is already
     /// persisted (for containers that ship their jobs).
     pub submit: Vec<PathBuf>,
@@ -52,8 +78,14 @@ pub async fn serve(
     metrics: PrometheusHandle,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
+    let open_files = descriptors::raise_limit();
+    let max_connections = descriptors::connection_cap(options.max_connections, open_files);
     let store = JobStore::open(&options.data_dir)?;
-    let jobs = Arc::new(Jobs::new(store, options.base_dir.clone()));
+    let jobs = Arc::new(Jobs::new(
+        store,
+        options.base_dir.clone(),
+        options.confinement.clone(),
+    ));
     let state = Arc::new(api::AppState {
         jobs: jobs.clone(),
         tokens: options.tokens.clone(),
@@ -66,21 +98,42 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| ServiceError::io("reading the listening address", e))?;
-    info!(%addr, data_dir = %options.data_dir.display(), "scorestream service listening");
+    info!(
+        %addr,
+        data_dir = %options.data_dir.display(),
+        max_connections,
+        open_file_limit = ?open_files,
+        "scorestream service listening"
+    );
     eprintln!(
         "scorestream serve: listening on http://{addr} (API at /v1/jobs, OpenAPI at /openapi.json)"
     );
 
-    let app = api::router(state.clone(), options.max_body_bytes);
-    let stop_http = tokio_util::sync::CancellationToken::new();
-    let server = {
-        let stop_http = stop_http.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop_http.cancelled_owned())
-                .await
-        })
+    if max_connections < options.max_connections {
+        eprintln!(
+            "scorestream serve: at most {max_connections} API connections (a quarter of the open-file limit, {}), not {}",
+            open_files.unwrap_or_default(),
+            options.max_connections
+        );
+    }
+
+    let body = api::BodyLimits {
+        max_bytes: options.max_body_bytes,
+        timeout: options.body_timeout,
     };
+    let app = api::router(state.clone(), body);
+    let deadlines = http::Deadlines {
+        header: options.header_timeout,
+        idle: options.idle_timeout,
+    };
+    let stop_http = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(http::serve(
+        listener,
+        app,
+        max_connections,
+        deadlines,
+        stop_http.clone(),
+    ));
 
     let resumed = jobs.resume().await?;
     for file in &options.submit {
@@ -96,8 +149,7 @@ pub async fn serve(
     stop_http.cancel();
     server
         .await
-        .map_err(|e| ServiceError::Internal(format!("the HTTP server task: {e}")))?
-        .map_err(|e| ServiceError::io("serving HTTP", e))?;
+        .map_err(|e| ServiceError::Internal(format!("the HTTP server task: {e}")))?;
     eprintln!("scorestream serve: stopped");
     Ok(())
 }

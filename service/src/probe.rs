@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use scorestream_operators::features::FeatureStoreConfig;
+use scorestream_operators::features::FeaturesConfig;
 use scorestream_operators::source::kafka::redact_text;
 use scorestream_pipeline::runtime::Job;
 use serde::Serialize;
@@ -49,7 +49,7 @@ pub async fn probe(job: &Job) -> Vec<Check> {
     let topics = tokio::task::spawn_blocking(move || topics(&source))
         .await
         .unwrap_or_else(|e| Err(format!("the check failed: {e}")));
-    let features = feature_store(&c.features.store).await;
+    let features = feature_store(&c.features).await;
     let output = output(c);
     vec![
         Check::new("source.topics", topics),
@@ -98,28 +98,28 @@ fn topics(
     Ok(found.join(", "))
 }
 
-async fn feature_store(store: &FeatureStoreConfig) -> Result<String, String> {
-    match store {
-        FeatureStoreConfig::File(f) => Ok(format!("{} loaded", f.path.display())),
-        FeatureStoreConfig::Redis(r) => {
-            let shown = scorestream_operators::features::redact_url(&r.url);
-            let fail = |e: String| format!("Redis at {shown} did not answer: {e}");
-            let client = redis::Client::open(r.url.as_str()).map_err(|e| fail(e.to_string()))?;
-            let ping = async {
-                let mut conn = client.get_multiplexed_async_connection().await?;
-                redis::cmd("PING").query_async::<String>(&mut conn).await
-            };
-            match tokio::time::timeout(PROBE_TIMEOUT, ping).await {
-                Ok(Ok(_)) => Ok(format!("Redis at {shown} answers")),
-                Ok(Err(e)) => Err(fail(redact_pw(&e.to_string(), &r.url))),
-                Err(_) => Err(fail(format!("no answer within {PROBE_TIMEOUT:?}"))),
-            }
+/// Connects and samples what the job will read: a project, view or feature
+/// that matches nothing fails the check, as `validate` does.
+async fn feature_store(features: &FeaturesConfig) -> Result<String, String> {
+    let probe = scorestream_operators::features::probe_store(features);
+    let report = match tokio::time::timeout(PROBE_TIMEOUT * 2, probe).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err(format!("no answer within {:?}", PROBE_TIMEOUT * 2)),
+    };
+    if report.problems.is_empty() {
+        let mut detail = report.summary;
+        for n in report.notes {
+            detail.push_str(&format!("; note: {n}"));
         }
+        return Ok(detail);
     }
-}
-
-fn redact_pw(text: &str, url: &str) -> String {
-    scorestream_pipeline::config::Redactor::from_toml(&format!("u = {url:?}")).redact(text)
+    Err(report
+        .problems
+        .iter()
+        .map(|(k, m)| format!("features.{k}: {m}"))
+        .collect::<Vec<_>>()
+        .join("; "))
 }
 
 /// A local output's directory must be creatable; an object store's bucket

@@ -11,26 +11,76 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::api::{AppState, OPENAPI, router};
+use crate::api::{AppState, BodyLimits, OPENAPI, router};
 use crate::{JobStore, Jobs, Tokens};
+use scorestream_pipeline::config::{Confinement, Roots};
 
-const TOKEN: &str = "test-token-0123456789";
-const SECRET: &str = "sasl-secret-do-not-show";
+pub(crate) const TOKEN: &str = "test-token-0123456789";
+pub(crate) const SECRET: &str = "sasl-secret-do-not-show";
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-struct Api {
+pub(crate) struct Api {
     app: axum::Router,
-    _dir: tempfile::TempDir,
-    out: PathBuf,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) out: PathBuf,
 }
 
-fn api(max_body: usize) -> Api {
+/// Jobs read the demo's model and features (`jobs/demo`, also their base
+/// directory) and write under `out`; `data` is the service's own state.
+pub(crate) fn demo_confinement(out: &Path, data: &Path) -> Confinement {
+    let demo = repo().join("jobs/demo");
+    std::fs::create_dir_all(out).expect("out");
+    Confinement::new(Roots {
+        models: vec![demo.clone()],
+        inputs: vec![demo],
+        outputs: vec![out.to_owned().into()],
+        private: vec![data.to_owned()],
+        also_options: Vec::new(),
+    })
+    .expect("roots")
+}
+
+pub(crate) fn api(max_body: usize) -> Api {
+    api_with(max_body, std::time::Duration::from_secs(30))
+}
+
+fn api_with(max_body: usize, body_timeout: std::time::Duration) -> Api {
     let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    let confinement = demo_confinement(&out, &dir.path().join("data"));
+    api_in_with(
+        dir,
+        repo().join("jobs/demo"),
+        confinement,
+        max_body,
+        body_timeout,
+    )
+}
+
+/// The API over a service whose jobs resolve against `base` and are held
+/// to `confinement`.
+pub(crate) fn api_in(
+    dir: tempfile::TempDir,
+    base: PathBuf,
+    confinement: Confinement,
+    max_body: usize,
+) -> Api {
+    let timeout = std::time::Duration::from_secs(30);
+    api_in_with(dir, base, confinement, max_body, timeout)
+}
+
+fn api_in_with(
+    dir: tempfile::TempDir,
+    base: PathBuf,
+    confinement: Confinement,
+    max_body: usize,
+    body_timeout: std::time::Duration,
+) -> Api {
     let store = JobStore::open(&dir.path().join("data")).expect("store");
-    let jobs = Arc::new(Jobs::new(store, repo().join("jobs/demo")));
+    let jobs = Arc::new(Jobs::new(store, base, confinement));
     let state = Arc::new(AppState {
         jobs,
         tokens: Tokens::load(None, Some(TOKEN.into())).expect("tokens"),
@@ -41,14 +91,20 @@ fn api(max_body: usize) -> Api {
     });
     let out = dir.path().join("out");
     Api {
-        app: router(state, max_body),
-        _dir: dir,
+        app: router(
+            state,
+            BodyLimits {
+                max_bytes: max_body,
+                timeout: body_timeout,
+            },
+        ),
+        dir,
         out,
     }
 }
 
 impl Api {
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         uri: &str,
@@ -78,7 +134,7 @@ impl Api {
 
     /// The demo job (file features, the demo model), writing to this test's
     /// directory, with a SASL password among its Kafka settings.
-    fn demo_job(&self, name: &str) -> String {
+    pub(crate) fn demo_job(&self, name: &str) -> String {
         let text = std::fs::read_to_string(repo().join("jobs/demo/job.toml")).expect("demo job");
         text.replace("name = \"fraud-demo\"", &format!("name = \"{name}\""))
             .replace("brokers = \"127.0.0.1:9092\"", "brokers = \"127.0.0.1:1\"")
@@ -129,6 +185,49 @@ async fn oversized_bodies_are_refused_with_413() {
     let big = "#".repeat(8192);
     let (status, _, _) = api.call(Method::POST, "/v1/jobs", Some(TOKEN), big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// Bodies that never arrive: with a declared length over the limit, 413
+/// before any of it is read; within the limit, 408 once the body timeout
+/// passes; without a token, 401 before either.
+#[tokio::test(flavor = "multi_thread")]
+async fn declared_oversized_bodies_are_refused_unread_and_stalled_ones_time_out() {
+    let api = api_with(4096, std::time::Duration::from_millis(300));
+    let stalled = |length: &str, token: bool| {
+        // The sender is kept (returned) so the body stays open, never sent.
+        let (sender, body) =
+            http_body_util::channel::Channel::<axum::body::Bytes, std::convert::Infallible>::new(1);
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/jobs")
+            .header(header::CONTENT_LENGTH, length);
+        if token {
+            req = req.header(header::AUTHORIZATION, format!("bearer {TOKEN}"));
+        }
+        (sender, req.body(Body::new(body)).expect("request"))
+    };
+    for (length, token, expected) in [
+        ("10000000000", true, StatusCode::PAYLOAD_TOO_LARGE),
+        ("100", true, StatusCode::REQUEST_TIMEOUT),
+        ("10000000000", false, StatusCode::UNAUTHORIZED),
+    ] {
+        let (_sender, req) = stalled(length, token);
+        let resp = api.app.clone().oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), expected, "Content-Length {length}");
+        if expected != StatusCode::UNAUTHORIZED {
+            assert_eq!(
+                resp.headers().get(header::CONNECTION).map(|v| v.as_bytes()),
+                Some(&b"close"[..])
+            );
+            let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+            let body: Value = serde_json::from_slice(&bytes).expect("JSON error");
+            let error = body["error"].as_str().unwrap_or("");
+            assert!(
+                error.contains("--max-body-bytes") || error.contains("--body-timeout"),
+                "{body}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -325,7 +424,12 @@ async fn a_persisted_job_that_no_longer_loads_is_listed_as_failed_and_the_rest_r
             })
             .expect("save");
     }
-    let jobs = Jobs::new(JobStore::open(dir.path()).expect("store"), repo());
+    let confinement = demo_confinement(&repo().join("jobs/demo"), dir.path());
+    let jobs = Jobs::new(
+        JobStore::open(dir.path()).expect("store"),
+        repo(),
+        confinement,
+    );
     assert_eq!(jobs.resume().await.expect("resume"), 0);
     let broken = jobs.status("broken").expect("listed");
     let shown = serde_json::to_string(&broken).expect("json");

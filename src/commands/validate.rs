@@ -1,15 +1,45 @@
 use std::path::Path;
 
+use scorestream_operators::features::{FeaturesConfig, ProbeReport, probe_store};
 use scorestream_pipeline::config::load_file;
 use scorestream_pipeline::runtime::Job;
+use scorestream_pipeline::{PipelineError, Problem};
 
 /// Everything `run` checks before it starts, without connecting to Kafka or
-/// writing output.
-pub fn run(path: &Path) -> anyhow::Result<()> {
+/// writing output; and unless `offline`, whether the feature store holds
+/// what the job reads (a wrong name there would otherwise score on nulls).
+pub async fn run(path: &Path, offline: bool) -> anyhow::Result<()> {
     let config = load_file(path)?;
-    let job = Job::build(config)?;
+    let store = if offline {
+        Ok(None)
+    } else {
+        check_store(&config.features).await.map(Some)
+    };
+    // Every problem at once: the store's are added to the build's.
+    let job = match (Job::build(config), store) {
+        (Ok(job), Ok(store)) => (job, store),
+        (Err(PipelineError::InvalidConfig { path, mut problems }), Err(more)) => {
+            problems.extend(more);
+            return Err(PipelineError::InvalidConfig { path, problems }.into());
+        }
+        (Err(e), _) => return Err(e.into()),
+        (Ok(_), Err(problems)) => {
+            return Err(PipelineError::InvalidConfig {
+                path: path.display().to_string(),
+                problems,
+            }
+            .into());
+        }
+    };
+    let (job, store) = job;
     let c = job.config();
     println!("{}: valid", path.display());
+    if let Some(r) = &store {
+        println!("  store:    {}", r.summary);
+        for n in &r.notes {
+            println!("  note:     {n}");
+        }
+    }
     println!("  job:      {}", c.job.name);
     println!(
         "  source:   kafka {} topics {:?} group {}",
@@ -81,4 +111,22 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The store's answer as config problems, keyed under `features.`.
+async fn check_store(features: &FeaturesConfig) -> Result<ProbeReport, Vec<Problem>> {
+    match probe_store(features).await {
+        Ok(r) if r.problems.is_empty() => Ok(r),
+        Ok(r) => Err(r
+            .problems
+            .into_iter()
+            .map(|(k, m)| Problem::new(format!("features.{k}"), m))
+            .collect()),
+        Err(e) => Err(vec![Problem::new(
+            "features.store.url",
+            format!(
+                "{e}; `scorestream validate --offline` checks the file without asking the store"
+            ),
+        )]),
+    }
 }

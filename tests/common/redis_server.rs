@@ -175,3 +175,29 @@ pub fn redis_job(
     std::fs::write(&job, text).expect("write job");
     job
 }
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// Loads what `feast materialize` (Feast 0.67) wrote to Redis for the
+/// fixture in `tests/fixtures/feast/`, byte for byte.
+pub fn load_feast_fixture(redis: &RedisServer) {
+    let path = repo().join("tests/fixtures/feast/redis_dump.json");
+    let dump: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("dump")).expect("json");
+    let mut c = redis.client().get_connection().expect("connection");
+    let mut pipe = redis::pipe();
+    for entry in dump.as_array().expect("entries") {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(unhex(entry["key_hex"].as_str().expect("key")));
+        for (f, v) in entry["fields"].as_object().expect("fields") {
+            cmd.arg(unhex(f)).arg(unhex(v.as_str().expect("value")));
+        }
+        pipe.add_command(cmd).ignore();
+    }
+    pipe.query::<()>(&mut c).expect("load the Feast fixture");
+}

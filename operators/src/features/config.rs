@@ -41,7 +41,8 @@ pub enum OnUnavailable {
 pub struct FeaturesConfig {
     /// The event field holding the entity key (a string field).
     pub key: String,
-    /// The entity, or one of its features, is absent from the store.
+    /// Per row: the entity, or one of its features, is absent from the
+    /// store. (`missing_check` watches the share of such rows.)
     #[serde(default)]
     pub on_missing: OnMissing,
     /// A feature is older than its `max_age`.
@@ -58,6 +59,9 @@ pub struct FeaturesConfig {
     /// In-process cache in front of a networked store.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// Alerts when a feature is missing for (nearly) every key.
+    #[serde(default)]
+    pub missing_check: super::watch::MissingCheckConfig,
 }
 
 /// One feature the job reads.
@@ -72,7 +76,9 @@ pub struct FeatureColumn {
     /// Feast layout: the feature view it belongs to.
     #[serde(default)]
     pub view: Option<String>,
-    /// Older than this (by the store's write timestamp), the feature is stale.
+    /// Older than this, the feature is stale: by the hash's
+    /// `timestamp_field`, or for Feast by the view's `_ts` (the event time of
+    /// the materialized row, not when it was written).
     #[serde(default)]
     pub max_age: Option<HumanDuration>,
     /// Used by the `default` policies and while the store is unavailable.
@@ -281,7 +287,7 @@ impl Default for CacheConfig {
 impl FeaturesConfig {
     /// Problems beyond syntax, each with its key inside `[features]`.
     pub fn problems(&self) -> Vec<(String, String)> {
-        let mut p = Vec::new();
+        let mut p = self.missing_check.problems();
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.columns.iter().enumerate() {
             let at = |k: &str| format!("columns[{i}].{k}");

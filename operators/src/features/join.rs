@@ -18,6 +18,7 @@ use tracing::warn;
 
 use super::config::{FeaturesConfig, OnMissing, OnUnavailable};
 use super::values::{ColumnBuilder, FeatureValue};
+use super::watch::{MissingCheckConfig, MissingWatch, Watched};
 use super::{FeatureRows, FeatureStore, FeatureType};
 use crate::{Envelope, OperatorError, Result};
 
@@ -29,12 +30,15 @@ pub struct JoinPolicy {
     pub on_unavailable: OnUnavailable,
     /// By feature name: its max age and default, where configured.
     pub features: HashMap<String, FeaturePolicy>,
+    pub missing_check: MissingCheckConfig,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct FeaturePolicy {
     pub max_age: Option<Duration>,
     pub default: Option<FeatureValue>,
+    /// Feast: the feature's view, a label of its missing-feature metrics.
+    pub view: Option<String>,
 }
 
 impl JoinPolicy {
@@ -60,6 +64,7 @@ impl JoinPolicy {
                 FeaturePolicy {
                     max_age: col.max_age.map(|d| d.0),
                     default,
+                    view: col.view.clone(),
                 },
             );
         }
@@ -68,6 +73,7 @@ impl JoinPolicy {
             on_stale: c.on_stale,
             on_unavailable: c.on_unavailable,
             features,
+            missing_check: c.missing_check.clone(),
         })
     }
 }
@@ -94,6 +100,7 @@ pub struct FeatureJoin {
     /// While the store is down under `on_unavailable = "defaults"`, batches
     /// do not wait for a timeout each; the store is tried again after this.
     retry_at: std::sync::Mutex<Option<Instant>>,
+    watch: MissingWatch,
 }
 
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -124,6 +131,7 @@ impl FeatureJoin {
         }
         let mut fields: Vec<_> = input.fields().iter().cloned().collect();
         let mut features = Vec::new();
+        let mut watched = Vec::new();
         for f in store.schema().fields() {
             if input.field_with_name(f.name()).is_ok() {
                 return Err(format!(
@@ -153,6 +161,10 @@ impl FeatureJoin {
                 }
                 None => None,
             };
+            watched.push(Watched {
+                feature: f.name().clone(),
+                view: p.view.clone().unwrap_or_default(),
+            });
             features.push(Feature {
                 name: f.name().clone(),
                 max_age_ms: p.max_age.map(|d| d.as_millis() as i64),
@@ -175,6 +187,7 @@ impl FeatureJoin {
         Ok(Self {
             store,
             key_idx,
+            watch: MissingWatch::new(policy.missing_check.clone(), watched),
             policy,
             features,
             out_schema: Arc::new(Schema::new(fields)),
@@ -239,6 +252,9 @@ impl FeatureJoin {
             };
             missing.push(absent);
             stale.push(old);
+        }
+        if !unavailable {
+            self.watch.record(&missing, n)?;
         }
 
         // Rows a policy sends away or that stop the job.

@@ -5,10 +5,12 @@
 mod config;
 mod file;
 mod join;
+mod probe;
 pub mod redis;
 #[cfg(test)]
 mod tests;
 mod values;
+mod watch;
 
 use std::sync::Arc;
 
@@ -22,7 +24,9 @@ pub use config::{
 };
 pub use file::FileFeatureStore;
 pub use join::{FeatureJoin, FeaturePolicy, JoinPolicy};
+pub use probe::{ProbeReport, probe_store};
 pub use values::{EntityFeatures, FeatureValue};
+pub use watch::{MissingAction, MissingCheckConfig};
 
 use crate::Result;
 

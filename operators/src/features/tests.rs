@@ -232,6 +232,7 @@ fn policy(on_missing: OnMissing, on_stale: OnMissing) -> JoinPolicy {
             FeaturePolicy {
                 max_age: Some(std::time::Duration::from_secs(60)),
                 default: Some(FeatureValue::Float64(-1.0)),
+                view: None,
             },
         )]
         .into_iter()
@@ -405,5 +406,108 @@ async fn while_the_store_is_down_defaults_are_flagged_and_wait_holds_the_batch()
     assert!(
         matches!(err, OperatorError::FeatureStoreUnavailable { .. }),
         "{err}"
+    );
+}
+
+// ---- features missing for (nearly) every key ----
+
+fn watched_join(check: MissingCheckConfig) -> FeatureJoin {
+    let schema = events(&[]).batch.expect("b").schema();
+    let policy = JoinPolicy {
+        missing_check: check,
+        ..JoinPolicy::default()
+    };
+    FeatureJoin::try_new(store(), &schema, "account_id", policy).expect("join")
+}
+
+fn fail_after(min_rows: u64, threshold: f64) -> MissingCheckConfig {
+    MissingCheckConfig {
+        min_rows,
+        threshold,
+        action: MissingAction::Fail,
+        ..MissingCheckConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_window_of_keys_without_features_fails_naming_each_feature_under_action_fail() {
+    let join = watched_join(fail_after(4, 0.99));
+    // Too few rows to judge yet.
+    join.process(events(&[Some("x"), Some("y")]))
+        .await
+        .expect("below min_rows");
+    let err = join
+        .process(events(&[Some("z"), None]))
+        .await
+        .expect_err("4 of 4 rows without features");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("`avg_amount` (4 of 4 rows)") && msg.contains("`home_country` (4 of 4 rows)"),
+        "{msg}"
+    );
+    assert_eq!(err.kind(), crate::ErrorKind::User);
+}
+
+#[tokio::test]
+async fn known_keys_or_a_share_below_the_threshold_pass() {
+    let join = watched_join(fail_after(4, 0.99));
+    join.process(events(&[Some("001"), Some("x"), Some("y"), Some("z")]))
+        .await
+        .expect("3 of 4 missing is under 99%");
+    let join = watched_join(fail_after(4, 0.5));
+    let err = join
+        .process(events(&[Some("001"), Some("x"), Some("y"), Some("z")]))
+        .await
+        .expect_err("3 of 4 is over 50%");
+    assert!(err.to_string().contains("(3 of 4 rows)"), "{err}");
+}
+
+#[test]
+fn missing_rows_are_counted_per_feature_with_bounded_labels() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let join = watched_join(MissingCheckConfig::default());
+    metrics::with_local_recorder(&recorder, || {
+        for keys in [[Some("001"), Some("x")], [Some("y"), Some("002")]] {
+            rt.block_on(join.process(events(&keys))).expect("warn only");
+        }
+    });
+    let text = handle.render();
+    let value = |feature: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("scorestream_feature_missing_total")
+                    && l.contains(&format!("feature=\"{feature}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("{feature}: {text}"))
+            .to_owned()
+    };
+    assert_eq!(value("avg_amount"), "2");
+    assert_eq!(value("home_country"), "2");
+}
+
+#[test]
+fn missing_check_settings_are_checked() {
+    let c: FeaturesConfig = toml::from_str(
+        "key = \"k\"\nstore = { kind = \"file\", path = \"f.csv\", key_column = \"k\" }\n\
+         [missing_check]\nthreshold = 1.5\nmin_rows = 0\naction = \"fail\"",
+    )
+    .expect("parses");
+    let keys: Vec<String> = c.problems().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        keys,
+        ["missing_check.threshold", "missing_check.min_rows"],
+        "{keys:?}"
+    );
+    assert!(
+        toml::from_str::<FeaturesConfig>(
+            "key = \"k\"\nstore = { kind = \"file\", path = \"f.csv\", key_column = \"k\" }\n\
+             [missing_check]\naction = \"shout\""
+        )
+        .is_err()
     );
 }

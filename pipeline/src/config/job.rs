@@ -6,8 +6,8 @@ use scorestream_operators::drift::DriftConfig;
 use scorestream_operators::features::{FeatureStoreConfig, FeaturesConfig};
 use scorestream_operators::scorer::ScorerConfig;
 use scorestream_operators::sink::dead_letter_topic::DeadLettersConfig;
-use scorestream_operators::sink::parquet::ParquetSinkConfig;
-use scorestream_operators::source::kafka::KafkaSourceConfig;
+use scorestream_operators::sink::parquet::{OutputPath, ParquetSinkConfig};
+use scorestream_operators::source::kafka::{KafkaSourceConfig, PATH_OPTIONS};
 use scorestream_schemas::FieldSpec;
 use serde::{Deserialize, Deserializer};
 
@@ -50,6 +50,34 @@ impl JobConfig {
         match &mut self.features.store {
             FeatureStoreConfig::File(f) => fix(&mut f.path),
             FeatureStoreConfig::Redis(_) => {}
+        }
+    }
+
+    /// Resolves every relative path against `base`: the inputs as
+    /// [`resolve_paths`](Self::resolve_paths) does, and the output, its
+    /// spool and the TLS files of `source.options` too. A service uses this
+    /// (its `--base-dir`), so where a job writes never depends on the
+    /// directory the service happened to start in; `scorestream run` keeps
+    /// `sink.path` relative to the working directory, as documented.
+    pub fn resolve_every_path(&mut self, base: &Path) {
+        self.resolve_paths(base);
+        if let OutputPath::Local(p) = &mut self.sink.path
+            && p.is_relative()
+        {
+            *p = base.join(&*p);
+        }
+        if let Some(p) = &mut self.sink.spool_dir
+            && p.is_relative()
+        {
+            *p = base.join(&*p);
+        }
+        for key in PATH_OPTIONS {
+            if let Some(v) = self.source.options.get_mut(key)
+                && v != "probe"
+                && Path::new(v.as_str()).is_relative()
+            {
+                *v = base.join(v.as_str()).display().to_string();
+            }
         }
     }
 }

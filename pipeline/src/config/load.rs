@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use scorestream_operators::sink::dead_letter_topic::DeadLettersConfig;
+use scorestream_operators::source::kafka::OptionPolicy;
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 use toml::{Table, Value};
@@ -38,8 +39,13 @@ pub fn load_file(path: &Path) -> Result<JobConfig, PipelineError> {
 /// Parses a job config, collecting every problem it can find rather than
 /// stopping at the first, each named by its dotted key.
 pub fn load_str(text: &str) -> Result<JobConfig, Vec<Problem>> {
-    let table: Table =
-        toml::from_str(text).map_err(|e| vec![Problem::new("", format!("not valid TOML: {e}"))])?;
+    load_str_as(text, &OptionPolicy::Unrestricted)
+}
+
+/// [`load_str`] for a job whose Kafka options `policy` restricts (a job
+/// submitted to a service).
+pub fn load_str_as(text: &str, policy: &OptionPolicy) -> Result<JobConfig, Vec<Problem>> {
+    let table: Table = toml::from_str(text).map_err(|e| vec![syntax_problem(text, &e)])?;
     let mut problems = Vec::new();
     for key in table.keys() {
         if !SECTIONS.iter().any(|(s, _)| s == key) {
@@ -72,7 +78,7 @@ pub fn load_str(text: &str) -> Result<JobConfig, Vec<Problem>> {
         push_all(
             &mut problems,
             "source",
-            scorestream_operators::source::kafka::KafkaSourceConfig::problems(s),
+            scorestream_operators::source::kafka::KafkaSourceConfig::problems(s, policy),
         );
     }
     if let Some(b) = &batch {
@@ -117,6 +123,25 @@ pub fn load_str(text: &str) -> Result<JobConfig, Vec<Problem>> {
         }
         _ => Err(vec![Problem::new("", "incomplete job config")]),
     }
+}
+
+/// A TOML syntax error by line and column. toml's own message quotes the
+/// offending line, and in a job file that line may hold a password.
+pub(crate) fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
+    let at = e.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!(" at line {line}, column {column}")
+    });
+    Problem::new(
+        "",
+        format!(
+            "not valid TOML{}: {}",
+            at.unwrap_or_default(),
+            e.message().trim_end()
+        ),
+    )
 }
 
 /// The schema's fields are checked one by one, so a bad field does not hide

@@ -1,7 +1,10 @@
 //! Job configs as they may be shown: a service returns and logs submitted
 //! configs, and those may hold SASL passwords, tokens or a Redis URL with
-//! its password. Secrets are found by key (the same rule the Kafka client
-//! settings use) and by URL userinfo, wherever they sit in the file.
+//! its password. Secrets are found by key and by URL userinfo, wherever
+//! they sit in the file: in an `options` table (librdkafka settings) by the
+//! Kafka client's rule, which also takes any `sasl.*` or `*key*` setting
+//! it does not know to be public; elsewhere by any name that suggests a
+//! credential.
 
 use scorestream_operators::source::kafka::is_secret;
 use toml::{Table, Value};
@@ -20,7 +23,7 @@ impl Redactor {
     pub fn from_toml(text: &str) -> Self {
         let mut secrets = Vec::new();
         if let Ok(table) = toml::from_str::<Table>(text) {
-            collect(&table, &mut secrets);
+            collect(&table, false, &mut secrets);
         }
         // Longest first, so a secret that contains another is replaced whole.
         secrets.sort_by_key(|s: &String| std::cmp::Reverse(s.len()));
@@ -41,43 +44,60 @@ impl Redactor {
 /// The config re-written with secret values replaced; comments and layout
 /// are not kept (they could quote secrets too).
 pub fn redacted_toml(text: &str) -> Result<String, String> {
-    let mut table: Table = toml::from_str(text).map_err(|e| format!("not valid TOML: {e}"))?;
-    scrub(&mut table);
+    let mut table: Table =
+        toml::from_str(text).map_err(|e| super::load::syntax_problem(text, &e).message)?;
+    scrub(&mut table, false);
     toml::to_string(&table).map_err(|e| e.to_string())
 }
 
-fn collect(table: &Table, out: &mut Vec<String>) {
+/// Whether the value under `key` is a secret; `options` says the key is
+/// a librdkafka setting.
+fn secret_key(key: &str, options: bool) -> bool {
+    if options {
+        return is_secret(key);
+    }
+    let k = key.to_ascii_lowercase();
+    ["password", "secret", "token", "credential", "private"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+fn collect(table: &Table, options: bool, out: &mut Vec<String>) {
     for (k, v) in table {
-        collect_value(is_secret(k), v, out);
+        collect_value(secret_key(k, options), k == "options", v, out);
     }
 }
 
-fn collect_value(secret_key: bool, v: &Value, out: &mut Vec<String>) {
+fn collect_value(secret: bool, options: bool, v: &Value, out: &mut Vec<String>) {
     match v {
-        Value::String(s) if secret_key && !s.is_empty() => out.push(s.clone()),
+        Value::String(s) if secret && !s.is_empty() => out.push(s.clone()),
         Value::String(s) => out.extend(url_password(s)),
-        Value::Table(t) => collect(t, out),
-        Value::Array(items) => items.iter().for_each(|i| collect_value(secret_key, i, out)),
+        Value::Table(t) => collect(t, options, out),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|i| collect_value(secret, options, i, out)),
         _ => {}
     }
 }
 
-fn scrub(table: &mut Table) {
+fn scrub(table: &mut Table, options: bool) {
     for (k, v) in table.iter_mut() {
-        scrub_value(is_secret(k), v);
+        scrub_value(secret_key(k, options), k == "options", v);
     }
 }
 
-fn scrub_value(secret_key: bool, v: &mut Value) {
+fn scrub_value(secret: bool, options: bool, v: &mut Value) {
     match v {
-        Value::String(s) if secret_key => *s = REDACTED.to_owned(),
+        Value::String(s) if secret => *s = REDACTED.to_owned(),
         Value::String(s) => {
             if let Some(p) = url_password(s) {
                 *s = s.replace(&p, REDACTED);
             }
         }
-        Value::Table(t) => scrub(t),
-        Value::Array(items) => items.iter_mut().for_each(|i| scrub_value(secret_key, i)),
+        Value::Table(t) => scrub(t, options),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|i| scrub_value(secret, options, i)),
         _ => {}
     }
 }

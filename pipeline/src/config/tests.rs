@@ -218,3 +218,87 @@ fn a_latency_target_is_checked_and_caps_the_wait() {
         .expect("a latency target steers the size");
     assert_eq!(size.rows(), 65_536, "it starts at max_rows");
 }
+
+#[test]
+fn a_toml_syntax_error_names_its_place_but_never_quotes_the_line() {
+    let broken = DEMO.replace(
+        "[schema]",
+        "[source.options]\n\"sasl.password\" = \"hunter2\n\n[schema]",
+    );
+    let p = problems(&broken);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].contains("not valid TOML at line"), "{p:?}");
+    assert!(!p[0].contains("hunter2"), "{p:?}");
+    let shown = super::redacted_toml(&broken).expect_err("not TOML");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn option_names_and_values_librdkafka_refuses_are_named_for_shell_users_too() {
+    let typo = DEMO.replace(
+        "[schema]",
+        "[source.options]\n\"sesion.timeout.ms\" = \"3000\"\n\"fetch.wait.max.ms\" = \"soon\"\n\n[schema]",
+    );
+    let p = problems(&typo);
+    assert!(
+        p.iter()
+            .any(|m| m.starts_with("source.options.\"sesion.timeout.ms\"")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.starts_with("source.options.\"fetch.wait.max.ms\"")),
+        "{p:?}"
+    );
+    // What only a hosted job is refused, a shell user may set.
+    let own_machine = DEMO.replace(
+        "[schema]",
+        "[source.options]\n\"sasl.kerberos.service.name\" = \"kafka\"\n\n[schema]",
+    );
+    load_str(&own_machine).expect("a shell user's own job");
+}
+
+#[test]
+fn secrets_are_redacted_by_pattern_under_names_nobody_listed() {
+    let job = DEMO.replace(
+        "[schema]",
+        "[source.options]\n\"sasl.oauthbearer.extensions\" = \"pool=ext-s3cr3t\"\n\
+         \"sasl.username\" = \"alice\"\n\"ssl.keystore.password\" = \"ks-pw\"\n\
+         \"ssl.key.location\" = \"/etc/kafka/client.key\"\n\n[schema]",
+    ) + "\n[extra_creds]\napi_token = \"tok-9\"\nmy_credential = \"cred-7\"\n";
+    let shown = super::redacted_toml(&job).expect("toml");
+    for secret in ["ext-s3cr3t", "ks-pw", "tok-9", "cred-7"] {
+        assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+    }
+    for public in ["alice", "/etc/kafka/client.key", "account_id"] {
+        assert!(shown.contains(public), "{public} hidden:\n{shown}");
+    }
+    let r = super::Redactor::from_toml(&job);
+    assert_eq!(
+        r.redact("x pool=ext-s3cr3t tok-9"),
+        "x <redacted> <redacted>"
+    );
+}
+
+#[test]
+fn a_service_resolves_every_relative_path_against_its_base() {
+    let text = DEMO.replace(
+        "[schema]",
+        "[source.options]\n\"ssl.ca.location\" = \"certs/ca.pem\"\n\n[schema]",
+    );
+    let mut job = load_str(&text).expect("valid");
+    job.resolve_every_path(std::path::Path::new("/srv/base"));
+    assert_eq!(
+        job.sink.path.to_string(),
+        "/srv/base/out/fraud-demo",
+        "sink.path"
+    );
+    assert_eq!(job.model.path, std::path::Path::new("/srv/base/model"));
+    assert_eq!(
+        job.source.options["ssl.ca.location"],
+        "/srv/base/certs/ca.pem"
+    );
+    let mut run = load_str(&text).expect("valid");
+    run.resolve_paths(std::path::Path::new("/srv/base"));
+    assert_eq!(run.sink.path.to_string(), "out/fraud-demo", "run keeps cwd");
+}

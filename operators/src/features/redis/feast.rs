@@ -134,8 +134,21 @@ impl FeastLayout {
 }
 
 fn decode_value(raw: &[u8], t: FeatureType) -> Result<Option<FeatureValue>, String> {
+    let Some(value) = decode_stored(raw)? else {
+        return Ok(None);
+    };
+    let kind = format!("{value:?}");
+    value
+        .coerce(t)
+        .map(Some)
+        .ok_or_else(|| format!("holds {kind}, which does not fit the declared type {t:?}"))
+}
+
+/// A stored `Value` as it is, before any conversion to a declared type;
+/// `None` for Feast's null.
+pub(super) fn decode_stored(raw: &[u8]) -> Result<Option<FeatureValue>, String> {
     let v = Value::decode(raw).map_err(|e| format!("not a Feast Value: {e}"))?;
-    let value = match v.val {
+    Ok(Some(match v.val {
         None | Some(Val::Null(_)) => return Ok(None),
         Some(Val::Double(x)) => FeatureValue::Float64(x),
         Some(Val::Float(x)) => FeatureValue::Float32(x),
@@ -145,12 +158,7 @@ fn decode_value(raw: &[u8], t: FeatureType) -> Result<Option<FeatureValue>, Stri
         Some(Val::Bool(x)) => FeatureValue::Bool(x),
         Some(Val::UnixTimestamp(x)) => FeatureValue::Int64(x),
         Some(Val::Bytes(_)) => return Err("is bytes, which scorestream cannot score".into()),
-    };
-    let kind = format!("{value:?}");
-    value
-        .coerce(t)
-        .map(Some)
-        .ok_or_else(|| format!("holds {kind}, which does not fit the declared type {t:?}"))
+    }))
 }
 
 impl Layout for FeastLayout {

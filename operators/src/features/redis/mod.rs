@@ -4,7 +4,9 @@
 
 mod cache;
 mod feast;
+mod feast_probe;
 mod hash;
+pub(crate) mod probe;
 #[cfg(test)]
 mod tests;
 

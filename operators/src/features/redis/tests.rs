@@ -481,3 +481,30 @@ fn defaults_are_checked_against_their_feature_type() {
     assert!(e.contains("not a valid Int64"), "{e}");
     assert!(FeatureValue::from_default(&Scalar::Int(1 << 40), FeatureType::Int32).is_err());
 }
+
+#[test]
+fn feast_keys_say_which_project_join_key_and_version_wrote_them() {
+    use super::feast_probe::parse_key;
+    let mut v3 = serialize_entity_key("account_id", "acct_001", 3);
+    v3.extend_from_slice(b"scorestream_fixture");
+    let shape = parse_key(&v3, "account_id").expect("v3");
+    assert_eq!(
+        (
+            shape.version,
+            shape.join_key.as_str(),
+            shape.project.as_str()
+        ),
+        (3, "account_id", "scorestream_fixture")
+    );
+    // Read whatever join key the job names.
+    assert_eq!(
+        parse_key(&v3, "user_id").expect("v3").join_key,
+        "account_id"
+    );
+    let mut v2 = serialize_entity_key("account_id", "acct_001", 2);
+    v2.extend_from_slice(b"fraud");
+    let shape = parse_key(&v2, "account_id").expect("v2");
+    assert_eq!((shape.version, shape.project.as_str()), (2, "fraud"));
+    assert!(parse_key(b"acct:001", "account_id").is_none());
+    assert!(parse_key(&v3[..20], "account_id").is_none(), "truncated");
+}

@@ -3,6 +3,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use super::options::OptionPolicy;
 use crate::config::{ByteSize, HumanDuration};
 
 /// Where a consumer group with no committed offset starts reading.
@@ -37,6 +38,11 @@ pub struct KafkaSourceConfig {
     /// restarted from the commit log).
     #[serde(default = "default_revoke_timeout")]
     pub revoke_timeout: HumanDuration,
+    /// How long the cluster may keep refusing the job's credentials (SASL)
+    /// or TLS handshake, with nothing fetched meanwhile, before the job
+    /// fails saying so; librdkafka alone would retry forever.
+    #[serde(default = "default_auth_timeout")]
+    pub auth_timeout: HumanDuration,
     /// Any librdkafka setting (`security.protocol`, `sasl.*`, `ssl.*`, ...),
     /// passed through as given. Values of secret keys are never printed.
     #[serde(default)]
@@ -52,20 +58,44 @@ fn default_linger() -> HumanDuration {
 fn default_revoke_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(60))
 }
+fn default_auth_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
 fn default_max_message_bytes() -> ByteSize {
     ByteSize(1 << 20)
 }
 
-/// Keys whose values are credentials.
+/// SASL settings that name a mechanism, a user or an endpoint, not a
+/// credential; every other `sasl.*` value is treated as secret.
+const PUBLIC_SASL: [&str; 6] = [
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.oauthbearer.method",
+    "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.token.endpoint.url",
+];
+
+/// Whether a librdkafka option's value is a credential. Jobs may set
+/// options we do not know of, so besides the known ones any name that
+/// suggests a credential counts; a `*.location` is a path, shown so users
+/// can tell which file was meant.
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
+    if k.ends_with(".location") {
+        return false;
+    }
+    if k.starts_with("sasl.") {
+        return !PUBLIC_SASL.contains(&k.as_str());
+    }
     [
         "password",
         "secret",
         "token",
-        "key.pem",
+        "key",
         "private",
-        "sasl.oauthbearer.config",
+        "credential",
+        "pem",
     ]
     .iter()
     .any(|s| k.contains(s))
@@ -111,14 +141,16 @@ impl fmt::Debug for KafkaSourceConfig {
             .field("linger", &self.linger)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("revoke_timeout", &self.revoke_timeout)
+            .field("auth_timeout", &self.auth_timeout)
             .field("options", &redact_options(&self.options))
             .finish()
     }
 }
 
 impl KafkaSourceConfig {
-    /// Problems a config can have beyond its syntax, each with its key.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    /// Problems a config can have beyond its syntax, each with its key;
+    /// `policy` says which librdkafka settings the job may pass through.
+    pub fn problems(&self, policy: &OptionPolicy) -> Vec<(String, String)> {
         let mut p = Vec::new();
         if self.brokers.trim().is_empty() {
             p.push(("brokers".into(), "must list at least one host:port".into()));
@@ -135,19 +167,7 @@ impl KafkaSourceConfig {
         if self.chunk_rows == 0 {
             p.push(("chunk_rows".into(), "must be at least 1".into()));
         }
-        for k in [
-            "enable.auto.commit",
-            "enable.auto.offset.store",
-            "group.id",
-            "bootstrap.servers",
-        ] {
-            if self.options.contains_key(k) {
-                p.push((
-                    format!("options.\"{k}\""),
-                    "is managed by scorestream (offsets are committed only after output is durable)".into(),
-                ));
-            }
-        }
+        p.extend(policy.problems(&self.options));
         p
     }
 }
@@ -195,7 +215,7 @@ group_id = "g"
             "brokers = \"b\"\ntopics = [\"t\"]\ngroup_id = \"g\"\n[options]\n\"enable.auto.commit\" = \"true\"",
         )
         .expect("valid");
-        let p = cfg.problems();
+        let p = cfg.problems(&OptionPolicy::Unrestricted);
         assert_eq!(p.len(), 1);
         assert!(p[0].0.contains("enable.auto.commit"));
     }

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::auth::AuthWatch;
 use super::fetch_queue::{Batch, FetchQueue, Fetched};
 use super::{KafkaSourceConfig, RawChunk, StartFrom, redact_text};
 use crate::queue::{RowSender, TrySend};
@@ -128,6 +129,7 @@ struct Shared {
     /// queue and destroys it before the consumer, so a rebalance served
     /// while the consumer closes finds it gone instead of dangling.
     fetch: OnceLock<Weak<FetchQueue>>,
+    auth: AuthWatch,
 }
 
 /// A message as the source needs it, whichever way it was read.
@@ -201,6 +203,7 @@ impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
         let reason = redact_text(reason, &self.shared.config.options);
         warn!(target: "librdkafka", error = %error, "{reason}");
+        self.shared.auth.record(&error, &reason);
     }
 
     /// librdkafka's statistics, every `statistics.interval.ms`: they carry
@@ -229,6 +232,7 @@ impl ConsumerContext for SourceContext {
         );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.shared.auth.clear();
                 self.shared.on_assign(consumer, tpl);
                 let assigned = if cooperative {
                     consumer.incremental_assign(tpl)
@@ -593,6 +597,7 @@ impl KafkaSource {
             config: config.clone(),
             runtime,
             fetch: OnceLock::new(),
+            auth: AuthWatch::default(),
         });
         let consumer: BaseConsumer<SourceContext> = cc
             .create_with_context(SourceContext {
@@ -668,6 +673,9 @@ impl KafkaSource {
             if let Some(e) = st.fatal.take() {
                 return Err(e);
             }
+            if let Some(e) = self.shared.auth.expired(self.shared.config.auth_timeout.0) {
+                return Err(e);
+            }
             if let Some(chunk) = st.stalled.take() {
                 self.offer(&mut st, chunk)?;
             }
@@ -703,6 +711,7 @@ impl KafkaSource {
             }
             self.fetch.fetch(timeout, room, &mut batch);
             if batch.len() > 0 {
+                self.shared.auth.clear();
                 let mut st = self.shared.lock();
                 for m in batch.iter() {
                     match m.error() {
