@@ -20,9 +20,9 @@ use scorestream_operators::sink::parquet::{
 use scorestream_operators::source::kafka::RawChunk;
 use scorestream_operators::{Coverage, Envelope};
 use scorestream_pipeline::config::load_file;
-use scorestream_pipeline::demo::{EMBEDDED, demo_world, generator_options};
-use scorestream_pipeline::synth::EventGen;
 use scorestream_schemas::{EventSchema, columns};
+use scorestream_tools::demo::{EMBEDDED, demo_world, generator_options};
+use scorestream_tools::synth::EventGen;
 
 const ROWS: usize = 16_384;
 
@@ -132,8 +132,9 @@ fn operators(c: &mut Criterion) {
     });
     // The drift operator's work for a window of these rows: accumulate
     // every watched column, then compare each with the reference.
-    let profile = scorestream_pipeline::profile::load_profile(&demo.join("drift-profile.json"))
-        .expect("profile");
+    let profile =
+        scorestream_operators::drift::ReferenceProfile::load(&demo.join("drift-profile.json"))
+            .expect("profile");
     let columns: Vec<String> = profile.columns.keys().cloned().collect();
     let scored = scorer
         .process(Envelope {

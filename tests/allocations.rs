@@ -12,9 +12,9 @@ use scorestream_operators::decode::JsonDecoder;
 use scorestream_operators::features::{FeatureJoin, FileFeatureStore, JoinPolicy, OnMissing};
 use scorestream_operators::source::kafka::RawChunk;
 use scorestream_pipeline::config::load_file;
-use scorestream_pipeline::demo::{EMBEDDED, demo_world, generator_options};
-use scorestream_pipeline::synth::{EventGen, GenOptions};
 use scorestream_schemas::EventSchema;
+use scorestream_tools::demo::{EMBEDDED, demo_world, generator_options};
+use scorestream_tools::synth::{EventGen, GenOptions};
 
 fn chunk(rows: usize, opts: GenOptions) -> RawChunk {
     let world = demo_world(&EMBEDDED).expect("world");

@@ -7,7 +7,7 @@ mod common;
 use common::process::*;
 use common::tansu::Tansu;
 use common::*;
-use scorestream_pipeline::demo::{EMBEDDED, demo_world, generator_options};
+use scorestream_tools::demo::{EMBEDDED, demo_world, generator_options};
 
 const EVENTS: u64 = 20_000;
 

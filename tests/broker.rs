@@ -5,7 +5,7 @@ mod common;
 use common::process::*;
 use common::tansu::{Tansu, produce_events};
 use common::*;
-use scorestream_pipeline::demo::generator_options;
+use scorestream_tools::demo::generator_options;
 
 /// Events produced to a real broker are all scored or dead-lettered exactly
 /// once by `scorestream run`, and the group's committed offsets cover them

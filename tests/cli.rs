@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::process::*;
 use common::*;
 use rdkafka::mocking::MockCluster;
-use scorestream_pipeline::demo::{demo_world, generator_options};
-use scorestream_pipeline::synth::{EventGen, Pace, produce};
+use scorestream_tools::demo::{demo_world, generator_options};
+use scorestream_tools::synth::{EventGen, Pace, produce};
 
 #[test]
 fn validate_accepts_the_demo_job() {

@@ -796,7 +796,7 @@ fn prometheus_stores_each_series_under_its_jobs_own_label() {
     produce_events(
         &broker.brokers,
         "transactions",
-        scorestream_pipeline::demo::generator_options(7),
+        scorestream_tools::demo::generator_options(7),
         500,
     );
     let dir = tempfile::tempdir().expect("tmp");

@@ -19,8 +19,8 @@ use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use scorestream_pipeline::demo::generator_options;
-use scorestream_pipeline::synth::{EventKind, GenOptions};
+use scorestream_tools::demo::generator_options;
+use scorestream_tools::synth::{EventKind, GenOptions};
 
 const TOPIC: &str = "transactions";
 const DEAD: &str = "transactions-dead";

@@ -10,8 +10,8 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::Float32Type;
 use common::*;
 use scorestream_operators::scorer::train::auc;
-use scorestream_pipeline::demo::{DemoOptions, demo_world, generator_options, run_demo};
-use scorestream_pipeline::synth::EventKind;
+use scorestream_tools::demo::{DemoOptions, demo_world, generator_options, run_demo};
+use scorestream_tools::synth::EventKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_is_scored_or_dead_lettered_exactly_once_and_scores_rank_fraud() {

@@ -18,8 +18,8 @@ use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use scorestream_pipeline::demo::generator_options;
-use scorestream_pipeline::synth::GenOptions;
+use scorestream_tools::demo::generator_options;
+use scorestream_tools::synth::GenOptions;
 
 const WINDOW: u64 = 5_000;
 /// Events before the shift: the shift lands inside the second window.

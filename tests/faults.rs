@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::process::*;
 use common::tansu::{Tansu, produce_events};
 use common::*;
-use scorestream_pipeline::demo::generator_options;
-use scorestream_pipeline::synth::GenOptions;
+use scorestream_tools::demo::generator_options;
+use scorestream_tools::synth::GenOptions;
 
 const TOPIC: &str = "transactions";
 
@@ -141,7 +141,7 @@ fn a_burst_of_malformed_events_is_dead_lettered_exactly_once() {
 
     let malformed = produced
         .iter()
-        .filter(|(_, k)| matches!(k, scorestream_pipeline::synth::EventKind::Malformed))
+        .filter(|(_, k)| matches!(k, scorestream_tools::synth::EventKind::Malformed))
         .count();
     assert!(
         malformed > 5_000,

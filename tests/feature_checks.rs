@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::process::*;
 use common::redis_server::{RedisServer, load_feast_fixture, load_features, redis_job};
 use common::tansu::{Tansu, produce_events};
-use scorestream_pipeline::demo::generator_options;
+use scorestream_tools::demo::generator_options;
 
 /// The fixture's features (`fixture_info.json`), as a job declares them.
 const FEAST_COLUMNS: &[(&str, &str, &str)] = &[

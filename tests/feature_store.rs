@@ -14,8 +14,8 @@ use common::process::*;
 use common::redis_server::{RedisServer, columns_toml, load_features, redis_job};
 use common::tansu::{Tansu, produce_events};
 use common::*;
-use scorestream_pipeline::demo::generator_options;
-use scorestream_pipeline::synth::GenOptions;
+use scorestream_tools::demo::generator_options;
+use scorestream_tools::synth::GenOptions;
 
 const TOPIC: &str = "transactions";
 
@@ -112,7 +112,7 @@ fn run_through_a_redis_crash(on_unavailable: &str) -> CrashRun {
 /// What [`run_through_a_redis_crash`] leaves to check.
 struct CrashRun {
     dir: tempfile::TempDir,
-    produced: Vec<(String, scorestream_pipeline::synth::EventKind)>,
+    produced: Vec<(String, scorestream_tools::synth::EventKind)>,
     /// avg_amount_30d by account, as loaded into Redis
     avg: HashMap<String, f64>,
     log: String,

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use common::process::*;
 use common::redis_server::{RedisServer, columns_toml, load_features};
 use common::tansu::{Tansu, produce_events};
-use scorestream_pipeline::demo::generator_options;
-use scorestream_pipeline::synth::GenOptions;
+use scorestream_tools::demo::generator_options;
+use scorestream_tools::synth::GenOptions;
 
 const JOB: &str = "fraud-demo";
 const EVENTS: u64 = 6_000;

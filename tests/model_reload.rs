@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::process::*;
 use common::tansu::{Tansu, produce_events};
 use common::*;
-use scorestream_pipeline::demo::generator_options;
-use scorestream_pipeline::synth::GenOptions;
+use scorestream_tools::demo::generator_options;
+use scorestream_tools::synth::GenOptions;
 
 const TOPIC: &str = "transactions";
 

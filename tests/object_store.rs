@@ -18,8 +18,8 @@ use common::process::*;
 use common::s3_server::{ACCESS_KEY, Bucket, S3Server, SECRET_KEY};
 use common::tansu::Tansu;
 use common::{DEMO_ASSETS, files_under, replay};
-use scorestream_pipeline::demo::demo_world;
-use scorestream_pipeline::synth::GenOptions;
+use scorestream_tools::demo::demo_world;
+use scorestream_tools::synth::GenOptions;
 
 const BUCKET: &str = "analytics";
 const PREFIX: &str = "jobs/fraud";

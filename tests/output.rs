@@ -15,8 +15,8 @@ use common::hours::{hour_options, produce_live, scored_by_hour};
 use common::process::*;
 use common::tansu::Tansu;
 use common::{DEMO_ASSETS, assert_exactly_once, files_under, replay};
-use scorestream_pipeline::demo::demo_world;
-use scorestream_pipeline::synth::GenOptions;
+use scorestream_tools::demo::demo_world;
+use scorestream_tools::synth::GenOptions;
 
 /// Each generator's events start 5 minutes into its hour and advance ~1 ms
 /// per event, so they all stay within it.

@@ -14,8 +14,8 @@ use common::process::*;
 use common::redis_server::{RedisServer, load_features, redis_job};
 use common::tansu::{Tansu, produce_events};
 use common::*;
-use scorestream_pipeline::demo::generator_options;
-use scorestream_pipeline::synth::GenOptions;
+use scorestream_tools::demo::generator_options;
+use scorestream_tools::synth::GenOptions;
 use serde_json::Value;
 
 const TOPIC: &str = "transactions";

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use common::process::*;
 use common::tansu::{Tansu, produce_events};
 use common::*;
-use scorestream_pipeline::demo::generator_options;
-use scorestream_pipeline::synth::GenOptions;
+use scorestream_tools::demo::generator_options;
+use scorestream_tools::synth::GenOptions;
 use serde_json::Value;
 
 const TOKEN: &str = "limits-test-token-51c0e7d2";

@@ -57,6 +57,9 @@ pub enum OperatorError {
     /// type, say): retrying will not help.
     #[error("feature store {store}: {reason}")]
     FeatureStoreData { store: String, reason: String },
+    /// A drift reference profile could not be read at `input`.
+    #[error("profile {input}: {reason}")]
+    Profile { input: String, reason: String },
     #[error("model package {path}: {reason}")]
     ModelPackage { path: PathBuf, reason: String },
     #[error("model input `{input}`: {reason}")]
@@ -161,6 +164,7 @@ impl OperatorError {
             | OperatorError::FeaturesMissing { .. }
             | OperatorError::FeatureStoreConfig(_)
             | OperatorError::ModelPackage { .. }
+            | OperatorError::Profile { .. }
             | OperatorError::ModelInput { .. }
             | OperatorError::Device(..)
             | OperatorError::KafkaSetup(_)

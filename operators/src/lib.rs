@@ -12,6 +12,7 @@ pub mod drift;
 mod envelope;
 mod error;
 pub mod features;
+pub mod kafka;
 pub mod queue;
 pub mod scorer;
 pub mod sink;

@@ -44,41 +44,15 @@ pub enum PipelineError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the demo's broker: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("{0}")]
-    Incomplete(String),
     #[error("internal error: task {0} panicked or was aborted")]
     TaskFailed(String),
     /// The Prometheus recorder could not be built or installed (another
     /// recorder is already the process's global one).
     #[error("internal error: metrics recorder: {reason}")]
     MetricsRecorder { reason: String },
-    /// `replay` was pointed at a job whose output directory does not exist.
-    #[error("no output directory at {0} (the job's sink.path): has the job run here?")]
-    NoOutput(String),
-    #[error("{option}: {reason}")]
-    BadOption {
-        option: &'static str,
-        reason: String,
-    },
-    #[error("the predicate `{predicate}` is invalid: {reason}")]
-    BadPredicate { predicate: String, reason: String },
-    #[error("reading the dead letters in {dir}: {reason}")]
-    ReadDeadLetters { dir: String, reason: String },
-    /// A replay log that is not what `replay` writes; it is not skipped
-    /// silently, since that would re-send everything it lists.
-    #[error("replay log {path} is unreadable ({reason}); fix or remove it")]
-    ReplayLog { path: String, reason: String },
-    /// A reference profile could not be built from, or read at, `input`.
-    #[error("profile {input}: {reason}")]
-    Profile { input: String, reason: String },
     /// A model version asked for by name cannot score this job.
     #[error("model version `{version}`: {reason}")]
     ModelSwap { version: String, reason: String },
-    /// The drift table could not be read back (for the report).
-    #[error("drift table {dir}: {reason}")]
-    DriftTable { dir: String, reason: String },
 }
 
 fn list(problems: &[Problem]) -> String {
@@ -99,19 +73,11 @@ impl PipelineError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            PipelineError::InvalidConfig { .. }
-            | PipelineError::NoOutput(_)
-            | PipelineError::BadOption { .. }
-            | PipelineError::BadPredicate { .. }
-            | PipelineError::ReplayLog { .. }
-            | PipelineError::Profile { .. }
-            | PipelineError::DriftTable { .. }
-            | PipelineError::ModelSwap { .. } => ErrorKind::User,
+            PipelineError::InvalidConfig { .. } | PipelineError::ModelSwap { .. } => {
+                ErrorKind::User
+            }
             PipelineError::Operator(e) => e.kind(),
-            PipelineError::Io { .. }
-            | PipelineError::Kafka(_)
-            | PipelineError::Incomplete(_)
-            | PipelineError::ReadDeadLetters { .. } => ErrorKind::External,
+            PipelineError::Io { .. } => ErrorKind::External,
             PipelineError::TaskFailed(_) | PipelineError::MetricsRecorder { .. } => {
                 ErrorKind::Internal
             }

@@ -1,15 +1,11 @@
-//! scorestream's job layer: typed job configs, the wiring of operators into a
-//! running job, its shutdown, and the synthetic world the demo runs on.
+//! scorestream's job runtime: typed job configs, the wiring of operators
+//! into a running job, its run loop, shutdown and telemetry. The command
+//! tools (demo, bench, profile, replay, drift report) live in
+//! `scorestream-tools`, which a running job never needs.
 
-pub mod bench;
 pub mod config;
-pub mod demo;
-pub mod drift_report;
 mod error;
-pub mod profile;
-pub mod replay;
 pub mod runtime;
-pub mod synth;
 pub mod telemetry;
 
 pub use error::{PipelineError, Problem};

@@ -8,11 +8,13 @@ mod dead_letter;
 mod error;
 mod event;
 mod output;
+mod secret;
 
 pub use dead_letter::{DeadLetter, DeadLetterBuilder, DeadLetterStage, dead_letter_schema};
 pub use error::{ErrorKind, SchemaError};
 pub use event::{EventSchema, FieldSpec, FieldType};
 pub use output::{columns, provenance_fields, score_fields, shadow_score_fields};
+pub use secret::{REDACTED, Secret, redact};
 
 /// The time zone of every timestamp column: an offset, which Arrow, Parquet
 /// readers and DataFusion all understand without a tz database.

@@ -4,6 +4,9 @@
 
 use std::path::Path;
 
+use scorestream_schemas::Secret;
+use subtle::ConstantTimeEq;
+
 use crate::ServiceError;
 
 /// The environment variable holding comma-separated API tokens.
@@ -13,7 +16,7 @@ pub const TOKENS_ENV: &str = "SCORESTREAM_API_TOKENS";
 const MIN_TOKEN_LEN: usize = 16;
 
 #[derive(Clone)]
-pub struct Tokens(Vec<Vec<u8>>);
+pub struct Tokens(Vec<Secret<Vec<u8>>>);
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,7 +62,7 @@ impl Tokens {
                     i + 1
                 )));
             }
-            tokens.push(t.as_bytes().to_vec());
+            tokens.push(Secret::new(t.as_bytes().to_vec()));
         }
         if tokens.is_empty() {
             return Err(ServiceError::Setup(format!("{source} holds no token")));
@@ -74,9 +77,9 @@ impl Tokens {
         let Some(given) = authorization.and_then(bearer_token) else {
             return false;
         };
-        self.0
-            .iter()
-            .fold(false, |ok, t| ok | constant_time_eq(t, given))
+        self.0.iter().fold(false, |ok, t| {
+            ok | bool::from(t.expose().as_slice().ct_eq(given))
+        })
     }
 }
 
@@ -91,13 +94,6 @@ fn bearer_token(header: &[u8]) -> Option<&[u8]> {
     }
     let token = rest.trim_ascii_start();
     (!token.is_empty()).then_some(token)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use scorestream_operators::features::FeaturesConfig;
-use scorestream_operators::source::kafka::redact_text;
 use scorestream_pipeline::runtime::Job;
 use serde::Serialize;
 
@@ -63,15 +62,13 @@ pub async fn probe(job: &Job) -> Vec<Check> {
 fn topics(
     source: &scorestream_operators::source::kafka::KafkaSourceConfig,
 ) -> Result<String, String> {
-    let mut cc = rdkafka::ClientConfig::new();
-    for (k, v) in &source.options {
-        cc.set(k, v);
-    }
-    cc.set("bootstrap.servers", &source.brokers)
-        .set("group.id", &source.group_id);
-    let consumer: BaseConsumer = cc
+    let role = scorestream_operators::kafka::ClientRole::Metadata {
+        group_id: &source.group_id,
+    };
+    let consumer: BaseConsumer = source
+        .client_config(role)
         .create()
-        .map_err(|e| redact_text(&e.to_string(), &source.options))?;
+        .map_err(|e| source.options.redact(&e.to_string()))?;
     let mut found = Vec::new();
     for topic in &source.topics {
         let md = consumer
@@ -80,7 +77,7 @@ fn topics(
                 format!(
                     "brokers {} did not answer for topic `{topic}`: {}",
                     source.brokers,
-                    redact_text(&e.to_string(), &source.options)
+                    source.options.redact(&e.to_string())
                 )
             })?;
         match md.topics().iter().find(|t| t.name() == topic) {

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use scorestream_pipeline::bench::{BenchModel, BenchOptions, BenchReport, run_bench};
+use scorestream_tools::bench::{BenchModel, BenchOptions, BenchReport, run_bench};
 
 use crate::commands::say;
 use crate::progress::thousands;
@@ -69,11 +69,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stall_timeout: Duration::from_secs(60),
         source_only: args.source_only,
     };
-    let report = run_bench(
-        &scorestream_pipeline::demo::EMBEDDED,
-        &opts,
-        |line: &str| say(line),
-    )
+    let report = run_bench(&scorestream_tools::demo::EMBEDDED, &opts, |line: &str| {
+        say(line)
+    })
     .await
     .context("bench run failed")?;
     println!("{}", render(&report));

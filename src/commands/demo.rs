@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use scorestream_pipeline::demo::{DemoOptions, run_demo};
+use scorestream_tools::demo::{DemoOptions, run_demo};
 
 use crate::progress;
 
@@ -50,7 +50,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         on_signal.cancel();
     });
     let report = run_demo(
-        &scorestream_pipeline::demo::EMBEDDED,
+        &scorestream_tools::demo::EMBEDDED,
         &opts,
         interrupt,
         |snap, produced| {

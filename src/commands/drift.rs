@@ -1,9 +1,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use scorestream_operators::drift::ReferenceProfile;
 use scorestream_pipeline::config::load_file;
-use scorestream_pipeline::drift_report::write_report;
-use scorestream_pipeline::profile::load_profile;
+use scorestream_tools::drift_report::write_report;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -65,7 +65,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         (None, Some(d)) => d.profile.clone(),
         (None, None) => bail!("--profile is needed with --path"),
     };
-    let profile = load_profile(&profile_path)?;
+    let profile = ReferenceProfile::load(&profile_path)?;
     let summary = write_report(&output, &profile, drift.as_ref(), args.last, &args.out)
         .with_context(|| format!("rendering the drift report of {}", output.display()))?;
     println!(

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use scorestream_operators::drift::ColumnProfile;
-use scorestream_pipeline::profile::{ProfileOptions, build_profile, save_profile};
+use scorestream_tools::profile::{ProfileOptions, build_profile, save_profile};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -2,8 +2,8 @@ use anyhow::bail;
 use std::path::PathBuf;
 
 use scorestream_pipeline::config::load_file;
-use scorestream_pipeline::replay::{ReplayOptions, ReplayReport, parse_stage, replay};
 use scorestream_schemas::DeadLetterStage;
+use scorestream_tools::replay::{ReplayOptions, ReplayReport, parse_stage, replay};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use scorestream_pipeline::config::load_str;
-use scorestream_pipeline::synth::train_demo_model;
+use scorestream_tools::synth::train_demo_model;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let job = load_str(scorestream_pipeline::demo::EMBEDDED.job_toml)
+    let job = load_str(scorestream_tools::demo::EMBEDDED.job_toml)
         .map_err(|p| anyhow::anyhow!("embedded demo job is invalid: {p:?}"))?;
     eprintln!(
         "generating {} accounts and {} labelled events (seed {}), training 20-64-32-1 MLP...",

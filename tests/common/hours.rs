@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::thread::JoinHandle;
 
-use scorestream_pipeline::PipelineError;
-use scorestream_pipeline::demo::generator_options;
-use scorestream_pipeline::synth::{
+use scorestream_tools::ToolError;
+use scorestream_tools::demo::generator_options;
+use scorestream_tools::synth::{
     EventGen, EventKind, GenOptions, Pace, ProduceReport, World, produce,
 };
 
@@ -33,7 +33,7 @@ pub fn produce_live(
     opts: GenOptions,
     n: u64,
     rate: u64,
-) -> JoinHandle<Result<ProduceReport, PipelineError>> {
+) -> JoinHandle<Result<ProduceReport, ToolError>> {
     let (brokers, world) = (brokers.to_owned(), world.clone());
     std::thread::spawn(move || {
         let mut g = EventGen::new(&world, opts);

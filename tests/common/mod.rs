@@ -15,10 +15,9 @@ use std::path::Path;
 
 use arrow::array::{AsArray, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use scorestream_pipeline::synth::{EventGen, EventKind, GenOptions, World};
+use scorestream_tools::synth::{EventGen, EventKind, GenOptions, World};
 
-pub const DEMO_ASSETS: scorestream_pipeline::demo::DemoAssets =
-    scorestream_pipeline::demo::EMBEDDED;
+pub const DEMO_ASSETS: scorestream_tools::demo::DemoAssets = scorestream_tools::demo::EMBEDDED;
 
 /// Every file under `dir`, through its partition directories.
 pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {

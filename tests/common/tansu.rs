@@ -101,12 +101,12 @@ impl Drop for Tansu {
 pub fn produce_events(
     brokers: &str,
     topic: &str,
-    opts: scorestream_pipeline::synth::GenOptions,
+    opts: scorestream_tools::synth::GenOptions,
     n: u64,
-) -> Vec<(String, scorestream_pipeline::synth::EventKind)> {
-    use scorestream_pipeline::synth::{EventGen, Pace, produce};
+) -> Vec<(String, scorestream_tools::synth::EventKind)> {
+    use scorestream_tools::synth::{EventGen, Pace, produce};
     use std::sync::atomic::{AtomicBool, AtomicU64};
-    let world = scorestream_pipeline::demo::demo_world(&super::DEMO_ASSETS).expect("world");
+    let world = scorestream_tools::demo::demo_world(&super::DEMO_ASSETS).expect("world");
     let (progress, stop) = (AtomicU64::new(0), AtomicBool::new(false));
     let pace = Pace {
         rate: None,

@@ -2,22 +2,24 @@
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use super::operator::DriftAlert;
-use crate::sink::dead_letter_topic::{ProducerContext, producer_config};
-use crate::source::kafka::{KafkaSourceConfig, redact_text};
+use super::report::DriftAlert;
+use crate::kafka::{ClientRole, KafkaOptions};
+use crate::sink::dead_letter_topic::ProducerContext;
+use crate::source::kafka::KafkaSourceConfig;
 use crate::{OperatorError, Result};
 
 pub struct AlertProducer {
     producer: FutureProducer<ProducerContext>,
     topic: String,
-    options: std::collections::BTreeMap<String, String>,
+    options: KafkaOptions,
 }
 
 impl AlertProducer {
     pub fn build(source: &KafkaSourceConfig, topic: &str) -> Result<Self> {
-        let producer = producer_config(source)
+        let producer = source
+            .client_config(ClientRole::Producer)
             .create_with_context(ProducerContext::new(&source.options))
-            .map_err(|e| OperatorError::KafkaSetup(redact_text(&e.to_string(), &source.options)))?;
+            .map_err(|e| OperatorError::KafkaSetup(source.options.redact(&e.to_string())))?;
         Ok(Self {
             producer,
             topic: topic.to_owned(),
@@ -52,7 +54,7 @@ impl AlertProducer {
                 from_topic: "drift alerts".into(),
                 from_partition: 0,
                 from_offset: 0,
-                reason: redact_text(&reason, &self.options),
+                reason: self.options.redact(&reason),
             }),
         }
     }

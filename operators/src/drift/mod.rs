@@ -16,6 +16,7 @@ mod operator;
 mod operator_tests;
 mod profile;
 mod recent;
+mod report;
 mod stats;
 mod table;
 #[cfg(test)]
@@ -24,9 +25,10 @@ mod window;
 
 pub use alerts::AlertProducer;
 pub use config::{DriftConfig, WindowConfig, breaches};
-pub use operator::{DriftAlert, DriftOperator, WindowReport};
+pub use operator::DriftOperator;
 pub use profile::{CategoricalProfile, ColumnProfile, NumericProfile, ReferenceProfile};
 pub use recent::{RECENT_ALERTS, RecentAlerts};
+pub use report::{DriftAlert, WindowReport};
 pub use stats::{
     DriftStats, Statistic, bin_index, chi_square, js_distance, ks_statistic, psi, wasserstein,
 };

@@ -10,7 +10,6 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::TimestampMillisecondType;
 use metrics::{counter, gauge};
 use scorestream_schemas::columns;
-use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -18,42 +17,11 @@ use super::alerts::AlertProducer;
 use super::config::{DriftConfig, WindowConfig, breaches};
 use super::profile::ReferenceProfile;
 use super::recent::RecentAlerts;
+use super::report::{DriftAlert, WindowReport};
 use super::stats::Statistic;
 use super::table::DriftTable;
-use super::window::{ColumnStats, Window};
+use super::window::Window;
 use crate::Result;
-
-/// One closed window's results.
-#[derive(Debug, Clone)]
-pub struct WindowReport {
-    pub model_name: String,
-    pub model_version: String,
-    /// Event time (the Kafka timestamp) the window covers, ms since the epoch.
-    pub start_ms: i64,
-    pub end_ms: i64,
-    pub rows: u64,
-    /// Rows of batches skipped while the window was open (the operator was
-    /// behind), so not in its statistics.
-    pub skipped: u64,
-    pub columns: Vec<ColumnStats>,
-    /// `(column, statistic, value, threshold)` of each breach.
-    pub breaches: Vec<(String, Statistic, f64, f64)>,
-}
-
-/// An alert, as logged and produced to the alerts topic.
-#[derive(Debug, Clone, Serialize)]
-pub struct DriftAlert<'a> {
-    pub job: &'a str,
-    pub model_name: &'a str,
-    pub model_version: &'a str,
-    pub feature: &'a str,
-    pub statistic: &'static str,
-    pub value: f64,
-    pub threshold: f64,
-    pub window_start_ms: i64,
-    pub window_end_ms: i64,
-    pub window_rows: u64,
-}
 
 pub struct DriftOperator {
     config: DriftConfig,

@@ -2,10 +2,12 @@
 //! data it was trained or validated on.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::stats::{self, DriftStats};
+use crate::OperatorError;
 
 /// Per-column reference distributions, saved as JSON next to a model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +17,38 @@ pub struct ReferenceProfile {
     pub source: String,
     pub rows: u64,
     pub columns: BTreeMap<String, ColumnProfile>,
+}
+
+impl ReferenceProfile {
+    /// Reads a profile written by `scorestream profile`, checking that each
+    /// column is usable, so a bad profile fails the job at start rather than
+    /// the first window.
+    pub fn load(path: &Path) -> Result<Self, OperatorError> {
+        let bad = |reason: String| OperatorError::Profile {
+            input: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| OperatorError::io(format!("reading {}", path.display()), e))?;
+        let profile: ReferenceProfile = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("not a reference profile: {e}")))?;
+        let problems: Vec<String> = profile
+            .columns
+            .iter()
+            .flat_map(|(name, c)| {
+                let p = match c {
+                    ColumnProfile::Numeric(n) => n.problems(),
+                    ColumnProfile::Categorical(c) => c.problems(),
+                };
+                p.into_iter().map(move |p| format!("column `{name}`: {p}"))
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(profile)
+        } else {
+            Err(bad(problems.join("; ")))
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

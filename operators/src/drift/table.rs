@@ -12,7 +12,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 
-use super::operator::WindowReport;
+use super::report::WindowReport;
 use super::stats::Statistic;
 use crate::sink::parquet::Store;
 use crate::{OperatorError, Result};

@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 
-use arrow::datatypes::DataType;
 use serde::Deserialize;
 
+use super::values::{FeatureType, FeatureValue, toml_value};
 use crate::config::HumanDuration;
 
 /// What to do with a feature the store cannot give a usable value for.
@@ -84,57 +84,6 @@ pub struct FeatureColumn {
     /// Used by the `default` policies and while the store is unavailable.
     #[serde(default)]
     pub default: Option<toml_value::Scalar>,
-}
-
-/// Feature value types, named as in Feast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FeatureType {
-    Float64,
-    Float32,
-    Int64,
-    Int32,
-    String,
-    Bool,
-}
-
-impl FeatureType {
-    pub fn data_type(self) -> DataType {
-        match self {
-            FeatureType::Float64 => DataType::Float64,
-            FeatureType::Float32 => DataType::Float32,
-            FeatureType::Int64 => DataType::Int64,
-            FeatureType::Int32 => DataType::Int32,
-            FeatureType::String => DataType::Utf8,
-            FeatureType::Bool => DataType::Boolean,
-        }
-    }
-
-    pub fn of(t: &DataType) -> Option<Self> {
-        Some(match t {
-            DataType::Float64 => FeatureType::Float64,
-            DataType::Float32 => FeatureType::Float32,
-            DataType::Int64 => FeatureType::Int64,
-            DataType::Int32 => FeatureType::Int32,
-            DataType::Utf8 => FeatureType::String,
-            DataType::Boolean => FeatureType::Bool,
-            _ => return None,
-        })
-    }
-}
-
-/// Scalars as TOML gives them, for feature defaults.
-pub mod toml_value {
-    use serde::Deserialize;
-
-    #[derive(Debug, Clone, PartialEq, Deserialize)]
-    #[serde(untagged)]
-    pub enum Scalar {
-        Bool(bool),
-        Int(i64),
-        Float(f64),
-        String(String),
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -243,7 +192,12 @@ pub fn redact_url(url: &str) -> String {
     match rest[..host_start].rfind('@') {
         Some(at) => {
             let user = rest[..at].split(':').next().unwrap_or("");
-            format!("{}{user}:***@{}", &url[..scheme_end + 3], &rest[at + 1..])
+            format!(
+                "{}{user}:{}@{}",
+                &url[..scheme_end + 3],
+                scorestream_schemas::REDACTED,
+                &rest[at + 1..]
+            )
         }
         None => url.to_owned(),
     }
@@ -295,7 +249,7 @@ impl FeaturesConfig {
                 p.push((at("name"), format!("feature `{}` is listed twice", c.name)));
             }
             if let Some(d) = &c.default
-                && let Err(e) = super::values::FeatureValue::from_default(d, c.kind)
+                && let Err(e) = FeatureValue::from_default(d, c.kind)
             {
                 p.push((at("default"), e));
             }

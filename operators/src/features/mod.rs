@@ -19,13 +19,13 @@ use arrow::datatypes::SchemaRef;
 use futures::future::BoxFuture;
 
 pub use config::{
-    CacheConfig, FeatureColumn, FeatureStoreConfig, FeatureType, FeaturesConfig, FileStoreConfig,
-    OnMissing, OnUnavailable, RedisLayout, RedisStoreConfig, redact_url, toml_value,
+    CacheConfig, FeatureColumn, FeatureStoreConfig, FeaturesConfig, FileStoreConfig, OnMissing,
+    OnUnavailable, RedisLayout, RedisStoreConfig, redact_url,
 };
 pub use file::FileFeatureStore;
 pub use join::{FeatureJoin, FeaturePolicy, JoinPolicy};
-pub use probe::{ProbeReport, probe_store};
-pub use values::{EntityFeatures, FeatureValue};
+pub use probe::ProbeReport;
+pub use values::{EntityFeatures, FeatureType, FeatureValue, toml_value};
 pub use watch::{MissingAction, MissingCheckConfig};
 
 use crate::Result;
@@ -66,5 +66,17 @@ pub fn build_store(config: &FeaturesConfig) -> Result<Arc<dyn FeatureStore>> {
             &config.columns,
             &config.cache,
         )?)),
+    }
+}
+
+/// Samples the store the config names. Fails (password redacted) when a
+/// networked store cannot be reached or refuses the credentials.
+pub async fn probe_store(config: &FeaturesConfig) -> Result<ProbeReport> {
+    match &config.store {
+        FeatureStoreConfig::File(f) => Ok(ProbeReport {
+            summary: format!("{} (read in full when the job is built)", f.path.display()),
+            ..ProbeReport::default()
+        }),
+        FeatureStoreConfig::Redis(r) => redis::probe::probe(r, &config.key, &config.columns).await,
     }
 }

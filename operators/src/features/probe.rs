@@ -3,9 +3,7 @@
 //! unknown entity (both answer nothing), so the job would score on nulls;
 //! reading a bounded sample of what the store holds tells them apart.
 
-use super::config::{FeatureStoreConfig, FeatureType, FeaturesConfig};
-use super::values::FeatureValue;
-use crate::Result;
+use super::values::{FeatureType, FeatureValue};
 
 /// What a probe found.
 #[derive(Debug, Clone, Default)]
@@ -17,20 +15,6 @@ pub struct ProbeReport {
     pub problems: Vec<(String, String)>,
     /// What a bounded sample could not settle; not failures.
     pub notes: Vec<String>,
-}
-
-/// Samples the store the config names. Fails (password redacted) when a
-/// networked store cannot be reached or refuses the credentials.
-pub async fn probe_store(config: &FeaturesConfig) -> Result<ProbeReport> {
-    match &config.store {
-        FeatureStoreConfig::File(f) => Ok(ProbeReport {
-            summary: format!("{} (read in full when the job is built)", f.path.display()),
-            ..ProbeReport::default()
-        }),
-        FeatureStoreConfig::Redis(r) => {
-            super::redis::probe::probe(r, &config.key, &config.columns).await
-        }
-    }
 }
 
 /// A type as the job config spells it.

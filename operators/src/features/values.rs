@@ -7,8 +7,60 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
     StringBuilder,
 };
+use arrow::datatypes::DataType;
+use serde::Deserialize;
+use toml_value::Scalar;
 
-use super::config::{FeatureType, toml_value::Scalar};
+/// Feature value types, named as in Feast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureType {
+    Float64,
+    Float32,
+    Int64,
+    Int32,
+    String,
+    Bool,
+}
+
+impl FeatureType {
+    pub fn data_type(self) -> DataType {
+        match self {
+            FeatureType::Float64 => DataType::Float64,
+            FeatureType::Float32 => DataType::Float32,
+            FeatureType::Int64 => DataType::Int64,
+            FeatureType::Int32 => DataType::Int32,
+            FeatureType::String => DataType::Utf8,
+            FeatureType::Bool => DataType::Boolean,
+        }
+    }
+
+    pub fn of(t: &DataType) -> Option<Self> {
+        Some(match t {
+            DataType::Float64 => FeatureType::Float64,
+            DataType::Float32 => FeatureType::Float32,
+            DataType::Int64 => FeatureType::Int64,
+            DataType::Int32 => FeatureType::Int32,
+            DataType::Utf8 => FeatureType::String,
+            DataType::Boolean => FeatureType::Bool,
+            _ => return None,
+        })
+    }
+}
+
+/// Scalars as TOML gives them, for feature defaults.
+pub mod toml_value {
+    use serde::Deserialize;
+
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    #[serde(untagged)]
+    pub enum Scalar {
+        Bool(bool),
+        Int(i64),
+        Float(f64),
+        String(String),
+    }
+}
 
 /// One feature's value.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,8 +9,8 @@
 use std::path::{Component, Path, PathBuf};
 
 use scorestream_operators::features::{FeatureStoreConfig, RedisStoreConfig};
+use scorestream_operators::kafka::{OptionPolicy, PATH_OPTIONS};
 use scorestream_operators::sink::parquet::{ObjectUrl, OutputPath};
-use scorestream_operators::source::kafka::{OptionPolicy, PATH_OPTIONS};
 
 use super::JobConfig;
 use crate::Problem;

@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 use scorestream_operators::batch::BatchConfig;
 use scorestream_operators::drift::DriftConfig;
 use scorestream_operators::features::{FeatureStoreConfig, FeaturesConfig};
+use scorestream_operators::kafka::PATH_OPTIONS;
 use scorestream_operators::scorer::ScorerConfig;
 use scorestream_operators::sink::dead_letter_topic::DeadLettersConfig;
 use scorestream_operators::sink::parquet::{OutputPath, ParquetSinkConfig};
-use scorestream_operators::source::kafka::{KafkaSourceConfig, PATH_OPTIONS};
+use scorestream_operators::source::kafka::KafkaSourceConfig;
 use scorestream_schemas::FieldSpec;
 use serde::{Deserialize, Deserializer};
 

@@ -1,7 +1,7 @@
 use std::path::Path;
 
+use scorestream_operators::kafka::OptionPolicy;
 use scorestream_operators::sink::dead_letter_topic::DeadLettersConfig;
-use scorestream_operators::source::kafka::OptionPolicy;
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 use toml::{Table, Value};

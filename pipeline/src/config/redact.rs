@@ -6,10 +6,10 @@
 //! it does not know to be public; elsewhere by any name that suggests a
 //! credential.
 
-use scorestream_operators::source::kafka::is_secret;
+use scorestream_operators::kafka::is_secret;
 use toml::{Table, Value};
 
-pub const REDACTED: &str = "<redacted>";
+pub use scorestream_schemas::REDACTED;
 
 /// The secret values of one job config, to take out of anything shown.
 #[derive(Debug, Default, Clone)]
@@ -33,11 +33,7 @@ impl Redactor {
 
     /// `text` with every secret value replaced.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for s in &self.secrets {
-            out = out.replace(s.as_str(), REDACTED);
-        }
-        out
+        scorestream_schemas::redact(text, self.secrets.iter().map(String::as_str))
     }
 }
 

@@ -357,7 +357,7 @@ fn drift_setup(
     problems: &mut Vec<Problem>,
 ) -> Option<DriftSetup> {
     let d = config.drift.as_ref()?;
-    let profile = match crate::profile::load_profile(&d.profile) {
+    let profile = match scorestream_operators::drift::ReferenceProfile::load(&d.profile) {
         Ok(p) => p,
         Err(e) => {
             problems.push(Problem::new("drift.profile", e.to_string()));

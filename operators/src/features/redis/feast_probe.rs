@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::feast::{decode_stored, feast_field};
-use super::probe::{SAMPLE_KEYS, Sampler};
+use super::sample::{SAMPLE_KEYS, Sampler};
 use crate::Result;
 use crate::features::config::{FeatureColumn, RedisStoreConfig};
 use crate::features::probe::{ProbeReport, type_name, value_type_name};

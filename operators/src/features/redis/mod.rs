@@ -7,6 +7,7 @@ mod feast;
 mod feast_probe;
 mod hash;
 pub(crate) mod probe;
+mod sample;
 #[cfg(test)]
 mod tests;
 
@@ -366,8 +367,8 @@ impl Inner {
 /// Removes the URL's password from a message that might quote it.
 fn redact_in(text: &str, url: &str) -> String {
     match redis::parse_redis_url(url).and_then(|u| u.password().map(str::to_owned)) {
-        Some(p) if !p.is_empty() => text.replace(&p, "***"),
-        _ => text.to_owned(),
+        Some(p) => scorestream_schemas::redact(text, [p.as_str()]),
+        None => text.to_owned(),
     }
 }
 

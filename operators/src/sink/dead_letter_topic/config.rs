@@ -1,7 +1,4 @@
-use rdkafka::ClientConfig;
 use serde::Deserialize;
-
-use crate::source::kafka::KafkaSourceConfig;
 
 /// Where a job's dead letters go: the job section `[dead_letters]`.
 ///
@@ -84,58 +81,4 @@ pub fn check_topic_name(topic: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// librdkafka settings that only a consumer reads (scope `C` in librdkafka
-/// 2.12's CONFIGURATION.md). Given to a producer they are ignored with a
-/// `CONFWARN` warning at start, so they are left out rather than copied.
-const CONSUMER_ONLY: &[&str] = &[
-    "auto.commit.enable",
-    "auto.commit.interval.ms",
-    "auto.offset.reset",
-    "check.crcs",
-    "consume.callback.max.messages",
-    "coordinator.query.interval.ms",
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-    "enable.partition.eof",
-    "group.id",
-    "group.instance.id",
-    "group.protocol",
-    "group.protocol.type",
-    "group.remote.assignor",
-    "heartbeat.interval.ms",
-    "isolation.level",
-    "max.partition.fetch.bytes",
-    "max.poll.interval.ms",
-    "offset.store.method",
-    "offset.store.path",
-    "offset.store.sync.interval.ms",
-    "partition.assignment.strategy",
-    "queued.max.messages.kbytes",
-    "queued.min.messages",
-    "session.timeout.ms",
-];
-
-/// Whether a source option is meant for the consumer only (see
-/// [`CONSUMER_ONLY`]); every `fetch.*` setting is.
-pub fn is_consumer_only(key: &str) -> bool {
-    key.starts_with("fetch.") || CONSUMER_ONLY.contains(&key)
-}
-
-/// The producer settings for dead letters: the source's brokers and every
-/// source option a producer understands (security, SASL, TLS, client id...),
-/// so the dead letters reach the cluster the events came from with the same
-/// credentials. Idempotence and `acks=all` are forced: a dead letter is the
-/// only copy of an event the job could not score, so a broker failover must
-/// neither lose nor duplicate it.
-pub fn producer_config(source: &KafkaSourceConfig) -> ClientConfig {
-    let mut cc = ClientConfig::new();
-    for (k, v) in source.options.iter().filter(|(k, _)| !is_consumer_only(k)) {
-        cc.set(k, v);
-    }
-    cc.set("bootstrap.servers", &source.brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all");
-    cc
 }

@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -7,7 +6,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use tracing::{debug, info, warn};
 
-use crate::source::kafka::redact_text;
+use crate::kafka::KafkaOptions;
 
 /// How long after one warning further ones go to `debug`.
 const QUIET_FOR: Duration = Duration::from_secs(10);
@@ -19,12 +18,12 @@ const QUIET_FOR: Duration = Duration::from_secs(10);
 /// everything less severe, at `debug`/`info`. Secret option values are
 /// redacted from every line.
 pub struct ProducerContext {
-    options: BTreeMap<String, String>,
+    options: KafkaOptions,
     last_warning: Mutex<Option<Instant>>,
 }
 
 impl ProducerContext {
-    pub fn new(options: &BTreeMap<String, String>) -> Self {
+    pub fn new(options: &KafkaOptions) -> Self {
         Self {
             options: options.clone(),
             last_warning: Mutex::new(None),
@@ -32,7 +31,7 @@ impl ProducerContext {
     }
 
     fn warn_limited(&self, what: &str) {
-        let what = redact_text(what, &self.options);
+        let what = self.options.redact(what);
         let now = Instant::now();
         let loud = match self.last_warning.lock() {
             Ok(mut last) => {
@@ -61,10 +60,10 @@ impl ClientContext for ProducerContext {
             | RDKafkaLogLevel::Error
             | RDKafkaLogLevel::Warning => self.warn_limited(&format!("{fac} {message}")),
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                info!(target: "librdkafka", "{fac} {}", redact_text(message, &self.options))
+                info!(target: "librdkafka", "{fac} {}", self.options.redact(message))
             }
             RDKafkaLogLevel::Debug => {
-                debug!(target: "librdkafka", "{fac} {}", redact_text(message, &self.options))
+                debug!(target: "librdkafka", "{fac} {}", self.options.redact(message))
             }
         }
     }

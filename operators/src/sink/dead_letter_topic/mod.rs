@@ -9,6 +9,6 @@ mod producer;
 #[cfg(test)]
 mod tests;
 
-pub use config::{DeadLettersConfig, check_topic_name, is_consumer_only, producer_config};
+pub use config::{DeadLettersConfig, check_topic_name};
 pub use context::ProducerContext;
 pub use producer::{DeadLetterProducer, Outgoing, RawProducer, headers};

@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use metrics::counter;
@@ -9,8 +8,8 @@ use scorestream_schemas::DeadLetter;
 use tracing::debug;
 
 use super::context::ProducerContext;
-use super::producer_config;
-use crate::source::kafka::{KafkaSourceConfig, redact_text};
+use crate::kafka::{ClientRole, KafkaOptions};
+use crate::source::kafka::KafkaSourceConfig;
 use crate::{OperatorError, Result};
 
 /// Header names on dead letters produced to the dead-letter topic. Together
@@ -44,16 +43,17 @@ pub struct RawProducer {
     producer: FutureProducer<ProducerContext>,
     brokers: String,
     /// Kept to redact librdkafka's messages, which may quote settings.
-    options: BTreeMap<String, String>,
+    options: KafkaOptions,
 }
 
 impl RawProducer {
     /// Creates the producer (no connection yet). Fails on settings librdkafka
     /// refuses, with secret values redacted.
     pub fn build(source: &KafkaSourceConfig) -> Result<Self> {
-        let producer = producer_config(source)
+        let producer = source
+            .client_config(ClientRole::Producer)
             .create_with_context(ProducerContext::new(&source.options))
-            .map_err(|e| OperatorError::KafkaSetup(redact_text(&e.to_string(), &source.options)))?;
+            .map_err(|e| OperatorError::KafkaSetup(source.options.redact(&e.to_string())))?;
         Ok(Self {
             producer,
             brokers: source.brokers.clone(),
@@ -74,7 +74,7 @@ impl RawProducer {
             .map(|_| ())
             .map_err(|e| OperatorError::BrokersUnreachable {
                 brokers: self.brokers.clone(),
-                reason: redact_text(&e.to_string(), &self.options),
+                reason: self.options.redact(&e.to_string()),
             })
     }
 
@@ -116,7 +116,7 @@ impl RawProducer {
                 from_topic: letter.topic.to_string(),
                 from_partition: letter.partition,
                 from_offset: letter.offset,
-                reason: redact_text(&reason, &self.options),
+                reason: self.options.redact(&reason),
             }),
         }
     }

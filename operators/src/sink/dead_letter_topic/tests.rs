@@ -12,6 +12,7 @@ use rdkafka::{ClientConfig, ClientContext, Offset, Timestamp, TopicPartitionList
 use scorestream_schemas::{DeadLetter, DeadLetterStage};
 
 use super::*;
+use crate::kafka::{ClientRole, is_consumer_only};
 use crate::source::kafka::KafkaSourceConfig;
 use crate::{ErrorKind, OperatorError};
 
@@ -213,7 +214,7 @@ fn producer_settings_keep_client_options_and_force_durability() {
             ("fetch.wait.max.ms", "100"),
         ],
     );
-    let cc = producer_config(&cfg);
+    let cc = cfg.client_config(ClientRole::Producer);
     for (k, v) in [
         ("bootstrap.servers", "b:9092"),
         ("security.protocol", "sasl_ssl"),
@@ -330,7 +331,8 @@ fn the_consumer_only_list_matches_librdkafka() {
     .into_iter()
     .collect();
     let logs = Logs::default();
-    let _p: FutureProducer<Logs> = producer_config(&source("127.0.0.1:1", &options))
+    let _p: FutureProducer<Logs> = source("127.0.0.1:1", &options)
+        .client_config(ClientRole::Producer)
         .set_log_level(RDKafkaLogLevel::Warning)
         .create_with_context(logs.clone())
         .expect("producer");

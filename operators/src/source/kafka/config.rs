@@ -1,10 +1,10 @@
-use std::collections::BTreeMap;
 use std::fmt;
 
+use rdkafka::ClientConfig;
 use serde::Deserialize;
 
-use super::options::OptionPolicy;
 use crate::config::{ByteSize, HumanDuration};
+use crate::kafka::{ClientRole, KafkaOptions, OptionPolicy, client_config};
 
 /// Where a consumer group with no committed offset starts reading.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -13,6 +13,16 @@ pub enum StartFrom {
     #[default]
     Earliest,
     Latest,
+}
+
+impl StartFrom {
+    /// librdkafka's `auto.offset.reset` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartFrom::Earliest => "earliest",
+            StartFrom::Latest => "latest",
+        }
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -46,7 +56,7 @@ pub struct KafkaSourceConfig {
     /// Any librdkafka setting (`security.protocol`, `sasl.*`, `ssl.*`, ...),
     /// passed through as given. Values of secret keys are never printed.
     #[serde(default)]
-    pub options: BTreeMap<String, String>,
+    pub options: KafkaOptions,
 }
 
 fn default_chunk_rows() -> usize {
@@ -65,71 +75,6 @@ fn default_max_message_bytes() -> ByteSize {
     ByteSize(1 << 20)
 }
 
-/// SASL settings that name a mechanism, a user or an endpoint, not a
-/// credential; every other `sasl.*` value is treated as secret.
-const PUBLIC_SASL: [&str; 6] = [
-    "sasl.mechanism",
-    "sasl.mechanisms",
-    "sasl.username",
-    "sasl.oauthbearer.method",
-    "sasl.oauthbearer.scope",
-    "sasl.oauthbearer.token.endpoint.url",
-];
-
-/// Whether a librdkafka option's value is a credential. Jobs may set
-/// options we do not know of, so besides the known ones any name that
-/// suggests a credential counts; a `*.location` is a path, shown so users
-/// can tell which file was meant.
-pub fn is_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    if k.ends_with(".location") {
-        return false;
-    }
-    if k.starts_with("sasl.") {
-        return !PUBLIC_SASL.contains(&k.as_str());
-    }
-    [
-        "password",
-        "secret",
-        "token",
-        "key",
-        "private",
-        "credential",
-        "pem",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-}
-
-/// `text` with every secret option value replaced, for errors from
-/// librdkafka, which may quote the settings it rejects.
-pub fn redact_text(text: &str, options: &BTreeMap<String, String>) -> String {
-    let mut out = text.to_owned();
-    for (k, v) in options {
-        if is_secret(k) && !v.is_empty() {
-            out = out.replace(v.as_str(), "<redacted>");
-        }
-    }
-    out
-}
-
-/// The options as they may be shown to people: secret values replaced.
-pub fn redact_options(options: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
-    options
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str(),
-                if is_secret(k) {
-                    "<redacted>"
-                } else {
-                    v.as_str()
-                },
-            )
-        })
-        .collect()
-}
-
 impl fmt::Debug for KafkaSourceConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KafkaSourceConfig")
@@ -142,12 +87,25 @@ impl fmt::Debug for KafkaSourceConfig {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("revoke_timeout", &self.revoke_timeout)
             .field("auth_timeout", &self.auth_timeout)
-            .field("options", &redact_options(&self.options))
+            .field("options", &self.options)
             .finish()
     }
 }
 
 impl KafkaSourceConfig {
+    /// The librdkafka settings for a client of this source's cluster.
+    pub fn client_config(&self, role: ClientRole<'_>) -> ClientConfig {
+        client_config(&self.brokers, &self.options, role)
+    }
+
+    /// The settings of the source's own consumer-group member.
+    pub fn consumer_config(&self) -> ClientConfig {
+        self.client_config(ClientRole::Consumer {
+            group_id: &self.group_id,
+            offset_reset: self.start_from.as_str(),
+        })
+    }
+
     /// Problems a config can have beyond its syntax, each with its key;
     /// `policy` says which librdkafka settings the job may pass through.
     pub fn problems(&self, policy: &OptionPolicy) -> Vec<(String, String)> {
@@ -194,18 +152,6 @@ group_id = "g"
         assert!(
             shown.contains("alice") && shown.contains("<redacted>"),
             "{shown}"
-        );
-    }
-
-    #[test]
-    fn secrets_are_redacted_from_client_errors() {
-        let mut options = BTreeMap::new();
-        options.insert("ssl.key.password".to_owned(), "s3cr3t".to_owned());
-        options.insert("client.id".to_owned(), "scorer-1".to_owned());
-        let msg = "Invalid value \"s3cr3t\" for ssl.key.password (client scorer-1)";
-        assert_eq!(
-            redact_text(msg, &options),
-            "Invalid value \"<redacted>\" for ssl.key.password (client scorer-1)"
         );
     }
 

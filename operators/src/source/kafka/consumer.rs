@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge};
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use super::auth::AuthWatch;
 use super::fetch_queue::{Batch, FetchQueue, Fetched};
-use super::{KafkaSourceConfig, RawChunk, StartFrom, redact_text};
+use super::{KafkaSourceConfig, RawChunk};
 use crate::queue::{RowSender, TrySend};
 use crate::{Coverage, OperatorError, Result};
 
@@ -28,20 +28,6 @@ pub trait ResumePositions: Send + Sync {
     /// committed offset, or `start_from`, decides).
     fn resume_positions(&self, partitions: &[(String, i32)]) -> Result<Vec<Option<i64>>>;
 }
-
-/// How often librdkafka reports statistics, from which the consumer lag
-/// gauge is set, unless the job's `options` say otherwise.
-const STATISTICS_INTERVAL_MS: &str = "5000";
-
-/// librdkafka stops fetching a partition while its prefetch queue is over
-/// `queued.min.messages` and, by default, waits a whole second before
-/// looking again. The source reads at the pipeline's pace, so the queue is
-/// at that threshold most of the time: every second the fetcher slept
-/// after the pipeline had drained the queue in a fraction of it, capping
-/// the job near 160k events/s. Checking every 10 ms lets fetches keep up
-/// (measured against tansu, librdkafka alone: 180k events/s at the
-/// default, 1.78M at 10 ms); the queue's bounds are unchanged.
-const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
 /// How often every owned partition is routed to the fetch queue again.
 /// librdkafka drops a partition's route when it stops fetching it, and a
@@ -186,7 +172,7 @@ pub struct SourceContext {
 
 impl ClientContext for SourceContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        let msg = redact_text(log_message, &self.shared.config.options);
+        let msg = self.shared.config.options.redact(log_message);
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -201,7 +187,7 @@ impl ClientContext for SourceContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        let reason = redact_text(reason, &self.shared.config.options);
+        let reason = self.shared.config.options.redact(reason);
         warn!(target: "librdkafka", error = %error, "{reason}");
         self.shared.auth.record(&error, &reason);
     }
@@ -528,34 +514,6 @@ impl Shared {
     }
 }
 
-/// The consumer's librdkafka settings: the job's options, the defaults the
-/// source needs unless the job set them, and what it must always own.
-pub(super) fn client_config(config: &KafkaSourceConfig) -> ClientConfig {
-    let mut cc = ClientConfig::new();
-    for (k, v) in &config.options {
-        cc.set(k, v);
-    }
-    if !config.options.contains_key("statistics.interval.ms") {
-        // For the consumer lag gauge (see `SourceContext::stats`).
-        cc.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
-    }
-    if !config.options.contains_key("fetch.queue.backoff.ms") {
-        cc.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
-    }
-    cc.set("bootstrap.servers", &config.brokers)
-        .set("group.id", &config.group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set(
-            "auto.offset.reset",
-            match config.start_from {
-                StartFrom::Earliest => "earliest",
-                StartFrom::Latest => "latest",
-            },
-        );
-    cc
-}
-
 pub struct KafkaSource {
     /// Declared before `consumer`: the queue must be destroyed while the
     /// consumer's client is still alive.
@@ -574,7 +532,7 @@ impl KafkaSource {
         gauges: SourceGauges,
         resume: Arc<dyn ResumePositions>,
     ) -> Result<Self> {
-        let cc = client_config(config);
+        let cc = config.consumer_config();
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             OperatorError::Internal("the Kafka source must be built inside a tokio runtime".into())
         })?;
@@ -603,7 +561,7 @@ impl KafkaSource {
             .create_with_context(SourceContext {
                 shared: shared.clone(),
             })
-            .map_err(|e| OperatorError::KafkaSetup(redact_text(&e.to_string(), &config.options)))?;
+            .map_err(|e| OperatorError::KafkaSetup(config.options.redact(&e.to_string())))?;
         let fetch = FetchQueue::new(&consumer).map(Arc::new).ok_or_else(|| {
             OperatorError::Internal("librdkafka could not create the fetch queue".into())
         })?;
@@ -728,7 +686,7 @@ impl KafkaSource {
 
     fn consume_error(&self, st: &mut State, error: &str) {
         st.report.consume_errors += 1;
-        let msg = redact_text(error, &self.shared.config.options);
+        let msg = self.shared.config.options.redact(error);
         warn!(error = %msg, "kafka consume error; the consumer keeps retrying");
     }
 

@@ -7,11 +7,9 @@ mod chunk;
 mod config;
 mod consumer;
 mod fetch_queue;
-mod options;
 #[cfg(test)]
 mod tests;
 
 pub use chunk::RawChunk;
-pub use config::{KafkaSourceConfig, StartFrom, is_secret, redact_options, redact_text};
+pub use config::{KafkaSourceConfig, StartFrom};
 pub use consumer::{KafkaSource, ResumePositions, SourceGauges, SourceReport};
-pub use options::{OptionPolicy, PATH_OPTIONS};

@@ -385,12 +385,12 @@ async fn keys_timestamps_and_trace_headers_arrive_with_their_messages() {
 fn fetch_back_off_defaults_short_unless_the_job_sets_it() {
     let mut c = config("127.0.0.1:9", "t");
     assert_eq!(
-        consumer::client_config(&c).get("fetch.queue.backoff.ms"),
+        c.consumer_config().get("fetch.queue.backoff.ms"),
         Some("10")
     );
     c.options
         .insert("fetch.queue.backoff.ms".into(), "250".into());
-    let cc = consumer::client_config(&c);
+    let cc = c.consumer_config();
     assert_eq!(cc.get("fetch.queue.backoff.ms"), Some("250"));
     assert_eq!(cc.get("enable.auto.commit"), Some("false"));
 }

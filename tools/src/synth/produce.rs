@@ -3,12 +3,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
 use super::{EventGen, EventKind};
-use crate::PipelineError;
+use crate::ToolError;
+use scorestream_operators::kafka::{ClientRole, KafkaOptions, client_config};
 
 /// Counts what the broker confirmed, so the generator knows how many events
 /// really exist in the topic.
@@ -64,7 +64,7 @@ pub fn produce(
     generator: &mut EventGen<'_>,
     n: u64,
     pace: &Pace<'_>,
-) -> Result<ProduceReport, PipelineError> {
+) -> Result<ProduceReport, ToolError> {
     let Pace {
         rate,
         progress,
@@ -72,13 +72,9 @@ pub fn produce(
         ahead_of,
     } = *pace;
     let deliveries = Arc::new(Deliveries::default());
-    let producer: BaseProducer<Ctx> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "200000")
-        .set("compression.type", "lz4")
-        .create_with_context(Ctx(deliveries.clone()))?;
+    let producer: BaseProducer<Ctx> =
+        client_config(brokers, &KafkaOptions::default(), ClientRole::BulkProducer)
+            .create_with_context(Ctx(deliveries.clone()))?;
     let mut report = ProduceReport::default();
     let (mut buf, mut key) = (String::new(), String::new());
     let started = Instant::now();

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::PipelineError;
+use crate::ToolError;
 use crate::demo::{DemoAssets, demo_world, generator_options, prepare};
-use crate::runtime::{Job, JobStats};
 use crate::synth::{EventGen, Pace, produce};
+use scorestream_pipeline::runtime::{Job, JobStats};
 
 pub use model::write_large_model;
 pub use process::{cpu_time, peak_rss_bytes, reset_peak_rss, rss_bytes};
@@ -112,7 +112,7 @@ pub async fn run_bench(
     assets: &DemoAssets,
     opts: &BenchOptions,
     mut progress: impl FnMut(&str),
-) -> Result<BenchReport, PipelineError> {
+) -> Result<BenchReport, ToolError> {
     let mut config = prepare(assets, &opts.out)?;
     let run_id = scorestream_operators::now_ms().to_string();
     let topic = format!("scorestream-bench-{run_id}");
@@ -174,7 +174,7 @@ pub async fn run_bench(
         })
     };
     let join_err =
-        |what: &str, e: tokio::task::JoinError| PipelineError::TaskFailed(format!("{what}: {e}"));
+        |what: &str, e: tokio::task::JoinError| ToolError::TaskFailed(format!("{what}: {e}"));
 
     let produce_started = Instant::now();
     let mut producer = None;
@@ -263,7 +263,7 @@ pub async fn run_bench(
             break Ok(snap);
         }
         if running.is_finished() {
-            break Err(PipelineError::Incomplete(
+            break Err(ToolError::Incomplete(
                 "the job stopped before every event was accounted for".into(),
             ));
         }
@@ -271,7 +271,7 @@ pub async fn run_bench(
             last_acked = snap.messages_acked;
             last_change = Instant::now();
         } else if last_change.elapsed() > opts.stall_timeout {
-            break Err(PipelineError::Incomplete(format!(
+            break Err(ToolError::Incomplete(format!(
                 "no progress for {:?}: {} of {} events accounted for",
                 opts.stall_timeout,
                 snap.messages_acked,
@@ -347,12 +347,15 @@ impl BenchReport {
     }
 }
 
-async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), PipelineError> {
+fn admin_config(brokers: &str) -> rdkafka::ClientConfig {
+    use scorestream_operators::kafka::{ClientRole, KafkaOptions, client_config};
+    client_config(brokers, &KafkaOptions::default(), ClientRole::Admin)
+}
+
+async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), ToolError> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> = admin_config(brokers).create()?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(
@@ -362,19 +365,17 @@ async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(),
         .await?;
     for r in results {
         r.map_err(|(t, e)| {
-            PipelineError::Incomplete(format!("cannot create the bench topic `{t}`: {e}"))
+            ToolError::Incomplete(format!("cannot create the bench topic `{t}`: {e}"))
         })?;
     }
     Ok(())
 }
 
 /// Frees the broker's copy of the events (tansu keeps them in memory).
-async fn delete_topic(brokers: &str, topic: &str) -> Result<(), PipelineError> {
+async fn delete_topic(brokers: &str, topic: &str) -> Result<(), ToolError> {
     use rdkafka::admin::{AdminClient, AdminOptions};
     use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> = admin_config(brokers).create()?;
     admin.delete_topics(&[topic], &AdminOptions::new()).await?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use arrow::datatypes::{Float64Type, TimestampMillisecondType, UInt64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use scorestream_operators::drift::{DriftStats, Statistic};
 
-use crate::PipelineError;
+use crate::ToolError;
 
 /// One row of the drift table.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,8 +27,8 @@ pub struct WindowRow {
     pub breached: Vec<String>,
 }
 
-fn bad(dir: &Path, reason: impl Into<String>) -> PipelineError {
-    PipelineError::DriftTable {
+fn bad(dir: &Path, reason: impl Into<String>) -> ToolError {
+    ToolError::DriftTable {
         dir: dir.display().to_string(),
         reason: reason.into(),
     }
@@ -36,7 +36,7 @@ fn bad(dir: &Path, reason: impl Into<String>) -> PipelineError {
 
 /// Every row of the drift table in `dir`, ordered by window, then feature.
 /// Files being written (hidden `.tmp` names) are not read.
-pub fn read_drift_table(dir: &Path) -> Result<Vec<WindowRow>, PipelineError> {
+pub fn read_drift_table(dir: &Path) -> Result<Vec<WindowRow>, ToolError> {
     read_newest(dir, usize::MAX).map(|(rows, _)| rows)
 }
 
@@ -44,7 +44,7 @@ pub fn read_drift_table(dir: &Path) -> Result<Vec<WindowRow>, PipelineError> {
 /// named by its end time, so a name sort is a time sort), and how many
 /// older files were left unread: the report's memory stays bounded however
 /// long the job has run.
-pub fn read_newest(dir: &Path, files: usize) -> Result<(Vec<WindowRow>, usize), PipelineError> {
+pub fn read_newest(dir: &Path, files: usize) -> Result<(Vec<WindowRow>, usize), ToolError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         bad(
             dir,

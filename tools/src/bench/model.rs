@@ -10,20 +10,20 @@ use rand::{Rng, SeedableRng};
 use scorestream_operators::OperatorError;
 use scorestream_operators::scorer::{Architecture, ModelPackage};
 
-use crate::PipelineError;
+use crate::ToolError;
 
 const WIDTH: usize = 64;
 const HIDDEN: [usize; 2] = [256, 256];
 
 /// Writes the large package to `dir`, its inputs taken round-robin from
 /// the package at `small` (so it binds to the same job).
-pub fn write_large_model(small: &Path, dir: &Path, seed: u64) -> Result<(), PipelineError> {
+pub fn write_large_model(small: &Path, dir: &Path, seed: u64) -> Result<(), ToolError> {
     let base = ModelPackage::load(small, &Device::Cpu)?;
     let mut manifest = base.manifest.clone();
     let activation = match &manifest.architecture {
         Architecture::Mlp { activation, .. } => *activation,
         other => {
-            return Err(PipelineError::Incomplete(format!(
+            return Err(ToolError::Incomplete(format!(
                 "the bench's large model widens an MLP, not {other:?}"
             )));
         }

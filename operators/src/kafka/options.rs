@@ -9,9 +9,11 @@
 //! teams need to reach and tune a cluster, listed here, unless the operator
 //! widens the list (`serve --allow-kafka-option`).
 
+use scorestream_schemas::redact;
+
 /// Settings scorestream sets itself; a job setting them would break
 /// exactly-once delivery or the dead-letter guarantees.
-pub(crate) const MANAGED: [&str; 9] = [
+const MANAGED: [&str; 9] = [
     "enable.auto.commit",
     "enable.auto.offset.store",
     "group.id",
@@ -220,12 +222,8 @@ fn check_value(key: &str, value: &str) -> Result<(), String> {
         .create_native_config()
         .map(drop)
         .map_err(|e| {
-            let reason = e.to_string();
-            let reason = if super::is_secret(key) && !value.is_empty() {
-                reason.replace(value, "<redacted>")
-            } else {
-                reason
-            };
+            let secret = super::is_secret(key).then_some(value);
+            let reason = redact(&e.to_string(), secret);
             format!("librdkafka refuses it: {reason}")
         })
 }

@@ -15,8 +15,8 @@ use scorestream_schemas::EventSchema;
 use serde_json::json;
 
 use super::{EventGen, EventKind, GenOptions, World};
-use crate::PipelineError;
-use crate::config::JobConfig;
+use crate::ToolError;
+use scorestream_pipeline::config::JobConfig;
 
 #[derive(Debug, Clone)]
 pub struct TrainSummary {
@@ -95,9 +95,9 @@ pub async fn train_demo_model(
     accounts: usize,
     events: usize,
     seed: u64,
-) -> Result<TrainSummary, PipelineError> {
+) -> Result<TrainSummary, ToolError> {
     std::fs::create_dir_all(out)
-        .map_err(|e| PipelineError::io(format!("creating {}", out.display()), e))?;
+        .map_err(|e| ToolError::io(format!("creating {}", out.display()), e))?;
     let world = World::new(accounts, seed);
     let features = out.join("features.csv");
     world.write_features_csv(&features)?;
@@ -130,7 +130,7 @@ pub async fn train_demo_model(
     let decoder = JsonDecoder::new(schema, usize::MAX);
     let decoded = decoder.decode(&chunk)?;
     if !decoded.dead_letters.is_empty() {
-        return Err(PipelineError::Incomplete(format!(
+        return Err(ToolError::Incomplete(format!(
             "{} generated training events did not decode: {}",
             decoded.dead_letters.len(),
             decoded.dead_letters[0].reason
@@ -142,18 +142,18 @@ pub async fn train_demo_model(
         "account_id",
         JoinPolicy::on_missing(OnMissing::Fail),
     )
-    .map_err(PipelineError::Incomplete)?;
+    .map_err(ToolError::Incomplete)?;
     let joined = join.process(decoded).await?;
     let Envelope {
         batch: Some(batch), ..
     } = joined
     else {
-        return Err(PipelineError::Incomplete("no training rows".into()));
+        return Err(ToolError::Incomplete("no training rows".into()));
     };
 
     let bind = |specs: &[InputSpec]| {
         InputMatrix::bind(specs, &batch.schema())
-            .map_err(|e| PipelineError::Incomplete(format!("{e:?}")))
+            .map_err(|e| ToolError::Incomplete(format!("{e:?}")))
     };
     let mut specs = demo_inputs();
     let width = specs.len();

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{JobConfig, load_str};
-use crate::runtime::{Job, JobReport, JobStats, StatsSnapshot};
+use crate::ToolError;
 use crate::synth::{EventGen, GenOptions, Pace, ProduceReport, World, produce};
-use crate::{PipelineError, Problem};
+use scorestream_pipeline::config::{JobConfig, load_str};
+use scorestream_pipeline::runtime::{Job, JobReport, JobStats, StatsSnapshot};
+use scorestream_pipeline::{PipelineError, Problem};
 
 /// The demo job and the files it refers to, as embedded in the binary.
 #[derive(Debug, Clone, Copy)]
@@ -77,50 +78,51 @@ pub fn generator_options(seed: u64) -> GenOptions {
 /// The world the embedded feature file was generated from, as recorded by
 /// `scorestream train` in the model manifest: events must come from the same
 /// accounts the feature store describes, or the scores mean nothing.
-pub fn demo_world(assets: &DemoAssets) -> Result<World, PipelineError> {
+pub fn demo_world(assets: &DemoAssets) -> Result<World, ToolError> {
     let manifest: serde_json::Value = serde_json::from_slice(assets.model_manifest)
-        .map_err(|e| PipelineError::Incomplete(format!("embedded model manifest: {e}")))?;
+        .map_err(|e| ToolError::Incomplete(format!("embedded model manifest: {e}")))?;
     let get = |k: &str| manifest["training"][k].as_u64();
     match (get("world_seed"), get("accounts")) {
         (Some(seed), Some(accounts)) => Ok(World::new(accounts as usize, seed)),
-        _ => Err(PipelineError::Incomplete(
+        _ => Err(ToolError::Incomplete(
             "the embedded model manifest does not record training.world_seed and training.accounts; rerun `scorestream train`".into(),
         )),
     }
 }
 
 /// Parses the embedded job config and writes its assets under `out/job`.
-pub fn prepare(assets: &DemoAssets, out: &Path) -> Result<JobConfig, PipelineError> {
-    let invalid = |problems: Vec<Problem>| PipelineError::InvalidConfig {
-        path: "embedded demo job".into(),
-        problems,
+pub fn prepare(assets: &DemoAssets, out: &Path) -> Result<JobConfig, ToolError> {
+    let invalid = |problems: Vec<Problem>| {
+        ToolError::from(PipelineError::InvalidConfig {
+            path: "embedded demo job".into(),
+            problems,
+        })
     };
     if out.exists() {
         if !out.join(DEMO_MARKER).exists() {
-            return Err(PipelineError::Incomplete(format!(
+            return Err(ToolError::Incomplete(format!(
                 "{} exists and is not demo output; choose another directory with --out",
                 out.display()
             )));
         }
         std::fs::remove_dir_all(out)
-            .map_err(|e| PipelineError::io(format!("clearing {}", out.display()), e))?;
+            .map_err(|e| ToolError::io(format!("clearing {}", out.display()), e))?;
     }
     let job_dir = out.join("job");
     let write = |rel: &str, bytes: &[u8]| {
         let p = job_dir.join(rel);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)
-                .map_err(|e| PipelineError::io(format!("creating {}", parent.display()), e))?;
+                .map_err(|e| ToolError::io(format!("creating {}", parent.display()), e))?;
         }
-        std::fs::write(&p, bytes)
-            .map_err(|e| PipelineError::io(format!("writing {}", p.display()), e))
+        std::fs::write(&p, bytes).map_err(|e| ToolError::io(format!("writing {}", p.display()), e))
     };
     write("job.toml", assets.job_toml.as_bytes())?;
     write("features.csv", assets.features_csv)?;
     write("model/manifest.json", assets.model_manifest)?;
     write("model/model.safetensors", assets.model_weights)?;
     std::fs::write(out.join(DEMO_MARKER), b"")
-        .map_err(|e| PipelineError::io("writing demo marker", e))?;
+        .map_err(|e| ToolError::io("writing demo marker", e))?;
     let mut config = load_str(assets.job_toml).map_err(invalid)?;
     config.resolve_paths(&job_dir);
     config.sink.path = out.into();
@@ -134,7 +136,7 @@ pub async fn run_demo(
     opts: &DemoOptions,
     interrupt: CancellationToken,
     mut progress: impl FnMut(&StatsSnapshot, u64),
-) -> Result<DemoReport, PipelineError> {
+) -> Result<DemoReport, ToolError> {
     let mut config = prepare(assets, &opts.out)?;
     let cluster = MockCluster::new(3)?;
     cluster.create_topic(DEMO_TOPIC, opts.partitions, 1)?;
@@ -156,8 +158,8 @@ pub async fn run_demo(
             stop.cancel();
             running
                 .await
-                .map_err(|e| PipelineError::TaskFailed(format!("job: {e}")))??;
-            return Err(PipelineError::Incomplete(
+                .map_err(|e| ToolError::TaskFailed(format!("job: {e}")))??;
+            return Err(ToolError::Incomplete(
                 "the demo job never joined its consumer group".into(),
             ));
         }
@@ -202,7 +204,7 @@ pub async fn run_demo(
             match handle.await {
                 Ok(Ok(r)) => delivered = Some(r),
                 Ok(Err(e)) => break Err(e),
-                Err(e) => break Err(PipelineError::TaskFailed(format!("producer: {e}"))),
+                Err(e) => break Err(ToolError::TaskFailed(format!("producer: {e}"))),
             }
         }
         if running.is_finished() {
@@ -217,7 +219,7 @@ pub async fn run_demo(
             last_acked = snap.messages_acked;
             last_change = Instant::now();
         } else if last_change.elapsed() > opts.stall_timeout {
-            break Err(PipelineError::Incomplete(format!(
+            break Err(ToolError::Incomplete(format!(
                 "no progress for {:?}: {} of {} produced events accounted for",
                 opts.stall_timeout,
                 snap.messages_acked,
@@ -229,21 +231,21 @@ pub async fn run_demo(
     stop.cancel();
     let job = running
         .await
-        .map_err(|e| PipelineError::TaskFailed(format!("job: {e}")))??;
+        .map_err(|e| ToolError::TaskFailed(format!("job: {e}")))??;
     outcome?;
     let interrupted = interrupt.is_cancelled();
     if interrupted && let Some(handle) = producer.take() {
         delivered = Some(
             handle
                 .await
-                .map_err(|e| PipelineError::TaskFailed(format!("producer: {e}")))??,
+                .map_err(|e| ToolError::TaskFailed(format!("producer: {e}")))??,
         );
     }
     let produced = delivered.ok_or_else(|| {
-        PipelineError::Incomplete("the job stopped before the generator finished".into())
+        ToolError::Incomplete("the job stopped before the generator finished".into())
     })?;
     if !interrupted && job.stats.messages_acked != produced.delivered {
-        return Err(PipelineError::Incomplete(format!(
+        return Err(ToolError::Incomplete(format!(
             "{} events were produced but {} were accounted for",
             produced.delivered, job.stats.messages_acked
         )));

@@ -238,7 +238,7 @@ async fn errors_say_what_is_wrong() {
     let e = replay(&src, &missing, &ReplayOptions::default())
         .await
         .expect_err("no output");
-    assert!(matches!(e, PipelineError::NoOutput(_)), "{e}");
+    assert!(matches!(e, ToolError::NoOutput(_)), "{e}");
     assert!(e.to_string().contains("never-ran"), "{e}");
 
     // predicates are checked even before there are dead letters
@@ -251,7 +251,7 @@ async fn errors_say_what_is_wrong() {
             .await
             .expect_err("bad predicate");
         assert!(
-            matches!(e, PipelineError::BadPredicate { .. }) && e.to_string().contains(bad),
+            matches!(e, ToolError::BadPredicate { .. }) && e.to_string().contains(bad),
             "{bad}: {e}"
         );
     }
@@ -272,7 +272,7 @@ async fn errors_say_what_is_wrong() {
     assert!(
         matches!(
             e,
-            PipelineError::Operator(OperatorError::BrokersUnreachable { .. })
+            ToolError::Operator(OperatorError::BrokersUnreachable { .. })
         ),
         "{e}"
     );
@@ -287,7 +287,7 @@ async fn errors_say_what_is_wrong() {
         .await
         .expect_err("corrupt log");
     assert!(
-        matches!(e, PipelineError::ReplayLog { .. }) && e.to_string().contains("1.json"),
+        matches!(e, ToolError::ReplayLog { .. }) && e.to_string().contains("1.json"),
         "{e}"
     );
 }

@@ -100,7 +100,7 @@ async fn a_profile_holds_bins_samples_and_frequencies_of_the_reference() {
     assert_eq!(build_profile(&opts).await.expect("again"), p);
     let saved = dir.path().join("profile.json");
     save_profile(&p, &saved).expect("save");
-    let loaded = load_profile(&saved).expect("load");
+    let loaded = ReferenceProfile::load(&saved).expect("load");
     // serde_json parses some decimals 1 ulp off (no `float_roundtrip`).
     for (name, c) in &p.columns {
         match (c, &loaded.columns[name]) {
@@ -147,7 +147,7 @@ async fn bad_inputs_and_options_name_what_is_wrong() {
 
     let broken = dir.path().join("broken.json");
     std::fs::write(&broken, r#"{"source":"x","rows":3,"columns":{"a":{"kind":"numeric","edges":[2.0,1.0],"counts":[1,1,1],"sample":[],"missing":0,"total":3}}}"#).expect("write");
-    let e = load_profile(&broken)
+    let e = ReferenceProfile::load(&broken)
         .expect_err("unsorted edges")
         .to_string();
     assert!(

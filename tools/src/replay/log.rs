@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Provenance;
-use crate::PipelineError;
+use crate::ToolError;
 
 /// Where replay logs live, relative to the job's `sink.path`. Outside
 /// `scores/` and `dead_letters/`, so queries over those never see them.
@@ -29,29 +29,27 @@ pub struct ReplayLog {
 /// Every dead letter any replay log in `dir` lists. Files being written are
 /// hidden (`.name.tmp`) and skipped; a log that does not parse is an error,
 /// since ignoring it would re-send everything it lists.
-pub(super) fn replayed(dir: &Path) -> Result<HashSet<Provenance>, PipelineError> {
+pub(super) fn replayed(dir: &Path) -> Result<HashSet<Provenance>, ToolError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
-        Err(e) => return Err(PipelineError::io(format!("listing {}", dir.display()), e)),
+        Err(e) => return Err(ToolError::io(format!("listing {}", dir.display()), e)),
     };
     let mut done = HashSet::new();
     for entry in entries {
-        let entry =
-            entry.map_err(|e| PipelineError::io(format!("listing {}", dir.display()), e))?;
+        let entry = entry.map_err(|e| ToolError::io(format!("listing {}", dir.display()), e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
         if name.starts_with('.') || !name.ends_with(".json") {
             continue;
         }
         let path = entry.path();
-        let text = fs::read(&path)
-            .map_err(|e| PipelineError::io(format!("reading {}", path.display()), e))?;
-        let log: ReplayLog =
-            serde_json::from_slice(&text).map_err(|e| PipelineError::ReplayLog {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+        let text =
+            fs::read(&path).map_err(|e| ToolError::io(format!("reading {}", path.display()), e))?;
+        let log: ReplayLog = serde_json::from_slice(&text).map_err(|e| ToolError::ReplayLog {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         done.extend(log.dead_letters);
     }
     Ok(done)
@@ -61,8 +59,8 @@ pub(super) fn replayed(dir: &Path) -> Result<HashSet<Provenance>, PipelineError>
 /// exist or is complete: a hidden temporary file, synced, renamed, and the
 /// directory synced so the rename survives a power cut. A name already taken
 /// (two replays in one millisecond) moves to the next free millisecond.
-pub(super) fn write(dir: &Path, log: &ReplayLog) -> Result<PathBuf, PipelineError> {
-    let io = |what: &str, p: &Path, e| PipelineError::io(format!("{what} {}", p.display()), e);
+pub(super) fn write(dir: &Path, log: &ReplayLog) -> Result<PathBuf, ToolError> {
+    let io = |what: &str, p: &Path, e| ToolError::io(format!("{what} {}", p.display()), e);
     fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
     let mut ms = log.replayed_at_ms;
     let (name, fin) = loop {

@@ -19,7 +19,7 @@ use scorestream_operators::drift::{
     CategoricalProfile, ColumnProfile, NumericProfile, ReferenceProfile,
 };
 
-use crate::PipelineError;
+use crate::ToolError;
 
 const TABLE: &str = "reference";
 
@@ -52,8 +52,8 @@ impl ProfileOptions {
     }
 }
 
-fn failed(input: &Path) -> impl Fn(DataFusionError) -> PipelineError + '_ {
-    move |e| PipelineError::Profile {
+fn failed(input: &Path) -> impl Fn(DataFusionError) -> ToolError + '_ {
+    move |e| ToolError::Profile {
         input: input.display().to_string(),
         reason: e.to_string(),
     }
@@ -64,8 +64,8 @@ fn quote(column: &str) -> String {
 }
 
 /// Builds the profile of `opts.input`.
-pub async fn build_profile(opts: &ProfileOptions) -> Result<ReferenceProfile, PipelineError> {
-    let bad = |option, reason: String| PipelineError::BadOption { option, reason };
+pub async fn build_profile(opts: &ProfileOptions) -> Result<ReferenceProfile, ToolError> {
+    let bad = |option, reason: String| ToolError::BadOption { option, reason };
     if opts.bins < 2 {
         return Err(bad("--bins", format!("{} is fewer than 2 bins", opts.bins)));
     }
@@ -79,7 +79,7 @@ pub async fn build_profile(opts: &ProfileOptions) -> Result<ReferenceProfile, Pi
     let url = opts
         .input
         .canonicalize()
-        .map_err(|e| PipelineError::io(format!("reading {}", opts.input.display()), e))?;
+        .map_err(|e| ToolError::io(format!("reading {}", opts.input.display()), e))?;
     let mut url = url.display().to_string();
     if opts.input.is_dir() {
         url.push('/');
@@ -179,8 +179,8 @@ fn kind_of(t: &DataType) -> Option<Kind> {
 async fn collect(
     ctx: &SessionContext,
     sql: &str,
-    err: &impl Fn(DataFusionError) -> PipelineError,
-) -> Result<Vec<RecordBatch>, PipelineError> {
+    err: &impl Fn(DataFusionError) -> ToolError,
+) -> Result<Vec<RecordBatch>, ToolError> {
     ctx.sql(sql)
         .await
         .map_err(err)?
@@ -192,8 +192,8 @@ async fn collect(
 async fn scalar_i64(
     ctx: &SessionContext,
     sql: &str,
-    err: &impl Fn(DataFusionError) -> PipelineError,
-) -> Result<i64, PipelineError> {
+    err: &impl Fn(DataFusionError) -> ToolError,
+) -> Result<i64, ToolError> {
     let batches = collect(ctx, sql, err).await?;
     Ok(batches
         .first()
@@ -207,7 +207,7 @@ async fn numeric(
     name: &str,
     rows: u64,
     opts: &ProfileOptions,
-) -> Result<NumericProfile, PipelineError> {
+) -> Result<NumericProfile, ToolError> {
     let err = failed(&opts.input);
     let c = format!("CAST({} AS DOUBLE)", quote(name));
     // Finite values only (NaN and infinities count as missing, as in the
@@ -299,8 +299,8 @@ async fn reservoir(
     ctx: &SessionContext,
     sql: &str,
     opts: &ProfileOptions,
-    err: &impl Fn(DataFusionError) -> PipelineError,
-) -> Result<Vec<f64>, PipelineError> {
+    err: &impl Fn(DataFusionError) -> ToolError,
+) -> Result<Vec<f64>, ToolError> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
     let mut sample = Vec::with_capacity(opts.sample.min(1 << 16));
     let mut seen = 0u64;
@@ -335,7 +335,7 @@ async fn categorical(
     name: &str,
     rows: u64,
     opts: &ProfileOptions,
-) -> Result<CategoricalProfile, PipelineError> {
+) -> Result<CategoricalProfile, ToolError> {
     let err = failed(&opts.input);
     let c = quote(name);
     let present = scalar_i64(ctx, &format!("SELECT count({c}) FROM {TABLE}"), &err).await? as u64;
@@ -351,12 +351,11 @@ async fn categorical(
     .await?;
     let (mut categories, mut counts) = (Vec::new(), Vec::new());
     for b in &batches {
-        let v = arrow::compute::cast(b.column(0), &DataType::Utf8).map_err(|e| {
-            PipelineError::Profile {
+        let v =
+            arrow::compute::cast(b.column(0), &DataType::Utf8).map_err(|e| ToolError::Profile {
                 input: opts.input.display().to_string(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let v = v.as_string::<i32>();
         let n = b.column(1).as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
@@ -375,42 +374,13 @@ async fn categorical(
 }
 
 /// Writes the profile as pretty JSON.
-pub fn save_profile(profile: &ReferenceProfile, path: &Path) -> Result<(), PipelineError> {
-    let json = serde_json::to_string_pretty(profile).map_err(|e| PipelineError::Profile {
+pub fn save_profile(profile: &ReferenceProfile, path: &Path) -> Result<(), ToolError> {
+    let json = serde_json::to_string_pretty(profile).map_err(|e| ToolError::Profile {
         input: profile.source.clone(),
         reason: e.to_string(),
     })?;
     std::fs::write(path, json + "\n")
-        .map_err(|e| PipelineError::io(format!("writing {}", path.display()), e))
-}
-
-/// Reads a profile written by [`save_profile`], checking that each column
-/// is usable.
-pub fn load_profile(path: &Path) -> Result<ReferenceProfile, PipelineError> {
-    let bad = |reason: String| PipelineError::Profile {
-        input: path.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| PipelineError::io(format!("reading {}", path.display()), e))?;
-    let profile: ReferenceProfile =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not a reference profile: {e}")))?;
-    let problems: Vec<String> = profile
-        .columns
-        .iter()
-        .flat_map(|(name, c)| {
-            let p = match c {
-                ColumnProfile::Numeric(n) => n.problems(),
-                ColumnProfile::Categorical(c) => c.problems(),
-            };
-            p.into_iter().map(move |p| format!("column `{name}`: {p}"))
-        })
-        .collect();
-    if problems.is_empty() {
-        Ok(profile)
-    } else {
-        Err(bad(problems.join("; ")))
-    }
+        .map_err(|e| ToolError::io(format!("writing {}", path.display()), e))
 }
 
 #[cfg(test)]

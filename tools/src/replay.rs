@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use log::{REPLAYS_DIR, ReplayLog};
 
-use crate::PipelineError;
+use crate::ToolError;
 
 /// Header on a re-submitted event: `topic/partition/offset` of the message
 /// whose dead letter it re-submits.
@@ -151,15 +151,15 @@ pub async fn replay(
     source: &KafkaSourceConfig,
     output: &Path,
     options: &ReplayOptions,
-) -> Result<ReplayReport, PipelineError> {
+) -> Result<ReplayReport, ToolError> {
     if let Some(to) = &options.to {
-        check_topic_name(to).map_err(|reason| PipelineError::BadOption {
+        check_topic_name(to).map_err(|reason| ToolError::BadOption {
             option: "--to",
             reason,
         })?;
     }
     if !output.is_dir() {
-        return Err(PipelineError::NoOutput(output.display().to_string()));
+        return Err(ToolError::NoOutput(output.display().to_string()));
     }
     let letters = read_dead_letters(&output.join(DEAD_LETTERS_DIR), options).await?;
     let replays_dir = output.join(REPLAYS_DIR);
@@ -250,8 +250,8 @@ fn replay_headers(of: &Provenance, reason: &str) -> OwnedHeaders {
 async fn read_dead_letters(
     dir: &Path,
     options: &ReplayOptions,
-) -> Result<Vec<DeadLetter>, PipelineError> {
-    let failed = |reason: String| PipelineError::ReadDeadLetters {
+) -> Result<Vec<DeadLetter>, ToolError> {
+    let failed = |reason: String| ToolError::ReadDeadLetters {
         dir: dir.display().to_string(),
         reason,
     };
@@ -261,13 +261,13 @@ async fn read_dead_letters(
             .flatten()
             .any(|e| e.file_name().to_string_lossy().ends_with(".parquet")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(PipelineError::io(format!("listing {}", dir.display()), e)),
+        Err(e) => return Err(ToolError::io(format!("listing {}", dir.display()), e)),
     };
     let ctx = SessionContext::new();
     if has_files {
         let absolute = dir
             .canonicalize()
-            .map_err(|e| PipelineError::io(format!("resolving {}", dir.display()), e))?;
+            .map_err(|e| ToolError::io(format!("resolving {}", dir.display()), e))?;
         // Files being written end in `.tmp`; the extension filter skips them.
         ctx.register_parquet(
             "dead_letters",
@@ -306,8 +306,8 @@ async fn read_dead_letters(
     Ok(letters)
 }
 
-fn filter_sql(df: DataFrame, predicate: &str) -> Result<DataFrame, PipelineError> {
-    let bad = |e: DataFusionError| PipelineError::BadPredicate {
+fn filter_sql(df: DataFrame, predicate: &str) -> Result<DataFrame, ToolError> {
+    let bad = |e: DataFusionError| ToolError::BadPredicate {
         predicate: predicate.to_owned(),
         reason: e.to_string(),
     };

@@ -15,7 +15,7 @@ use scorestream_operators::drift::{DRIFT_DIR, DriftConfig, ReferenceProfile};
 pub use html::{ReportInput, render};
 pub use read::{WindowRow, read_drift_table, read_newest};
 
-use crate::PipelineError;
+use crate::ToolError;
 
 /// What the report summarises, in figures the command prints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub fn write_report(
     config: Option<&DriftConfig>,
     last: usize,
     out: &Path,
-) -> Result<ReportSummary, PipelineError> {
+) -> Result<ReportSummary, ToolError> {
     // One file per window (with every watched column): the newest `last`
     // files are all the charts draw.
     let (rows, older) = read_newest(&output.join(DRIFT_DIR), last)?;
@@ -51,7 +51,7 @@ pub fn write_report(
     let tmp = out.with_extension("html.tmp");
     std::fs::write(&tmp, page)
         .and_then(|()| std::fs::rename(&tmp, out))
-        .map_err(|e| PipelineError::io(format!("writing {}", out.display()), e))?;
+        .map_err(|e| ToolError::io(format!("writing {}", out.display()), e))?;
     let features: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r.feature.as_str()).collect();
     let windows: std::collections::BTreeSet<(i64, i64, u64)> = rows

@@ -4,7 +4,7 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::PipelineError;
+use crate::ToolError;
 
 pub const COUNTRIES: [&str; 10] = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "IN", "JP"];
 const COUNTRY_WEIGHTS: [f64; 10] = [0.30, 0.12, 0.12, 0.10, 0.07, 0.07, 0.05, 0.07, 0.06, 0.04];
@@ -123,7 +123,7 @@ impl World {
     }
 
     /// Writes the feature store file the demo job loads.
-    pub fn write_features_csv(&self, path: &Path) -> Result<(), PipelineError> {
+    pub fn write_features_csv(&self, path: &Path) -> Result<(), ToolError> {
         let mut s = String::from(
             "account_id,home_country,account_age_days,avg_amount_30d,std_amount_30d,txn_count_1d,txn_count_7d,\
              txn_count_30d,chargeback_rate_90d,distinct_merchants_30d,distinct_countries_30d,days_since_last_txn,\
@@ -153,7 +153,6 @@ impl World {
                 a.risk_segment
             );
         }
-        std::fs::write(path, s)
-            .map_err(|e| PipelineError::io(format!("writing {}", path.display()), e))
+        std::fs::write(path, s).map_err(|e| ToolError::io(format!("writing {}", path.display()), e))
     }
 }

@@ -13,8 +13,8 @@ use scorestream_operators::source::kafka::{KafkaSource, RawChunk, ResumePosition
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::PipelineError;
-use crate::config::JobConfig;
+use crate::ToolError;
+use scorestream_pipeline::config::JobConfig;
 
 /// What reading the events took.
 pub(super) struct SourceRun {
@@ -42,7 +42,7 @@ pub(super) async fn read_all(
     config: &JobConfig,
     events: u64,
     stall_timeout: Duration,
-) -> Result<SourceRun, PipelineError> {
+) -> Result<SourceRun, ToolError> {
     let source = KafkaSource::build(
         &config.source,
         SourceGauges::default(),
@@ -69,12 +69,12 @@ pub(super) async fn read_all(
                 }
             }
             Ok(None) => {
-                break Err(PipelineError::Incomplete(format!(
+                break Err(ToolError::Incomplete(format!(
                     "the Kafka source stopped after {read} of {events} events"
                 )));
             }
             Err(_) => {
-                break Err(PipelineError::Incomplete(format!(
+                break Err(ToolError::Incomplete(format!(
                     "no progress for {stall_timeout:?}: {read} of {events} events read"
                 )));
             }
@@ -98,7 +98,7 @@ pub(super) async fn read_all(
             },
         }
     }
-    .map_err(|e| PipelineError::TaskFailed(format!("kafka source: {e}")))?;
+    .map_err(|e| ToolError::TaskFailed(format!("kafka source: {e}")))?;
     outcome?;
     stopped?;
     Ok(SourceRun {
