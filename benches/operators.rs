@@ -10,7 +10,7 @@ use arrow::datatypes::Int32Type;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use object_store::memory::InMemory;
 use scorestream_operators::batch::Coalescer;
-use scorestream_operators::decode::JsonDecoder;
+use scorestream_operators::decode::{Decoder, JsonDecoder};
 use scorestream_operators::drift::Window;
 use scorestream_operators::features::{FeatureJoin, FileFeatureStore, JoinPolicy, OnMissing};
 use scorestream_operators::scorer::{InputMatrix, ModelPackage, Scorer};

@@ -7,61 +7,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use scorestream_pipeline::config::{Confinement, JobConfig, Redactor, redacted_toml};
-use scorestream_pipeline::runtime::{Job, JobStats, ModelSwitch};
-use serde::Serialize;
+use scorestream_pipeline::runtime::{Job, JobStats};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::ServiceError;
+use crate::entry::{Entry, Live, RunState};
 use crate::prepare::{build, overlapping, prepare, redact_error};
 use crate::status::{self, JobStatus};
 use crate::store::{Desired, JobState, JobStore, Persisted};
-
-/// Where a job's run is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum RunState {
-    /// Building (loading the model and features) before it runs.
-    Starting,
-    Running,
-    /// Draining, flushing and committing after a stop.
-    Stopping,
-    Stopped,
-    Failed {
-        error: String,
-    },
-}
-
-impl RunState {
-    fn is_final(&self) -> bool {
-        matches!(self, Self::Stopped | Self::Failed { .. })
-    }
-}
-
-/// One hosted job.
-pub(crate) struct Entry {
-    pub(crate) name: String,
-    /// As submitted: what a restart builds from.
-    toml: String,
-    /// As shown: secrets replaced.
-    pub(crate) shown_toml: String,
-    redactor: Redactor,
-    pub(crate) output: String,
-    pub(crate) source: (String, Vec<String>, String),
-    pub(crate) run: watch::Sender<RunState>,
-    pub(crate) live: Mutex<Live>,
-}
-
-/// What changes while a job runs.
-pub(crate) struct Live {
-    pub(crate) state: JobState,
-    pub(crate) stats: Arc<JobStats>,
-    pub(crate) started_at: Option<String>,
-    stop: Option<CancellationToken>,
-    switch: Option<ModelSwitch>,
-}
 
 pub struct Jobs {
     store: JobStore,

@@ -7,6 +7,7 @@ mod auth;
 #[cfg(test)]
 mod confine_tests;
 mod descriptors;
+mod entry;
 mod error;
 mod http;
 mod jobs;
@@ -28,8 +29,9 @@ use tracing::info;
 
 pub use api::OPENAPI;
 pub use auth::{TOKENS_ENV, Tokens};
+pub use entry::RunState;
 pub use error::ServiceError;
-pub use jobs::{Jobs, RunState};
+pub use jobs::Jobs;
 pub use status::JobStatus;
 pub use store::JobStore;
 

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use scorestream_operators::scorer::ModelInUse;
 use serde::Serialize;
 
-use crate::jobs::{Entry, RunState};
+use crate::entry::{Entry, RunState};
 use crate::store::Desired;
 
 #[derive(Debug, Clone, Serialize)]

@@ -7,6 +7,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow_json::ReaderBuilder;
 use scorestream_schemas::{DeadLetter, DeadLetterStage, EventSchema, provenance_fields};
 
+use super::Decoder;
 use super::check::{Misfit, fits};
 use super::columns::Columns;
 use super::explain::explain;
@@ -36,15 +37,6 @@ impl JsonDecoder {
             events,
             max_message_bytes,
         }
-    }
-
-    /// Event fields followed by provenance columns.
-    pub fn output_schema(&self) -> &SchemaRef {
-        &self.out_schema
-    }
-
-    pub fn decode(&self, chunk: &RawChunk) -> Result<Envelope> {
-        self.decode_with(chunk, true)
     }
 
     /// `fast == false` sends every message down the slow path: the
@@ -214,5 +206,15 @@ fn dead_letter(
         stage,
         reason,
         rejected_at_ms: now,
+    }
+}
+
+impl Decoder for JsonDecoder {
+    fn output_schema(&self) -> &SchemaRef {
+        &self.out_schema
+    }
+
+    fn decode(&self, chunk: &RawChunk) -> Result<Envelope> {
+        self.decode_with(chunk, true)
     }
 }

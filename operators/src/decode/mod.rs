@@ -12,3 +12,23 @@ mod tests;
 mod timestamp;
 
 pub use json::JsonDecoder;
+
+use arrow::datatypes::SchemaRef;
+
+use crate::source::kafka::RawChunk;
+use crate::{Envelope, Result};
+
+/// Turns a chunk of raw Kafka messages into rows of the job's event schema,
+/// and every message that does not fit into a dead letter (raw bytes,
+/// provenance, reason), so one bad message never stops the job. JSON is
+/// the one format today; another (Avro, Protobuf) is a new file beside
+/// `json.rs` implementing this trait, chosen where the job is built.
+pub trait Decoder: Send + Sync {
+    /// Event fields followed by provenance columns: the schema of every
+    /// batch [`Decoder::decode`] returns, fixed when the job is built.
+    fn output_schema(&self) -> &SchemaRef;
+
+    /// Decodes one chunk; rows keep the messages' order. Fails only on a
+    /// bug, never on bad input.
+    fn decode(&self, chunk: &RawChunk) -> Result<Envelope>;
+}

@@ -2,7 +2,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
 use scorestream_schemas::{DeadLetterStage, EventSchema, FieldSpec, FieldType};
 
-use super::JsonDecoder;
+use super::{Decoder, JsonDecoder};
 use crate::source::kafka::RawChunk;
 
 /// An event schema of `(name, type, required)` fields.

@@ -5,6 +5,7 @@
 mod config;
 mod file;
 mod join;
+mod policy;
 mod probe;
 pub mod redis;
 #[cfg(test)]
@@ -23,7 +24,8 @@ pub use config::{
     OnUnavailable, RedisLayout, RedisStoreConfig, redact_url,
 };
 pub use file::FileFeatureStore;
-pub use join::{FeatureJoin, FeaturePolicy, JoinPolicy};
+pub use join::FeatureJoin;
+pub use policy::{FeaturePolicy, JoinPolicy};
 pub use probe::ProbeReport;
 pub use values::{EntityFeatures, FeatureType, FeatureValue, toml_value};
 pub use watch::{MissingAction, MissingCheckConfig};

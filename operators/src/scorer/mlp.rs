@@ -2,6 +2,7 @@ use candle_core::{D, Module, Tensor};
 use candle_nn::Linear;
 
 use super::Activation;
+use super::model::{Model, slice_rows_for};
 
 /// A multi-layer perceptron ending in one logit.
 #[derive(Debug, Clone)]
@@ -54,5 +55,19 @@ impl Mlp {
     /// Probabilities in `[0, 1]`, shape `[rows]`.
     pub fn predict(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         candle_nn::ops::sigmoid(&self.logits(x)?)
+    }
+}
+
+impl Model for Mlp {
+    /// Logits, in the precision the weights were loaded in.
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self.layers.first() {
+            Some(first) => self.logits(&x.to_dtype(first.weight().dtype())?),
+            None => self.logits(x),
+        }
+    }
+
+    fn cpu_slice_rows(&self) -> usize {
+        slice_rows_for(self.widest())
     }
 }

@@ -11,6 +11,7 @@ mod fixture_tests;
 mod input;
 mod manifest;
 mod mlp;
+mod model;
 #[cfg(feature = "onnx")]
 mod onnx;
 mod operator;
@@ -27,6 +28,7 @@ pub use manifest::{
     Precision, Transform,
 };
 pub use mlp::Mlp;
+pub use model::{CPU_SLICE_ROWS, Model};
 pub use operator::{CanaryConfig, ModelInUse, Scorer, ScorerConfig, ShadowConfig, in_canary};
-pub use package::{ModelPackage, Network};
+pub use package::ModelPackage;
 pub use registry::{ModelSource, RegistryWatcher, registry_version, version_order};

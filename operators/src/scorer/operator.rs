@@ -62,18 +62,6 @@ fn default_reload_interval() -> crate::config::HumanDuration {
     crate::config::HumanDuration(std::time::Duration::from_secs(10))
 }
 
-/// At most this many rows per forward pass on the CPU.
-pub const CPU_SLICE_ROWS: usize = 8_192;
-
-/// candle splits an elementwise op over its own worker threads from 64Ki
-/// values (`PAR_ELEMWISE_MIN` in candle-core); CPU slices stay under it.
-const CANDLE_PARALLEL_VALUES: usize = 64 * 1024;
-
-/// Rows per CPU slice for a network whose widest layer is `widest` values.
-fn slice_rows_for(widest: usize) -> usize {
-    ((CANDLE_PARALLEL_VALUES - 1) / widest.max(1)).clamp(16, CPU_SLICE_ROWS)
-}
-
 /// One model bound to the job's batches.
 struct Model {
     package: ModelPackage,
@@ -94,27 +82,13 @@ impl Model {
         &self.package.manifest.version
     }
 
-    /// Rows per forward pass on the CPU: few enough that no activation
-    /// reaches candle's parallel threshold, so the pass runs on one thread
-    /// (see [`Scorer::new`]); at most [`CPU_SLICE_ROWS`], whose activations
-    /// stay in cache (`cargo bench --bench scorer`: 64-256-256-1 at 65,536
-    /// rows in one pass is 2x slower per row than in 8,192-row slices).
-    fn cpu_slice_rows(&self) -> usize {
-        let widest = match &self.package.network {
-            super::package::Network::Mlp(mlp) => mlp.widest(),
-            // Its graph's widths are not known here.
-            #[cfg(feature = "onnx")]
-            super::package::Network::Onnx(_) => return CPU_SLICE_ROWS,
-        };
-        slice_rows_for(widest)
-    }
-
     /// Scores of every row of `batch`, in row order: on the CPU in slices
-    /// (see [`Self::cpu_slice_rows`]); a GPU takes the whole batch at once.
+    /// (see [`super::Model::cpu_slice_rows`]); a GPU takes the whole batch
+    /// at once.
     fn scores(&self, batch: &RecordBatch, device: &Device) -> Result<Float32Array> {
         let rows = batch.num_rows();
         let slice = if device.is_cpu() {
-            self.cpu_slice_rows()
+            self.package.network.cpu_slice_rows()
         } else {
             rows.max(1)
         };
@@ -413,40 +387,4 @@ impl Scorer {
 /// The item field of `shadow_scores`.
 fn shadow_entry_field() -> Field {
     Field::new_list_field(DataType::Struct(shadow_score_fields()), false)
-}
-
-#[cfg(test)]
-mod slice_tests {
-    use candle_core::{Device, Tensor};
-
-    use super::*;
-    use crate::scorer::{Activation, Mlp};
-
-    #[test]
-    fn cpu_slices_keep_every_activation_under_candles_parallel_threshold() {
-        let layer = |out: usize, inputs: usize| {
-            (
-                Tensor::zeros((out, inputs), candle_core::DType::F32, &Device::Cpu).expect("w"),
-                Tensor::zeros(out, candle_core::DType::F32, &Device::Cpu).expect("b"),
-            )
-        };
-        let demo = Mlp::new(
-            vec![layer(64, 20), layer(32, 64), layer(1, 32)],
-            Activation::Relu,
-        );
-        let large = Mlp::new(
-            vec![layer(256, 64), layer(256, 256), layer(1, 256)],
-            Activation::Relu,
-        );
-        assert_eq!((demo.widest(), large.widest()), (64, 256));
-        for widest in [1, 4, 20, 64, 256, 1000, 100_000] {
-            let rows = slice_rows_for(widest);
-            assert!((16..=CPU_SLICE_ROWS).contains(&rows), "{widest}: {rows}");
-            if widest <= 4096 {
-                assert!(rows * widest < CANDLE_PARALLEL_VALUES, "{widest}: {rows}");
-            }
-        }
-        assert_eq!(slice_rows_for(64), 1023);
-        assert_eq!(slice_rows_for(4), CPU_SLICE_ROWS);
-    }
 }

@@ -1,9 +1,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
 use super::manifest::{OutputKind, Precision};
+use super::model::Model;
 use super::{Architecture, Mlp, ModelManifest, PrecisionChoice};
 use crate::{OperatorError, Result};
 
@@ -15,28 +17,17 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub struct ModelPackage {
     pub dir: PathBuf,
     pub manifest: ModelManifest,
-    pub network: Network,
+    /// The network, on its device (see [`Model`]).
+    pub network: Arc<dyn Model>,
     /// The precision its weights were loaded in.
     pub precision: Precision,
-}
-
-/// The network a package holds, on its device.
-#[derive(Debug, Clone)]
-pub enum Network {
-    Mlp(Mlp),
-    #[cfg(feature = "onnx")]
-    Onnx(Box<super::onnx::OnnxNetwork>),
 }
 
 impl ModelPackage {
     /// Scores in `[0, 1]` for `x` (`[rows, inputs]`, f32, on the package's
     /// device), shape `[rows]`, f32.
     pub fn predict(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let out = match &self.network {
-            Network::Mlp(mlp) => mlp.logits(&x.to_dtype(self.precision.dtype())?)?,
-            #[cfg(feature = "onnx")]
-            Network::Onnx(onnx) => onnx.forward(x)?,
-        };
+        let out = self.network.forward(x)?;
         // The sigmoid in f32, whatever precision the network ran in.
         let out = out.to_dtype(DType::F32)?;
         match self.manifest.output.kind {
@@ -79,8 +70,8 @@ impl ModelPackage {
             reason,
         };
         let precision = precision.resolve(&manifest, device).map_err(err)?;
-        let network = match &manifest.architecture {
-            Architecture::Mlp { activation, .. } => Network::Mlp(Self::load_mlp(
+        let network: Arc<dyn Model> = match &manifest.architecture {
+            Architecture::Mlp { activation, .. } => Arc::new(Self::load_mlp(
                 dir,
                 &manifest,
                 *activation,
@@ -88,7 +79,7 @@ impl ModelPackage {
                 precision,
             )?),
             #[cfg(feature = "onnx")]
-            Architecture::Onnx { file } => Network::Onnx(Box::new(
+            Architecture::Onnx { file } => Arc::new(
                 super::onnx::OnnxNetwork::load(
                     &dir.join(file),
                     manifest.inputs.len(),
@@ -96,7 +87,7 @@ impl ModelPackage {
                     device,
                 )
                 .map_err(err)?,
-            )),
+            ),
             #[cfg(not(feature = "onnx"))]
             Architecture::Onnx { .. } => {
                 return Err(err(

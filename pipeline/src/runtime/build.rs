@@ -1,4 +1,4 @@
-use scorestream_operators::decode::JsonDecoder;
+use scorestream_operators::decode::{Decoder, JsonDecoder};
 use scorestream_operators::features::{FeatureJoin, FeatureStoreConfig, JoinPolicy, build_store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +19,7 @@ use crate::{PipelineError, Problem};
 /// not touch Kafka or the output directory, so it doubles as `validate`.
 pub struct Job {
     pub(super) config: JobConfig,
-    pub(super) decoder: JsonDecoder,
+    pub(super) decoder: Box<dyn Decoder>,
     pub(super) join: FeatureJoin,
     pub(super) scorer: Scorer,
     pub(super) model_source: ModelSource,
@@ -53,7 +53,10 @@ impl Job {
             Ok(e) => e,
             Err(e) => return Err(invalid(vec![Problem::new("schema.fields", e.to_string())])),
         };
-        let decoder = JsonDecoder::new(events, config.source.max_message_bytes.0 as usize);
+        let decoder: Box<dyn Decoder> = Box::new(JsonDecoder::new(
+            events,
+            config.source.max_message_bytes.0 as usize,
+        ));
 
         let store_key = match config.features.store {
             FeatureStoreConfig::File(_) => "features.store.path",

@@ -5,6 +5,7 @@ mod build;
 mod drift_tee;
 mod models;
 mod run;
+mod stages;
 mod stats;
 
 pub use build::Job;

@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use scorestream_operators::decode::JsonDecoder;
+use scorestream_operators::decode::{Decoder, JsonDecoder};
 use scorestream_operators::features::{
     FeatureJoin, FeatureStore, FileFeatureStore, JoinPolicy, OnMissing,
 };

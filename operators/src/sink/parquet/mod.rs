@@ -13,15 +13,20 @@ mod lock;
 #[cfg(test)]
 mod object_tests;
 mod open_file;
+mod open_set;
 mod partition;
+mod properties;
 mod sink;
+mod split;
 pub mod store;
 #[cfg(test)]
 mod tests;
+mod two_phase;
 
 pub use commit::{TMP_SUFFIX, write_synced};
 pub use commit_log::{CommitEntry, CommitLog, CommittedFile, Recovery};
 pub use config::{Compression, ParquetSinkConfig, RollConfig, RowGroupConfig};
 pub use partition::{EVENT_DATE, EVENT_HOUR, NULL_PARTITION, PartitionSpec};
-pub use sink::{Committed, DEAD_LETTERS_DIR, ParquetSink, SCORES_DIR, writer_properties};
+pub use properties::writer_properties;
+pub use sink::{DEAD_LETTERS_DIR, ParquetSink, SCORES_DIR};
 pub use store::{ObjectUrl, OutputPath, S3Options, Store};

@@ -1,29 +1,28 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, AsArray, BooleanArray, Int32Array, RecordBatch, StringArray};
-use arrow::compute::filter_record_batch;
-use arrow::compute::kernels::boolean::and;
-use arrow::compute::kernels::cmp::eq;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, TimestampMillisecondType};
-use parquet::basic::{Compression as PqCompression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 use scorestream_schemas::{
     DeadLetter, DeadLetterBuilder, DeadLetterStage, columns, dead_letter_schema,
 };
 use tracing::{debug, info};
 
-use super::commit_log::{CommitEntry, CommitLog, CommittedFile, base_name};
+use super::commit_log::{CommitLog, base_name};
 use super::dictionary;
 use super::encode::encode_files;
 use super::open_file::OpenFile;
-use super::store::{Store, split};
-use super::{Compression, ParquetSinkConfig, PartitionSpec, RollConfig};
-use crate::{Coverage, Envelope, OperatorError, Result, TopicPartition};
+use super::open_set::OpenSet;
+use super::properties::{compression, writer_properties, writer_properties_with_plain};
+use super::split::{column, split_by_partition};
+use super::store::Store;
+use super::two_phase;
+use super::{ParquetSinkConfig, PartitionSpec};
+use crate::sink::Committed;
+use crate::{Envelope, OperatorError, Result, TopicPartition};
 
 pub const SCORES_DIR: &str = "scores";
 pub const DEAD_LETTERS_DIR: &str = "dead_letters";
@@ -35,94 +34,6 @@ const LATENCY_BUCKET_MS: i64 = 10;
 /// Rows split off a batch, bound for the open file of a Kafka partition and
 /// partition directory, waiting to be encoded with the batch's other files.
 type Pending = Vec<(TopicPartition, String, RecordBatch)>;
-
-/// What became durable (and readable) in one call.
-#[derive(Debug, Default)]
-pub struct Committed {
-    pub rows: usize,
-    pub dead_letters: usize,
-    /// `dead_letters` by the stage that rejected them, indexed by
-    /// `DeadLetterStage as usize` (see `DeadLetterStage::ALL`).
-    pub dead_letter_stages: [usize; DeadLetterStage::ALL.len()],
-    /// Where each committed file now is: a path, or an object's URL.
-    pub files: Vec<PathBuf>,
-    pub bytes: u64,
-    /// The offsets now committed to the output: safe to commit to Kafka.
-    pub coverage: Coverage,
-    /// Time from each committed row's Kafka timestamp to its commit (its
-    /// freshness), as (milliseconds, rows).
-    pub latencies_ms: Vec<(u64, u64)>,
-}
-
-impl Committed {
-    /// Kafka messages accounted for (rows plus dead letters).
-    pub fn messages(&self) -> u64 {
-        (self.rows + self.dead_letters) as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.coverage.is_empty()
-    }
-
-    fn absorb(&mut self, other: Committed) -> Result<()> {
-        self.rows += other.rows;
-        self.dead_letters += other.dead_letters;
-        add_stages(&mut self.dead_letter_stages, &other.dead_letter_stages);
-        self.files.extend(other.files);
-        self.bytes += other.bytes;
-        self.coverage.merge(other.coverage)?;
-        self.latencies_ms.extend(other.latencies_ms);
-        Ok(())
-    }
-}
-
-fn add_stages(to: &mut [usize; DeadLetterStage::ALL.len()], from: &[usize]) {
-    to.iter_mut().zip(from).for_each(|(t, f)| *t += f);
-}
-
-/// What one Kafka partition has written since its last commit: one open file
-/// per partition directory it has rows for, and one for its dead letters.
-/// They are committed together with the offsets they cover, as one entry.
-struct OpenSet {
-    topic: Arc<str>,
-    partition: i32,
-    range: Range<i64>,
-    opened: Instant,
-    last_write: Instant,
-    scores: HashMap<String, OpenFile>,
-    dead: Option<OpenFile>,
-    rows: usize,
-    dead_letters: usize,
-    dead_letter_stages: [usize; DeadLetterStage::ALL.len()],
-    /// Kafka timestamps of the rows, in [`LATENCY_BUCKET_MS`] buckets.
-    ingest: BTreeMap<i64, u64>,
-}
-
-impl OpenSet {
-    fn files(&self) -> impl Iterator<Item = &OpenFile> {
-        self.scores.values().chain(self.dead.as_ref())
-    }
-
-    fn open_files(&self) -> usize {
-        self.scores.len() + usize::from(self.dead.is_some())
-    }
-
-    /// When time alone closes this set: the roll interval after it opened,
-    /// or the inactivity timeout after any of its files last took rows.
-    fn deadline(&self, roll: &RollConfig) -> Instant {
-        let idle = self
-            .files()
-            .map(|f| f.last_write)
-            .min()
-            .unwrap_or(self.last_write);
-        (self.opened + roll.interval.0).min(idle + roll.inactivity.0)
-    }
-
-    fn full(&self, roll: &RollConfig) -> bool {
-        self.files()
-            .any(|f| f.rows >= roll.max_rows || f.size() >= roll.max_bytes.0)
-    }
-}
 
 /// Writes scored rows into Hive-partitioned Parquet files that stay open
 /// across batches and roll by size, rows, age or inactivity, whichever comes
@@ -478,85 +389,20 @@ impl ParquetSink {
         }
     }
 
-    /// Commits the given sets: finish their files, create their commit log
-    /// entries (the commit point, one directory sync for all), then rename
-    /// the files to their final names.
+    /// Commits the given sets in two phases (see [`two_phase`]): finish
+    /// their files and stage their entries, create the entries in the
+    /// commit log (the commit point, one sync for all), then publish the
+    /// files under their final names.
     fn commit(&mut self, keys: Vec<TopicPartition>) -> Result<Committed> {
         let mut c = std::mem::take(&mut self.pending);
-        let mut sets: Vec<OpenSet> = keys.iter().filter_map(|k| self.sets.remove(k)).collect();
+        let sets: Vec<OpenSet> = keys.iter().filter_map(|k| self.sets.remove(k)).collect();
         if sets.is_empty() {
             return Ok(c);
         }
-        sets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         let now_ms = crate::now_ms();
-        let mut staged = Vec::with_capacity(sets.len());
-        for mut s in sets {
-            let mut files = Vec::new();
-            for f in s.scores.values_mut().chain(s.dead.as_mut()) {
-                f.finish()?;
-                files.push(CommittedFile {
-                    path: f.rel.clone(),
-                    rows: f.rows,
-                    bytes: f.bytes,
-                });
-            }
-            files.sort_by(|a, b| a.path.cmp(&b.path));
-            let entry = CommitEntry {
-                topic: s.topic.to_string(),
-                partition: s.partition,
-                start: s.range.start,
-                end: s.range.end,
-                writer: self.writer.clone(),
-                committed_at_ms: now_ms,
-                files,
-            };
-            staged.push((s, entry));
-        }
-
-        let mut fenced = None;
-        let mut won = Vec::with_capacity(staged.len());
-        for (s, entry) in staged {
-            match self.log.try_create(&entry)? {
-                None => won.push((s, entry)),
-                Some(other) => {
-                    for f in s.scores.into_values().chain(s.dead) {
-                        f.discard()?;
-                    }
-                    fenced.get_or_insert(OperatorError::Fenced {
-                        topic: entry.topic.clone(),
-                        partition: entry.partition,
-                        offset: entry.start,
-                        other,
-                    });
-                }
-            }
-        }
-        self.log.sync()?;
-
-        let mut dirs: Vec<&str> = Vec::new();
-        for (s, entry) in &won {
-            for f in s.files() {
-                self.store.publish(&f.tmp_rel, &f.rel)?;
-                let d = split(&f.rel).0;
-                if !dirs.contains(&d) {
-                    dirs.push(d);
-                }
-                c.files.push(PathBuf::from(self.store.describe(&f.rel)));
-            }
-            c.rows += s.rows;
-            c.dead_letters += s.dead_letters;
-            add_stages(&mut c.dead_letter_stages, &s.dead_letter_stages);
-            c.bytes += entry.files.iter().map(|f| f.bytes).sum::<u64>();
-            c.coverage
-                .extend(&s.topic, s.partition, entry.start..entry.end)?;
-            for (bucket, n) in &s.ingest {
-                let age = now_ms.saturating_sub(bucket * LATENCY_BUCKET_MS).max(0) as u64;
-                c.latencies_ms.push((age, *n));
-            }
-        }
-        for d in dirs {
-            self.store.sync_dir(d)?;
-        }
+        let staged = two_phase::stage(sets, &self.writer, now_ms)?;
+        let (won, fenced) = two_phase::claim(&self.log, staged)?;
+        two_phase::publish(&self.store, &won, now_ms, LATENCY_BUCKET_MS, &mut c)?;
         debug!(
             rows = c.rows,
             dead_letters = c.dead_letters,
@@ -579,92 +425,37 @@ impl ParquetSink {
     }
 }
 
-fn compression(c: Compression) -> PqCompression {
-    match c {
-        Compression::Zstd => PqCompression::ZSTD(ZstdLevel::default()),
-        Compression::Snappy => PqCompression::SNAPPY,
-        Compression::None => PqCompression::UNCOMPRESSED,
+impl crate::sink::Sink for ParquetSink {
+    fn resume_positions(&self) -> Arc<dyn crate::source::kafka::ResumePositions> {
+        Arc::new(self.log.clone())
     }
-}
 
-/// How scored files are written: the sink's compression and row groups,
-/// page statistics; shared with compaction so merged files match.
-pub fn writer_properties(config: &ParquetSinkConfig) -> WriterProperties {
-    writer_properties_with_plain(config, &[])
-}
-
-/// [`writer_properties`], with `plain` columns written without a dictionary.
-fn writer_properties_with_plain(config: &ParquetSinkConfig, plain: &[String]) -> WriterProperties {
-    let mut b = WriterProperties::builder()
-        .set_compression(compression(config.compression))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(config.row_group.rows.max(1)))
-        .set_created_by(format!("scorestream {}", env!("CARGO_PKG_VERSION")));
-    for column in plain {
-        b = b.set_column_dictionary_enabled(ColumnPath::from(column.as_str()), false);
+    fn write(&mut self, env: Envelope) -> Result<Committed> {
+        ParquetSink::write(self, env)
     }
-    b.build()
+
+    fn next_deadline(&self) -> Option<Instant> {
+        ParquetSink::next_deadline(self)
+    }
+
+    fn tick(&mut self, now: Instant) -> Result<Committed> {
+        ParquetSink::tick(self, now)
+    }
+
+    fn close(self: Box<Self>) -> Result<Committed> {
+        ParquetSink::close(*self)
+    }
+
+    fn open_files(&self) -> usize {
+        ParquetSink::open_files(self)
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        ParquetSink::buffered_bytes(self)
+    }
 }
 
 /// `<topic>+<partition>+<first offset>.parquet`.
 fn file_name(tp: &TopicPartition, first: i64) -> String {
     format!("{}.parquet", base_name(&tp.0, tp.1, first))
-}
-
-type Part<'a> = (
-    TopicPartition,
-    Range<i64>,
-    Option<RecordBatch>,
-    Vec<&'a DeadLetter>,
-);
-
-/// The envelope's rows and dead letters, by Kafka partition, checked to
-/// account for exactly the messages its coverage names.
-fn split_by_partition(env: &Envelope) -> Result<Vec<Part<'_>>> {
-    let single = env.coverage.iter().count() == 1;
-    let mut parts = Vec::new();
-    for (topic, partition, range) in env.coverage.iter() {
-        let rows = match &env.batch {
-            Some(b) if single => Some(b.clone()),
-            Some(b) => Some(rows_of(b, topic, partition)?),
-            None => None,
-        };
-        let dead: Vec<&DeadLetter> = env
-            .dead_letters
-            .iter()
-            .filter(|d| d.partition == partition && d.topic == *topic)
-            .collect();
-        parts.push(((topic.clone(), partition), range.clone(), rows, dead));
-    }
-    let accounted: usize = parts
-        .iter()
-        .map(|p| p.2.as_ref().map_or(0, RecordBatch::num_rows) + p.3.len())
-        .sum();
-    if accounted != env.weight() {
-        return Err(OperatorError::Internal(format!(
-            "envelope holds {} messages but its coverage accounts for {accounted}",
-            env.weight()
-        )));
-    }
-    Ok(parts)
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Arc<dyn Array>> {
-    batch
-        .column_by_name(name)
-        .ok_or_else(|| OperatorError::Internal(format!("sink input has no `{name}` column")))
-}
-
-/// The rows of `batch` that came from one partition.
-fn rows_of(batch: &RecordBatch, topic: &str, partition: i32) -> Result<RecordBatch> {
-    let by_partition = eq(
-        column(batch, columns::SOURCE_PARTITION)?,
-        &Int32Array::new_scalar(partition),
-    )?;
-    let by_topic = eq(
-        column(batch, columns::SOURCE_TOPIC)?,
-        &StringArray::new_scalar(topic),
-    )?;
-    let mask: BooleanArray = and(&by_partition, &by_topic)?;
-    Ok(filter_record_batch(batch, &mask)?)
 }

@@ -7,6 +7,9 @@ mod chunk;
 mod config;
 mod consumer;
 mod fetch_queue;
+mod incoming;
+mod rebalance;
+mod state;
 #[cfg(test)]
 mod tests;
 

@@ -1,5 +1,6 @@
 use std::path::{Path, PathBuf};
 
+use metrics::Unit;
 use tracing_subscriber::layer::SubscriberExt;
 
 use super::*;

@@ -6,98 +6,17 @@
 //! graph's arithmetic and a CUDA job keeps its weights on the GPU: the same
 //! evaluation runs on either device.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use candle_onnx::onnx::{self, GraphProto, ModelProto, NodeProto};
+use candle_onnx::onnx::{self, ModelProto, NodeProto};
 
 use super::manifest::OutputSpec;
 
-/// The operators candle-onnx 0.11 evaluates (its `simple_eval` match arms),
-/// in the default ONNX domain. Checked at load so a model that would fail on
-/// its first batch is refused by `scorestream validate`, naming the operator.
-const SUPPORTED_OPS: &[&str] = &[
-    "Abs",
-    "Add",
-    "And",
-    "ArgMax",
-    "ArgMin",
-    "AveragePool",
-    "BatchNormalization",
-    "Cast",
-    "Ceil",
-    "Clip",
-    "Concat",
-    "Constant",
-    "ConstantOfShape",
-    "Conv",
-    "Cos",
-    "CumSum",
-    "Div",
-    "Dropout",
-    "Equal",
-    "Erf",
-    "Exp",
-    "Expand",
-    "Flatten",
-    "Floor",
-    "Gather",
-    "GatherElements",
-    "Gelu",
-    "Gemm",
-    "Greater",
-    "GreaterOrEqual",
-    "HardSwish",
-    "Identity",
-    "If",
-    "LSTM",
-    "LeakyRelu",
-    "Less",
-    "LessOrEqual",
-    "Log",
-    "LogSoftmax",
-    "MatMul",
-    "MaxPool",
-    "Min",
-    "Mul",
-    "Neg",
-    "Not",
-    "OneHot",
-    "Or",
-    "PRelu",
-    "Pad",
-    "Pow",
-    "RNN",
-    "Range",
-    "ReduceMax",
-    "ReduceMean",
-    "ReduceMin",
-    "ReduceSum",
-    "Relu",
-    "Reshape",
-    "Resize",
-    "ScatterND",
-    "Selu",
-    "Shape",
-    "Sigmoid",
-    "Sign",
-    "Sin",
-    "Size",
-    "Slice",
-    "Softmax",
-    "Split",
-    "Sqrt",
-    "Squeeze",
-    "Sub",
-    "Tanh",
-    "Tile",
-    "Transpose",
-    "Trilu",
-    "Unsqueeze",
-    "Where",
-    "Xor",
-];
+mod ops;
+
+use ops::{cpu_only_ops, unsupported_ops};
 
 /// A loaded ONNX graph with one `[rows, inputs]` input and the output that is
 /// the score.
@@ -229,23 +148,10 @@ impl OnnxNetwork {
     }
 }
 
-/// Operators whose candle-onnx 0.11 implementation creates tensors on the
-/// CPU (`Range`, `ConstantOfShape`, and `If`'s subgraph initializers), so
-/// they cannot mix with values on a GPU.
-const CPU_ONLY_OPS: &[&str] = &["ConstantOfShape", "If", "Range"];
-
-fn cpu_only_ops(graph: &GraphProto) -> Result<(), String> {
-    match graph
-        .node
-        .iter()
-        .find(|n| CPU_ONLY_OPS.contains(&n.op_type.as_str()))
-    {
-        None => Ok(()),
-        Some(n) => Err(format!(
-            "operator `{}` (node `{}`) runs on the CPU only in candle-onnx 0.11; \
-             score this model with model.device = \"cpu\"",
-            n.op_type, n.name
-        )),
+/// Its graph's widths are not known, so CPU slices take the default size.
+impl super::model::Model for OnnxNetwork {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        OnnxNetwork::forward(self, x)
     }
 }
 
@@ -342,54 +248,6 @@ fn lower_gemms(
     Ok(out)
 }
 
-/// Every operator in `graph` (and its subgraphs) that candle-onnx cannot
-/// evaluate, as one error naming each with the first node using it.
-fn unsupported_ops(graph: &GraphProto) -> Result<(), String> {
-    let supported: HashSet<&str> = SUPPORTED_OPS.iter().copied().collect();
-    let mut found = BTreeMap::new();
-    let mut stack = vec![graph];
-    while let Some(g) = stack.pop() {
-        for node in &g.node {
-            let default_domain = node.domain.is_empty() || node.domain == "ai.onnx";
-            if !default_domain || !supported.contains(node.op_type.as_str()) {
-                let op = if default_domain {
-                    node.op_type.clone()
-                } else {
-                    format!("{}:{}", node.domain, node.op_type)
-                };
-                found.entry(op).or_insert_with(|| node.name.clone());
-            } else if node.op_type == "Gelu" && tanh_gelu(node) {
-                // candle-onnx ignores `approximate` and computes the erf
-                // form: scores would be off by up to ~2e-4, silently.
-                found
-                    .entry("Gelu(approximate=\"tanh\")".to_owned())
-                    .or_insert_with(|| node.name.clone());
-            }
-            for attr in &node.attribute {
-                stack.extend(attr.g.iter());
-                stack.extend(attr.graphs.iter());
-            }
-        }
-    }
-    if found.is_empty() {
-        return Ok(());
-    }
-    Err(format!(
-        "the ONNX graph uses operator(s) that candle-onnx 0.11 does not support: {}",
-        found
-            .iter()
-            .map(|(op, node)| format!("`{op}` (node `{node}`)"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
-}
-
-fn tanh_gelu(node: &NodeProto) -> bool {
-    node.attribute
-        .iter()
-        .any(|a| a.name == "approximate" && a.s == b"tanh")
-}
-
 /// The tensor a `Constant` node holds in its `value` attribute.
 fn constant_tensor(node: &NodeProto) -> Option<&onnx::TensorProto> {
     if node.op_type != "Constant" || !(node.domain.is_empty() || node.domain == "ai.onnx") {
@@ -445,121 +303,4 @@ fn show_dims(dims: &[Option<usize>]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use candle_onnx::onnx::{
-        AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TensorShapeProto,
-        TypeProto, ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType,
-        tensor_shape_proto::Dimension, tensor_shape_proto::dimension, type_proto,
-    };
-    use prost::Message;
-
-    use super::*;
-    use crate::scorer::OutputKind;
-
-    fn float_attr(name: &str, f: f32) -> AttributeProto {
-        AttributeProto {
-            name: name.into(),
-            f,
-            r#type: AttributeType::Float.into(),
-            ..Default::default()
-        }
-    }
-
-    fn tensor(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
-        TensorProto {
-            name: name.into(),
-            dims: dims.to_vec(),
-            data_type: DataType::Float.into(),
-            float_data: values.to_vec(),
-            ..Default::default()
-        }
-    }
-
-    /// `0.5 * x @ W^T + 2 * C` through the MatMul/Mul/Add rewrite equals
-    /// the arithmetic done by hand, and `output.index` picks its column.
-    #[test]
-    fn gemm_with_alpha_beta_and_transposed_b_is_rewritten_exactly() {
-        let dim = |v: dimension::Value| Dimension {
-            value: Some(v),
-            ..Default::default()
-        };
-        let input = ValueInfoProto {
-            name: "x".into(),
-            r#type: Some(TypeProto {
-                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                    elem_type: DataType::Float.into(),
-                    shape: Some(TensorShapeProto {
-                        dim: vec![
-                            dim(dimension::Value::DimParam("rows".into())),
-                            dim(dimension::Value::DimValue(3)),
-                        ],
-                    }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let gemm = NodeProto {
-            input: vec!["x".into(), "W".into(), "C".into()],
-            output: vec!["y".into()],
-            name: "gemm".into(),
-            op_type: "Gemm".into(),
-            attribute: vec![
-                float_attr("alpha", 0.5),
-                float_attr("beta", 2.0),
-                AttributeProto {
-                    name: "transB".into(),
-                    i: 1,
-                    r#type: AttributeType::Int.into(),
-                    ..Default::default()
-                },
-            ],
-            ..Default::default()
-        };
-        let model = ModelProto {
-            graph: Some(GraphProto {
-                node: vec![gemm],
-                initializer: vec![
-                    tensor("W", &[2, 3], &[1.0, 2.0, 3.0, -1.0, 0.5, 4.0]),
-                    tensor("C", &[2], &[0.25, -1.0]),
-                ],
-                input: vec![input],
-                output: vec![ValueInfoProto {
-                    name: "y".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("gemm.onnx");
-        std::fs::write(&path, model.encode_to_vec()).expect("write");
-        let output = OutputSpec {
-            name: "y".into(),
-            kind: OutputKind::Probability,
-            index: Some(1),
-        };
-        let net = OnnxNetwork::load(&path, 3, &output, &Device::Cpu).expect("load");
-        assert!(
-            !net.model
-                .graph
-                .iter()
-                .flat_map(|g| &g.node)
-                .any(|n| n.op_type == "Gemm"),
-            "Gemm is rewritten"
-        );
-        let x = Tensor::new(&[[1f32, 0.0, 2.0], [-2.0, 4.0, 0.5]], &Device::Cpu).expect("x");
-        let y = net
-            .forward(&x)
-            .expect("forward")
-            .to_vec1::<f32>()
-            .expect("y");
-        // Column 1: W row [-1, 0.5, 4], C = -1, so 0.5 * x.w - 2.
-        let want = [
-            0.5 * (-1.0 + 0.0 + 8.0) - 2.0,
-            0.5 * (2.0 + 2.0 + 2.0) - 2.0,
-        ];
-        assert_eq!(y, want);
-    }
-}
+mod tests;
