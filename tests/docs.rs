@@ -375,8 +375,8 @@ fn anchors(markdown: &str) -> BTreeSet<String> {
 /// The dotted keys of a TOML document, read with a small parser of its own:
 /// the root package has no TOML parser among its dependencies, and the job
 /// files keep to plain TOML (tables, arrays of tables, inline tables,
-/// arrays, strings and scalars). The loader the CLI uses has already
-/// accepted these files (`tests/jobs.rs`), so this only has to find keys.
+/// arrays, strings and scalars). `tests/jobs.rs` loads each of them with
+/// the CLI's loader, so they are valid TOML and this only has to find keys.
 mod toml_keys {
     use std::collections::BTreeSet;
 
