@@ -3,7 +3,7 @@
 use scorestream_pipeline::runtime::StatsSnapshot;
 
 /// `1234567` as `1,234,567`.
-pub fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
@@ -15,7 +15,7 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-pub fn line(s: &StatsSnapshot, produced: Option<u64>) -> String {
+pub(crate) fn line(s: &StatsSnapshot, produced: Option<u64>) -> String {
     let produced = produced
         .map(|p| format!("produced {} | ", thousands(p)))
         .unwrap_or_default();
@@ -30,7 +30,7 @@ pub fn line(s: &StatsSnapshot, produced: Option<u64>) -> String {
     )
 }
 
-pub fn summary(s: &StatsSnapshot) -> String {
+pub(crate) fn summary(s: &StatsSnapshot) -> String {
     format!(
         "  events in:      {}\n  rows scored:    {}\n  dead letters:   {}\n  files written:  {} ({:.1} MiB)\n  \
          batches scored: {}\n  throughput:     {} events/s ({:.1}s from first event to last commit, {:.1}s in all)\n  latency (Kafka timestamp to committed file): \
@@ -51,7 +51,7 @@ pub fn summary(s: &StatsSnapshot) -> String {
 }
 
 /// What the Kafka source saw: the line that explains a slow or lossy run.
-pub fn source_summary(r: &scorestream_operators::source::kafka::SourceReport) -> String {
+pub(crate) fn source_summary(r: &scorestream_operators::source::kafka::SourceReport) -> String {
     format!(
         "  source:         {} messages read, {} pause(s) while the pipeline was full, {} rebalance(s), \
          {} offset(s) skipped by retention, {} consume error(s)",

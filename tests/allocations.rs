@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scorestream_operators::batch::Coalescer;
-use scorestream_operators::decode::JsonDecoder;
+use scorestream_operators::decode::{Decoder, JsonDecoder};
 use scorestream_operators::features::{FeatureJoin, FileFeatureStore, JoinPolicy, OnMissing};
 use scorestream_operators::source::kafka::RawChunk;
 use scorestream_pipeline::config::load_file;

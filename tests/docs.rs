@@ -372,310 +372,46 @@ fn anchors(markdown: &str) -> BTreeSet<String> {
     out
 }
 
-/// The dotted keys of a TOML document, read with a small parser of its own:
-/// the root package has no TOML parser among its dependencies, and the job
-/// files keep to plain TOML (tables, arrays of tables, inline tables,
-/// arrays, strings and scalars). `tests/jobs.rs` loads each of them with
-/// the CLI's loader, so they are valid TOML and this only has to find keys.
+/// The dotted keys of a TOML document, read with the `toml` crate.
 mod toml_keys {
     use std::collections::BTreeSet;
+
+    use toml::{Table, Value};
 
     /// Keys with at least one dot: `batch.max_wait`, `sink.roll.max_bytes`,
     /// `features.columns[].name`. The keys inside a `free_form` table are
     /// left out; the table's own key is kept.
-    pub fn keys(text: &str, free_form: &[&str]) -> Result<BTreeSet<String>, String> {
-        let mut p = Parser {
-            s: text.as_bytes(),
-            i: 0,
-            free_form,
-            out: BTreeSet::new(),
-        };
-        p.document().map_err(|e| {
-            let line = text[..p.i.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}: {e}")
-        })?;
-        Ok(p.out)
+    pub(crate) fn keys(text: &str, free_form: &[&str]) -> Result<BTreeSet<String>, String> {
+        let table: Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut out = BTreeSet::new();
+        walk(&table, "", free_form, &mut out);
+        Ok(out)
     }
 
-    struct Parser<'a> {
-        s: &'a [u8],
-        i: usize,
-        free_form: &'a [&'a str],
-        out: BTreeSet<String>,
-    }
-
-    impl Parser<'_> {
-        fn peek(&self) -> Option<u8> {
-            self.s.get(self.i).copied()
-        }
-
-        fn starts_with(&self, t: &str) -> bool {
-            self.s[self.i..].starts_with(t.as_bytes())
-        }
-
-        /// Spaces and tabs, and with `newlines` also line ends and comments.
-        fn skip(&mut self, newlines: bool) {
-            while let Some(c) = self.peek() {
-                match c {
-                    b' ' | b'\t' | b'\r' => self.i += 1,
-                    b'\n' if newlines => self.i += 1,
-                    b'#' if newlines => {
-                        while self.peek().is_some_and(|c| c != b'\n') {
-                            self.i += 1;
-                        }
-                    }
-                    _ => break,
-                }
-            }
-        }
-
-        fn expect(&mut self, t: &str) -> Result<(), String> {
-            if self.starts_with(t) {
-                self.i += t.len();
-                Ok(())
+    fn walk(table: &Table, prefix: &str, free_form: &[&str], out: &mut BTreeSet<String>) {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k.clone()
             } else {
-                Err(format!("expected `{t}`"))
+                format!("{prefix}.{k}")
+            };
+            if key.contains('.') {
+                out.insert(key.clone());
             }
-        }
-
-        fn record(&mut self, key: &str, emit: bool) -> bool {
-            if emit && key.contains('.') {
-                self.out.insert(key.to_owned());
+            if free_form.contains(&key.as_str()) {
+                continue;
             }
-            emit && !self.free_form.contains(&key)
-        }
-
-        fn document(&mut self) -> Result<(), String> {
-            let mut prefix = String::new();
-            let mut emit = true;
-            loop {
-                self.skip(true);
-                match self.peek() {
-                    None => return Ok(()),
-                    Some(b'[') => {
-                        let array = self.starts_with("[[");
-                        self.i += if array { 2 } else { 1 };
-                        self.skip(false);
-                        let path = self.key_path()?;
-                        self.skip(false);
-                        self.expect(if array { "]]" } else { "]" })?;
-                        emit = true;
-                        let mut key = String::new();
-                        for (n, part) in path.iter().enumerate() {
-                            if n > 0 {
-                                key.push('.');
-                            }
-                            key.push_str(part);
-                            emit = self.record(&key, emit);
-                        }
-                        prefix = if array { format!("{key}[]") } else { key };
-                    }
-                    Some(_) => {
-                        self.key_value(&prefix, emit)?;
-                        self.skip(false);
-                        if self.peek() == Some(b'#') {
-                            self.skip(true);
-                        } else if self.peek().is_some() {
-                            self.expect("\n")?;
+            match v {
+                Value::Table(t) => walk(t, &key, free_form, out),
+                Value::Array(items) => {
+                    for item in items {
+                        if let Value::Table(t) = item {
+                            walk(t, &format!("{key}[]"), free_form, out);
                         }
                     }
                 }
+                _ => {}
             }
         }
-
-        fn key_value(&mut self, prefix: &str, emit: bool) -> Result<(), String> {
-            let path = self.key_path()?;
-            let mut key = prefix.to_owned();
-            let mut emit = emit;
-            for part in &path {
-                if !key.is_empty() {
-                    key.push('.');
-                }
-                key.push_str(part);
-                emit = self.record(&key, emit);
-            }
-            self.skip(false);
-            self.expect("=")?;
-            self.skip(false);
-            self.value(&key, emit)
-        }
-
-        fn key_path(&mut self) -> Result<Vec<String>, String> {
-            let mut parts = Vec::new();
-            loop {
-                self.skip(false);
-                let part = match self.peek() {
-                    Some(q @ (b'"' | b'\'')) => self.string(q)?,
-                    _ => {
-                        let start = self.i;
-                        while self
-                            .peek()
-                            .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
-                        {
-                            self.i += 1;
-                        }
-                        if start == self.i {
-                            return Err("expected a key".into());
-                        }
-                        String::from_utf8_lossy(&self.s[start..self.i]).into_owned()
-                    }
-                };
-                parts.push(part);
-                self.skip(false);
-                if self.peek() == Some(b'.') {
-                    self.i += 1;
-                } else {
-                    return Ok(parts);
-                }
-            }
-        }
-
-        /// A string's contents (escapes kept as written: keys never need them).
-        fn string(&mut self, quote: u8) -> Result<String, String> {
-            let triple = [quote; 3];
-            let multi = self.s[self.i..].starts_with(&triple);
-            self.i += if multi { 3 } else { 1 };
-            let start = self.i;
-            loop {
-                let Some(c) = self.peek() else {
-                    return Err("unterminated string".into());
-                };
-                if c == b'\\' && quote == b'"' {
-                    self.i += 2;
-                    continue;
-                }
-                if c == b'\n' && !multi {
-                    return Err("unterminated string".into());
-                }
-                if multi && self.s[self.i..].starts_with(&triple) {
-                    let s = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
-                    self.i += 3;
-                    return Ok(s);
-                }
-                if !multi && c == quote {
-                    let s = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
-                    self.i += 1;
-                    return Ok(s);
-                }
-                self.i += 1;
-            }
-        }
-
-        fn value(&mut self, key: &str, emit: bool) -> Result<(), String> {
-            match self.peek() {
-                Some(q @ (b'"' | b'\'')) => self.string(q).map(drop),
-                Some(b'[') => {
-                    self.i += 1;
-                    let element = format!("{key}[]");
-                    loop {
-                        self.skip(true);
-                        if self.peek() == Some(b']') {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        self.value(&element, emit)?;
-                        self.skip(true);
-                        match self.peek() {
-                            Some(b',') => self.i += 1,
-                            Some(b']') => {}
-                            _ => return Err(format!("expected `,` or `]` in `{key}`")),
-                        }
-                    }
-                }
-                Some(b'{') => {
-                    self.i += 1;
-                    loop {
-                        self.skip(false);
-                        if self.peek() == Some(b'}') {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        self.key_value(key, emit)?;
-                        self.skip(false);
-                        match self.peek() {
-                            Some(b',') => self.i += 1,
-                            Some(b'}') => {}
-                            _ => return Err(format!("expected `,` or `}}` in `{key}`")),
-                        }
-                    }
-                }
-                // Numbers, booleans, dates: up to the next delimiter.
-                _ => {
-                    let start = self.i;
-                    while self
-                        .peek()
-                        .is_some_and(|c| !matches!(c, b',' | b']' | b'}' | b'\n' | b'#'))
-                    {
-                        self.i += 1;
-                    }
-                    if self.s[start..self.i].iter().all(u8::is_ascii_whitespace) {
-                        Err(format!("`{key}` has no value"))
-                    } else {
-                        Ok(())
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn finds_nested_inline_and_array_keys_and_skips_free_form_tables() {
-        let text = r#"
-# a comment
-[job]
-name = "x"   # trailing
-
-[source]
-topics = ["a", "b"]
-[source.options]
-"security.protocol" = "ssl"
-
-[schema]
-fields = [
-  { name = "a", type = "string" },   # one
-  { name = "b", type = "int64", required = true },
-]
-
-[sink]
-roll = { max_bytes = "1MiB", interval = "3s" }
-s3.region = "eu"
-
-[[features.columns]]
-name = "f"
-type = "float64"
-
-[drift]
-column_thresholds = { score = { psi = 0.3 } }
-"#;
-        let keys = keys(text, &["source.options", "drift.column_thresholds"]).expect("keys");
-        let want = [
-            "job.name",
-            "source.topics",
-            "source.options",
-            "schema.fields",
-            "schema.fields[].name",
-            "schema.fields[].type",
-            "schema.fields[].required",
-            "sink.roll",
-            "sink.roll.max_bytes",
-            "sink.roll.interval",
-            "sink.s3",
-            "sink.s3.region",
-            "features.columns",
-            "features.columns[].name",
-            "features.columns[].type",
-            "drift.column_thresholds",
-        ];
-        assert_eq!(
-            keys.iter().map(String::as_str).collect::<Vec<_>>(),
-            {
-                let mut w = want.to_vec();
-                w.sort_unstable();
-                w
-            },
-            "{keys:?}"
-        );
-        assert!(super::toml_keys::keys("a = ", &[]).is_err());
-        assert!(super::toml_keys::keys("[a]\nb = \"open", &[]).is_err());
     }
 }

@@ -5,12 +5,14 @@
 //! scorer and the sinks agree on names and types without passing strings around.
 
 mod dead_letter;
+mod drift;
 mod error;
 mod event;
 mod output;
 mod secret;
 
 pub use dead_letter::{DeadLetter, DeadLetterBuilder, DeadLetterStage, dead_letter_schema};
+pub use drift::{drift_columns, drift_schema};
 pub use error::{ErrorKind, SchemaError};
 pub use event::{EventSchema, FieldSpec, FieldType};
 pub use output::{columns, provenance_fields, score_fields, shadow_score_fields};

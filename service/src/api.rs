@@ -25,7 +25,7 @@ use crate::{ServiceError, probe};
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// What every handler shares.
-pub struct AppState {
+pub(crate) struct AppState {
     pub jobs: Arc<Jobs>,
     pub tokens: Tokens,
     pub metrics: PrometheusHandle,
@@ -35,13 +35,13 @@ pub struct AppState {
 
 /// What a request body is held to.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimits {
+pub(crate) struct BodyLimits {
     pub max_bytes: usize,
     /// From the end of the headers to the body's last byte.
     pub timeout: std::time::Duration,
 }
 
-pub fn router(state: Arc<AppState>, body: BodyLimits) -> Router {
+pub(crate) fn router(state: Arc<AppState>, body: BodyLimits) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -13,7 +13,7 @@ use serde::Serialize;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// The config key the check is about, e.g. `source.topics`.
     pub check: &'static str,
     pub ok: bool,
@@ -32,7 +32,7 @@ impl Check {
 
 /// Runs every check against a job that built (so its config, features and
 /// model inputs already fit together).
-pub async fn probe(job: &Job) -> Vec<Check> {
+pub(crate) async fn probe(job: &Job) -> Vec<Check> {
     let c = job.config();
     let inputs = Check::new(
         "model.inputs",

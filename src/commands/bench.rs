@@ -16,7 +16,7 @@ enum Model {
 }
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// A Kafka broker to produce the events to and consume them from
     /// (`scripts/bench.sh` starts a local tansu).
     #[arg(long, env = "SCORESTREAM_BENCH_BROKERS")]
@@ -53,7 +53,7 @@ pub struct Args {
     json: Option<PathBuf>,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let opts = BenchOptions {
         brokers: args.brokers,
         events: args.events,

@@ -6,7 +6,7 @@ use scorestream_operators::sink::parquet::compact::{CompactOptions, compact};
 use scorestream_operators::sink::parquet::{ParquetSinkConfig, writer_properties};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The job whose output to compact (its `sink.path`, compression and row groups).
     #[arg(long, conflicts_with = "path")]
     job: Option<PathBuf>,
@@ -24,7 +24,7 @@ pub struct Args {
     dry_run: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let sink = match (&args.job, &args.path) {
         (Some(job), _) => scorestream_pipeline::config::load_file(job)?.sink,
         (None, Some(p)) => ParquetSinkConfig::at(p),

@@ -8,7 +8,7 @@ use scorestream_tools::demo::{DemoOptions, run_demo};
 use crate::progress;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// How many events the generator produces.
     #[arg(long, default_value_t = 200_000)]
     events: u64,
@@ -26,7 +26,7 @@ pub struct Args {
     seed: u64,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let opts = DemoOptions {
         events: args.events,
         partitions: args.partitions,

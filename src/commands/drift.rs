@@ -6,14 +6,14 @@ use scorestream_pipeline::config::load_file;
 use scorestream_tools::drift_report::write_report;
 
 #[derive(clap::Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Render an HTML page (self-contained, SVG charts) of reference vs.
     /// latest-window histograms per feature and each statistic over time.
     Report(ReportArgs),
 }
 
 #[derive(clap::Args)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// The job config: its `sink.path` holds the drift table, its `[drift]`
     /// names the profile and the thresholds drawn on the charts.
     #[arg(long, conflicts_with = "path", required_unless_present = "path")]
@@ -33,7 +33,7 @@ pub struct ReportArgs {
     last: usize,
 }
 
-pub fn run(command: Command) -> anyhow::Result<()> {
+pub(crate) fn run(command: Command) -> anyhow::Result<()> {
     let Command::Report(args) = command;
     if args.last == 0 {
         bail!("--last: must be at least 1 window");

@@ -1,20 +1,20 @@
-pub mod bench;
-pub mod compact;
-pub mod demo;
-pub mod drift;
-pub mod profile;
-pub mod query;
-pub mod replay;
-pub mod run;
-pub mod serve;
-pub mod train;
-pub mod validate;
+pub(crate) mod bench;
+pub(crate) mod compact;
+pub(crate) mod demo;
+pub(crate) mod drift;
+pub(crate) mod profile;
+pub(crate) mod query;
+pub(crate) mod replay;
+pub(crate) mod run;
+pub(crate) mod serve;
+pub(crate) mod train;
+pub(crate) mod validate;
 
 use tracing_log::log;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines, span context (job, operator) as a prefix.
     #[default]
     Text,
@@ -29,7 +29,7 @@ static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
 /// A line for the person at the terminal (progress, what the command is
 /// doing). With `--log-format json` stderr carries only JSON objects, so
 /// the line becomes an info event instead (shown when RUST_LOG allows).
-pub fn say(line: impl std::fmt::Display) {
+pub(crate) fn say(line: impl std::fmt::Display) {
     match LOG_FORMAT.get() {
         Some(LogFormat::Json) => tracing::info!(target: "scorestream", "{line}"),
         _ => eprintln!("{line}"),
@@ -46,7 +46,7 @@ pub fn say(line: impl std::fmt::Display) {
 /// which job and operator it came from, whatever `RUST_LOG` says. They are
 /// per job and per operator task, never per batch, so this costs nothing
 /// on the data path.
-pub fn init_logging(format: LogFormat) {
+pub(crate) fn init_logging(format: LogFormat) {
     let _ = LOG_FORMAT.set(format);
     use tracing_subscriber::Layer;
     use tracing_subscriber::filter::{FilterExt, filter_fn};
@@ -98,7 +98,7 @@ fn log_max_level(env: &tracing_subscriber::EnvFilter) -> log::LevelFilter {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

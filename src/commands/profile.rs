@@ -4,7 +4,7 @@ use scorestream_operators::drift::ColumnProfile;
 use scorestream_tools::profile::{ProfileOptions, build_profile, save_profile};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Training data: a Parquet file or a directory of Parquet files. A
     /// `score` column (a scored reference) is profiled like the others.
     #[arg(long)]
@@ -30,7 +30,7 @@ pub struct Args {
     seed: u64,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let opts = ProfileOptions {
         input: args.input,
         columns: args.columns,

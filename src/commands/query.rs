@@ -14,7 +14,7 @@ use scorestream_operators::sink::parquet::{
 use url::Url;
 
 #[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// An aligned text table.
     #[default]
     Table,
@@ -27,7 +27,7 @@ pub enum Format {
 }
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// SQL over the tables `scores` (with its partition columns, such as
     /// `event_date` and `event_hour`), `dead_letters` and `drift`.
     sql: String,
@@ -100,7 +100,7 @@ async fn register(
     Ok(true)
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let sink = match (&args.path, &args.job) {
         (Some(p), _) => ParquetSinkConfig::at_output(
             OutputPath::parse(p).map_err(|e| anyhow::anyhow!("--path: {e}"))?,

@@ -6,7 +6,7 @@ use scorestream_schemas::DeadLetterStage;
 use scorestream_tools::replay::{ReplayOptions, ReplayReport, parse_stage, replay};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The job config (TOML): its `sink.path` holds the dead letters, its
     /// `[source]` names the brokers and client settings to produce with.
     job: PathBuf,
@@ -28,7 +28,7 @@ pub struct Args {
     again: bool,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let config = load_file(&args.job)?;
     let options = ReplayOptions {
         stage: args.stage,

@@ -44,7 +44,7 @@ async fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<tokio::task
     }))
 }
 
-pub async fn run(
+pub(crate) async fn run(
     path: &Path,
     exit_on_idle: Option<Duration>,
     metrics_listen: Option<std::net::SocketAddr>,

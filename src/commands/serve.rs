@@ -11,7 +11,7 @@ use scorestream_service::{
 };
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Where the API listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -68,7 +68,7 @@ pub struct Args {
     submit: Vec<PathBuf>,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.max_connections > 0,
         "--max-connections must be at least 1"

@@ -5,7 +5,7 @@ use scorestream_pipeline::config::load_str;
 use scorestream_tools::synth::train_demo_model;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Where to write `features.csv` and `model/` (the demo's assets live in jobs/demo).
     #[arg(long, default_value = "jobs/demo")]
     out: PathBuf,
@@ -17,7 +17,7 @@ pub struct Args {
     seed: u64,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let job = load_str(scorestream_tools::demo::EMBEDDED.job_toml)
         .map_err(|p| anyhow::anyhow!("embedded demo job is invalid: {p:?}"))?;
     eprintln!(

@@ -8,7 +8,7 @@ use scorestream_pipeline::{PipelineError, Problem};
 /// Everything `run` checks before it starts, without connecting to Kafka or
 /// writing output; and unless `offline`, whether the feature store holds
 /// what the job reads (a wrong name there would otherwise score on nulls).
-pub async fn run(path: &Path, offline: bool) -> anyhow::Result<()> {
+pub(crate) async fn run(path: &Path, offline: bool) -> anyhow::Result<()> {
     let config = load_file(path)?;
     let store = if offline {
         Ok(None)

@@ -37,7 +37,7 @@ fn command(profile: &Path) -> Command {
 }
 
 /// Loads `page` and returns the DOM after its scripts ran.
-pub fn dump_dom(page: &Path) -> String {
+pub(crate) fn dump_dom(page: &Path) -> String {
     let profile = tempfile::tempdir().expect("chromium profile dir");
     let out = command(profile.path())
         .arg("--dump-dom")
@@ -53,7 +53,7 @@ pub fn dump_dom(page: &Path) -> String {
 }
 
 /// Saves a screenshot of `page` to `png` (for a person to look at).
-pub fn screenshot(page: &Path, png: &Path) {
+pub(crate) fn screenshot(page: &Path, png: &Path) {
     let profile = tempfile::tempdir().expect("chromium profile dir");
     let out = command(profile.path())
         .arg(format!("--screenshot={}", png.display()))

@@ -12,12 +12,12 @@ use scorestream_tools::synth::{
 };
 
 /// 2026-12-01T00:00:00Z
-pub const DAY: i64 = 1_796_083_200_000;
-pub const HOUR: i64 = 3_600_000;
+pub(crate) const DAY: i64 = 1_796_083_200_000;
+pub(crate) const HOUR: i64 = 3_600_000;
 
 /// The `i`th block of `per_hour` events, in hour `hour`: they start 5
 /// minutes into it and advance ~1 ms per event, so all stay within it.
-pub fn hour_options(hour: i64, i: usize, per_hour: u64, seed: u64) -> GenOptions {
+pub(crate) fn hour_options(hour: i64, i: usize, per_hour: u64, seed: u64) -> GenOptions {
     GenOptions {
         start_ms: DAY + hour * HOUR + 5 * 60_000,
         first_seq: i as u64 * per_hour,
@@ -27,7 +27,7 @@ pub fn hour_options(hour: i64, i: usize, per_hour: u64, seed: u64) -> GenOptions
 
 /// Produces `n` events at `rate` per second on a thread: the part of a test
 /// that arrives while the job runs.
-pub fn produce_live(
+pub(crate) fn produce_live(
     brokers: &str,
     world: &World,
     opts: GenOptions,
@@ -50,7 +50,7 @@ pub fn produce_live(
 
 /// Rows each `2026-12-01/HH` partition must hold: the events produced for
 /// `hours`, `per_hour` each and in that order, that are not malformed.
-pub fn scored_by_hour(
+pub(crate) fn scored_by_hour(
     produced: &[(String, EventKind)],
     hours: &[i64],
     per_hour: u64,

@@ -2,12 +2,12 @@
 //! replaying what the generator produced.
 #![allow(dead_code)]
 
-pub mod chromium;
-pub mod hours;
-pub mod process;
-pub mod redis_server;
-pub mod s3_server;
-pub mod tansu;
+pub(crate) mod chromium;
+pub(crate) mod hours;
+pub(crate) mod process;
+pub(crate) mod redis_server;
+pub(crate) mod s3_server;
+pub(crate) mod tansu;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -17,10 +17,11 @@ use arrow::array::{AsArray, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use scorestream_tools::synth::{EventGen, EventKind, GenOptions, World};
 
-pub const DEMO_ASSETS: scorestream_tools::demo::DemoAssets = scorestream_tools::demo::EMBEDDED;
+pub(crate) const DEMO_ASSETS: scorestream_tools::demo::DemoAssets =
+    scorestream_tools::demo::EMBEDDED;
 
 /// Every file under `dir`, through its partition directories.
-pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
@@ -40,7 +41,7 @@ pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 /// included), read with the parquet crate (files being written are hidden
 /// `.tmp` files and are skipped, as any reader globbing `*.parquet` skips
 /// them).
-pub fn read_dir(dir: &Path) -> Vec<RecordBatch> {
+pub(crate) fn read_dir(dir: &Path) -> Vec<RecordBatch> {
     let mut out = Vec::new();
     for path in files_under(dir) {
         if !path.to_string_lossy().ends_with(".parquet") {
@@ -52,7 +53,7 @@ pub fn read_dir(dir: &Path) -> Vec<RecordBatch> {
 }
 
 /// One Parquet file's rows.
-pub fn read_file(path: &Path) -> Vec<RecordBatch> {
+pub(crate) fn read_file(path: &Path) -> Vec<RecordBatch> {
     ParquetRecordBatchReaderBuilder::try_new(File::open(path).expect("open"))
         .expect("valid parquet")
         .build()
@@ -74,7 +75,7 @@ fn count_ids(dir: &Path, id_of: impl Fn(&RecordBatch, usize) -> String) -> HashM
 }
 
 /// `event_id`s of the scored rows, with how often each appears.
-pub fn scored_ids(out: &Path) -> HashMap<String, usize> {
+pub(crate) fn scored_ids(out: &Path) -> HashMap<String, usize> {
     count_ids(&out.join("scores"), |b, i| {
         let col = b.column_by_name("event_id").expect("event_id column");
         col.as_string::<i32>().value(i).to_owned()
@@ -83,7 +84,7 @@ pub fn scored_ids(out: &Path) -> HashMap<String, usize> {
 
 /// Event ids found in dead letters' raw bytes (every generated event, even a
 /// broken one, carries `evt-` and 12 digits).
-pub fn dead_letter_ids(out: &Path) -> HashMap<String, usize> {
+pub(crate) fn dead_letter_ids(out: &Path) -> HashMap<String, usize> {
     count_ids(&out.join("dead_letters"), |b, i| {
         let raw = b
             .column_by_name("raw")
@@ -97,7 +98,7 @@ pub fn dead_letter_ids(out: &Path) -> HashMap<String, usize> {
 }
 
 /// What the generator produced for these options: (id, kind) in order.
-pub fn replay(world: &World, opts: GenOptions, n: u64) -> Vec<(String, EventKind)> {
+pub(crate) fn replay(world: &World, opts: GenOptions, n: u64) -> Vec<(String, EventKind)> {
     let first = opts.first_seq;
     let mut g = EventGen::new(world, opts);
     let (mut buf, mut key) = (String::new(), String::new());
@@ -111,7 +112,7 @@ pub fn replay(world: &World, opts: GenOptions, n: u64) -> Vec<(String, EventKind
 
 /// Asserts the exactly-once property: every produced event is in exactly one
 /// of the outputs, exactly once, and nothing else is.
-pub fn assert_exactly_once(out: &Path, produced: &[(String, EventKind)]) {
+pub(crate) fn assert_exactly_once(out: &Path, produced: &[(String, EventKind)]) {
     for sub in ["scores", "dead_letters"] {
         for path in files_under(&out.join(sub)) {
             assert!(
@@ -144,7 +145,7 @@ pub fn assert_exactly_once(out: &Path, produced: &[(String, EventKind)]) {
 }
 
 /// The model version that scored each event, by event id.
-pub fn versions_by_event(out: &Path) -> HashMap<String, String> {
+pub(crate) fn versions_by_event(out: &Path) -> HashMap<String, String> {
     let mut v = HashMap::new();
     for b in read_dir(&out.join("scores")) {
         let ids = b.column_by_name("event_id").expect("id").as_string::<i32>();

@@ -8,19 +8,19 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-pub fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scorestream"))
 }
 
-pub fn run(cmd: &mut Command) -> Output {
+pub(crate) fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("the binary runs")
 }
 
-pub fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -28,21 +28,21 @@ pub fn repo() -> PathBuf {
 /// Group timing for the test brokers: both tie it to the session timeout (the
 /// mock makes a rejoining group wait it out, tansu takes half of it to join).
 #[derive(Debug, Clone, Copy)]
-pub struct SessionTimeout {
+pub(crate) struct SessionTimeout {
     pub session_ms: u32,
     pub heartbeat_ms: u32,
 }
 
-pub const MOCK_SESSION: SessionTimeout = SessionTimeout {
+pub(crate) const MOCK_SESSION: SessionTimeout = SessionTimeout {
     session_ms: 3000,
     heartbeat_ms: 1000,
 };
-pub const TANSU_SESSION: SessionTimeout = SessionTimeout {
+pub(crate) const TANSU_SESSION: SessionTimeout = SessionTimeout {
     session_ms: 2000,
     heartbeat_ms: 600,
 };
 
-pub fn job_file(
+pub(crate) fn job_file(
     dir: &Path,
     brokers: &str,
     out: &Path,
@@ -91,7 +91,7 @@ pub fn job_file(
     p
 }
 
-pub fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+pub(crate) fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
@@ -117,7 +117,7 @@ pub fn committed_total(brokers: &str, group: &str, topic: &str, partitions: i32)
         .sum()
 }
 
-pub fn wait_for<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
+pub(crate) fn wait_for<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
     let start = Instant::now();
     while !f() {
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
@@ -126,12 +126,12 @@ pub fn wait_for<F: FnMut() -> bool>(what: &str, timeout: Duration, mut f: F) {
 }
 
 /// Starts `scorestream run JOB` in the background, its output appended to `log`.
-pub fn spawn_run(job: &Path, args: &[&str], log: &Path) -> std::process::Child {
+pub(crate) fn spawn_run(job: &Path, args: &[&str], log: &Path) -> std::process::Child {
     spawn_run_with(job, args, log, &[])
 }
 
 /// [`spawn_run`] with extra environment variables.
-pub fn spawn_run_with(
+pub(crate) fn spawn_run_with(
     job: &Path,
     args: &[&str],
     log: &Path,
@@ -155,7 +155,7 @@ pub fn spawn_run_with(
 }
 
 /// Waits for a background run to exit by itself and checks it succeeded.
-pub fn wait_success(child: &mut std::process::Child, log: &Path, timeout: Duration) {
+pub(crate) fn wait_success(child: &mut std::process::Child, log: &Path, timeout: Duration) {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -178,7 +178,7 @@ pub fn wait_success(child: &mut std::process::Child, log: &Path, timeout: Durati
 }
 
 /// How many Kafka messages the output's commit log covers.
-pub fn committed_messages(out: &Path) -> i64 {
+pub(crate) fn committed_messages(out: &Path) -> i64 {
     commit_entries(out)
         .iter()
         .map(|e| e["end"].as_i64().unwrap_or(0) - e["start"].as_i64().unwrap_or(0))
@@ -186,7 +186,7 @@ pub fn committed_messages(out: &Path) -> i64 {
 }
 
 /// The output's commit-log entries.
-pub fn commit_entries(out: &Path) -> Vec<serde_json::Value> {
+pub(crate) fn commit_entries(out: &Path) -> Vec<serde_json::Value> {
     let Ok(dir) = std::fs::read_dir(out.join("_scorestream/commits")) else {
         return Vec::new();
     };
@@ -203,7 +203,7 @@ pub fn commit_entries(out: &Path) -> Vec<serde_json::Value> {
 /// on disk, then SIGKILLs it; runs it again (up to 5 times) when the kill
 /// lands just as those files were committed. Panics if it never catches the
 /// job with a file open.
-pub fn kill_with_files_open(
+pub(crate) fn kill_with_files_open(
     job: &Path,
     log: &Path,
     env: &[(&str, String)],
@@ -233,7 +233,7 @@ pub fn kill_with_files_open(
 /// Copies the demo model into `registry/<name>` as version `version`,
 /// under a hidden name first and renamed into place, the way a deploy
 /// should publish one; `corrupt` truncates its weights.
-pub fn publish(registry: &Path, name: &str, version: &str, corrupt: bool) {
+pub(crate) fn publish(registry: &Path, name: &str, version: &str, corrupt: bool) {
     let staging = registry.join(format!(".{name}"));
     std::fs::create_dir_all(&staging).expect("staging");
     let demo = repo().join("jobs/demo/model");

@@ -11,14 +11,14 @@ use scorestream_operators::features::{FeatureStore, FeatureType, FileFeatureStor
 
 use super::process::repo;
 
-pub struct RedisServer {
+pub(crate) struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
 }
 
 impl RedisServer {
-    pub fn start(dir: &Path) -> Self {
+    pub(crate) fn start(dir: &Path) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -33,7 +33,7 @@ impl RedisServer {
     }
 
     /// Starts the server (again) on the same port and data directory.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         std::fs::create_dir_all(&self.dir).expect("redis dir");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -65,7 +65,7 @@ impl RedisServer {
     }
 
     /// SIGKILL, as a crash would.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -75,11 +75,11 @@ impl RedisServer {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    pub fn client(&self) -> redis::Client {
+    pub(crate) fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).expect("client")
     }
 }
@@ -91,14 +91,14 @@ impl Drop for RedisServer {
 }
 
 /// The demo's feature file, the data loaded into Redis.
-pub fn demo_features() -> PathBuf {
+pub(crate) fn demo_features() -> PathBuf {
     repo().join("jobs/demo/features.csv")
 }
 
 /// Writes every account of the demo's feature file to Redis as a hash
 /// `acct:<id>`, with `updated_at` = now, and returns `avg_amount_30d` by
 /// account to check the output against.
-pub fn load_features(redis: &RedisServer) -> HashMap<String, f64> {
+pub(crate) fn load_features(redis: &RedisServer) -> HashMap<String, f64> {
     let text = std::fs::read_to_string(demo_features()).expect("features");
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
@@ -127,7 +127,7 @@ pub fn load_features(redis: &RedisServer) -> HashMap<String, f64> {
 
 /// `[[features.columns]]` for every feature of the demo file, typed as the
 /// file's columns are.
-pub fn columns_toml(skip: &str) -> String {
+pub(crate) fn columns_toml(skip: &str) -> String {
     let store = FileFeatureStore::load(&demo_features(), "account_id").expect("features");
     let mut out = String::new();
     for f in store.schema().fields() {
@@ -150,7 +150,7 @@ pub fn columns_toml(skip: &str) -> String {
 
 /// The demo job reading its features from `url` (hashes `acct:<id>` as
 /// [`load_features`] writes them), in consumer group `group`.
-pub fn redis_job(
+pub(crate) fn redis_job(
     dir: &Path,
     brokers: &str,
     out: &Path,
@@ -185,7 +185,7 @@ fn unhex(s: &str) -> Vec<u8> {
 
 /// Loads what `feast materialize` (Feast 0.67) wrote to Redis for the
 /// fixture in `tests/fixtures/feast/`, byte for byte.
-pub fn load_feast_fixture(redis: &RedisServer) {
+pub(crate) fn load_feast_fixture(redis: &RedisServer) {
     let path = repo().join("tests/fixtures/feast/redis_dump.json");
     let dump: serde_json::Value =
         serde_json::from_slice(&std::fs::read(path).expect("dump")).expect("json");

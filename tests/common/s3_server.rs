@@ -15,18 +15,18 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 /// Credentials the tests hand the job through the environment; moto
 /// accepts any. The secret is distinctive so logs can be searched for it.
-pub const ACCESS_KEY: &str = "scorestream-test";
-pub const SECRET_KEY: &str = "s3cr3t-Never-Logged-4f9d";
-pub const REGION: &str = "us-east-1";
+pub(crate) const ACCESS_KEY: &str = "scorestream-test";
+pub(crate) const SECRET_KEY: &str = "s3cr3t-Never-Logged-4f9d";
+pub(crate) const REGION: &str = "us-east-1";
 
-pub struct S3Server {
+pub(crate) struct S3Server {
     child: Child,
     pub endpoint: String,
     pub port: u16,
 }
 
 impl S3Server {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let probe = Command::new("python3")
             .args(["-c", "import moto.server, flask"])
             .output();
@@ -67,7 +67,7 @@ impl S3Server {
     }
 
     /// `PUT /bucket`: the one call `object_store` does not make.
-    pub fn create_bucket(&self, bucket: &str) {
+    pub(crate) fn create_bucket(&self, bucket: &str) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
         write!(
             s,
@@ -81,7 +81,7 @@ impl S3Server {
     }
 
     /// The environment a job (or a reader) needs to reach this server.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
@@ -91,7 +91,7 @@ impl S3Server {
         ]
     }
 
-    pub fn bucket(&self, bucket: &str) -> Bucket {
+    pub(crate) fn bucket(&self, bucket: &str) -> Bucket {
         let store = AmazonS3Builder::new()
             .with_endpoint(&self.endpoint)
             .with_allow_http(true)
@@ -119,14 +119,14 @@ impl Drop for S3Server {
 }
 
 /// A test's view of a bucket.
-pub struct Bucket {
+pub(crate) struct Bucket {
     store: Arc<dyn ObjectStore>,
     rt: tokio::runtime::Runtime,
 }
 
 impl Bucket {
     /// Every key under `prefix`, sorted.
-    pub fn keys(&self, prefix: &str) -> Vec<String> {
+    pub(crate) fn keys(&self, prefix: &str) -> Vec<String> {
         let mut keys: Vec<String> = self.rt.block_on(async {
             self.store
                 .list(Some(&Key::from(prefix)))
@@ -139,7 +139,7 @@ impl Bucket {
         keys
     }
 
-    pub fn get(&self, key: &str) -> Vec<u8> {
+    pub(crate) fn get(&self, key: &str) -> Vec<u8> {
         self.rt.block_on(async {
             let got = self.store.get(&Key::from(key)).await.expect("get");
             got.bytes().await.expect("bytes").to_vec()
@@ -147,7 +147,7 @@ impl Bucket {
     }
 
     /// The commit-log entries of the output at `prefix`.
-    pub fn commit_entries(&self, prefix: &str) -> Vec<serde_json::Value> {
+    pub(crate) fn commit_entries(&self, prefix: &str) -> Vec<serde_json::Value> {
         self.keys(&format!("{prefix}/_scorestream/commits"))
             .iter()
             .filter(|k| {

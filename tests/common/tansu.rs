@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct Tansu {
+pub(crate) struct Tansu {
     child: Child,
     pub brokers: String,
 }
@@ -32,7 +32,7 @@ fn binary() -> PathBuf {
 }
 
 impl Tansu {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -66,7 +66,7 @@ impl Tansu {
         }
     }
 
-    pub fn create_topic(&self, topic: &str, partitions: i32) {
+    pub(crate) fn create_topic(&self, topic: &str, partitions: i32) {
         use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
         use rdkafka::client::DefaultClientContext;
         let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
@@ -98,7 +98,7 @@ impl Drop for Tansu {
 
 /// Produces `n` generated events to `topic` and returns what was produced,
 /// for [`super::assert_exactly_once`].
-pub fn produce_events(
+pub(crate) fn produce_events(
     brokers: &str,
     topic: &str,
     opts: scorestream_tools::synth::GenOptions,

@@ -14,9 +14,9 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use scorestream_operators::drift::{
-    CategoricalProfile, ColumnProfile, NumericProfile, ReferenceProfile,
+    CategoricalProfile, ColumnProfile, NumericProfile, ReferenceProfile, Reservoir,
 };
 
 use crate::ToolError;
@@ -302,8 +302,7 @@ async fn reservoir(
     err: &impl Fn(DataFusionError) -> ToolError,
 ) -> Result<Vec<f64>, ToolError> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
-    let mut sample = Vec::with_capacity(opts.sample.min(1 << 16));
-    let mut seen = 0u64;
+    let mut sample = Reservoir::new(opts.sample);
     let mut stream = ctx
         .sql(sql)
         .await
@@ -315,17 +314,10 @@ async fn reservoir(
         let batch = batch.map_err(err)?;
         let values = batch.column(0).as_primitive::<Float64Type>();
         for v in values.iter().flatten() {
-            seen += 1;
-            if sample.len() < opts.sample {
-                sample.push(v);
-            } else {
-                let j = rng.random_range(0..seen);
-                if (j as usize) < opts.sample {
-                    sample[j as usize] = v;
-                }
-            }
+            sample.offer(v, &mut rng);
         }
     }
+    let mut sample = sample.into_values();
     sample.sort_by(f64::total_cmp);
     Ok(sample)
 }

@@ -30,7 +30,7 @@ pub(super) struct Columns {
 impl Columns {
     /// Builders for `schema` (the event fields, in order), sized for `rows`
     /// messages of `bytes` in all.
-    pub fn new(schema: &SchemaRef, fields: &[FieldSpec], rows: usize, bytes: usize) -> Self {
+    pub(super) fn new(schema: &SchemaRef, fields: &[FieldSpec], rows: usize, bytes: usize) -> Self {
         let columns = fields
             .iter()
             .map(|f| match f.field_type {
@@ -53,7 +53,7 @@ impl Columns {
     }
 
     /// Appends the row the scanner read from `text`.
-    pub fn push_scanned(&mut self, text: &str, row: &RowScan) -> Result<(), ArrowError> {
+    pub(super) fn push_scanned(&mut self, text: &str, row: &RowScan) -> Result<(), ArrowError> {
         for (column, slot) in self.columns.iter_mut().zip(&row.slots) {
             match (column, slot) {
                 (Column::Str(b), Slot::Null) => b.append_null(),
@@ -86,7 +86,7 @@ impl Columns {
     }
 
     /// Appends the single row of a batch arrow-json decoded.
-    pub fn push_decoded(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
+    pub(super) fn push_decoded(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
         if batch.num_rows() != 1 || batch.num_columns() != self.columns.len() {
             return Err(ArrowError::ComputeError(format!(
                 "expected one decoded row of {} columns, got {} of {}",
@@ -137,7 +137,7 @@ impl Columns {
         Ok(())
     }
 
-    pub fn finish(self) -> Result<RecordBatch, ArrowError> {
+    pub(super) fn finish(self) -> Result<RecordBatch, ArrowError> {
         let arrays: Vec<ArrayRef> = self
             .columns
             .into_iter()

@@ -17,6 +17,7 @@ mod operator_tests;
 mod profile;
 mod recent;
 mod report;
+mod reservoir;
 mod stats;
 mod table;
 #[cfg(test)]
@@ -29,6 +30,7 @@ pub use operator::DriftOperator;
 pub use profile::{CategoricalProfile, ColumnProfile, NumericProfile, ReferenceProfile};
 pub use recent::{RECENT_ALERTS, RecentAlerts};
 pub use report::{DriftAlert, WindowReport};
+pub use reservoir::Reservoir;
 pub use stats::{
     DriftStats, Statistic, bin_index, chi_square, js_distance, ks_statistic, psi, wasserstein,
 };

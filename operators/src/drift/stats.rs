@@ -5,7 +5,7 @@ use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 /// Bin shares below this count as this, so an empty bin on one side gives a
 /// large but finite PSI (the usual convention; scipy has no PSI).
-pub const PSI_FLOOR: f64 = 1e-4;
+pub(super) const PSI_FLOOR: f64 = 1e-4;
 
 /// The statistics a window gets against its reference column; those that do
 /// not apply to the column's kind, or need values the window lacks, are

@@ -9,7 +9,7 @@ use arrow::array::{
     ArrayRef, Float64Builder, ListBuilder, RecordBatch, StringArray, StringBuilder,
     TimestampMillisecondArray, UInt64Array, UInt64Builder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use parquet::arrow::ArrowWriter;
 
 use super::report::WindowReport;
@@ -20,34 +20,10 @@ use crate::{OperatorError, Result};
 /// The drift table's directory under a job's output.
 pub const DRIFT_DIR: &str = "drift";
 
+/// The drift table's schema (see [`scorestream_schemas::drift_schema`]),
+/// with one column per [`Statistic`].
 pub fn drift_schema() -> SchemaRef {
-    let ts = || DataType::Timestamp(TimeUnit::Millisecond, Some(scorestream_schemas::UTC.into()));
-    let mut fields = vec![
-        Field::new("job", DataType::Utf8, false),
-        Field::new("model_name", DataType::Utf8, false),
-        Field::new("model_version", DataType::Utf8, false),
-        Field::new("window_start", ts(), false),
-        Field::new("window_end", ts(), false),
-        Field::new("window_rows", DataType::UInt64, false),
-        Field::new("skipped_rows", DataType::UInt64, false),
-        Field::new("feature", DataType::Utf8, false),
-    ];
-    fields.extend(
-        Statistic::ALL
-            .iter()
-            .map(|s| Field::new(s.name(), DataType::Float64, true)),
-    );
-    fields.push(Field::new(
-        "counts",
-        DataType::List(Arc::new(Field::new_list_field(DataType::UInt64, false))),
-        false,
-    ));
-    fields.push(Field::new(
-        "breached",
-        DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, false))),
-        false,
-    ));
-    Arc::new(Schema::new(fields))
+    scorestream_schemas::drift_schema(Statistic::ALL.iter().map(|s| s.name()))
 }
 
 /// Writes each window as one Parquet file, appearing whole (renamed into

@@ -3,10 +3,11 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::profile::{ColumnProfile, ReferenceProfile};
+use super::reservoir::Reservoir;
 use super::stats::DriftStats;
 
 /// One column's share of a window.
@@ -14,7 +15,7 @@ use super::stats::DriftStats;
 enum Acc {
     /// Finite values (NaN and infinities count as missing); beyond `cap` a
     /// uniform reservoir of them.
-    Numeric { values: Vec<f64>, seen: u64 },
+    Numeric(Reservoir),
     /// Counts per category slot (the profile's categories, then `other`).
     Categorical { counts: Vec<u64> },
 }
@@ -34,7 +35,6 @@ struct ColumnWindow {
 #[derive(Debug)]
 pub struct Window {
     columns: Vec<ColumnWindow>,
-    cap: usize,
     rng: ChaCha8Rng,
     /// Rows added.
     pub rows: u64,
@@ -50,10 +50,7 @@ impl Window {
             .filter_map(|name| {
                 let profile = profile.columns.get(name)?.clone();
                 let acc = match &profile {
-                    ColumnProfile::Numeric(_) => Acc::Numeric {
-                        values: Vec::new(),
-                        seen: 0,
-                    },
+                    ColumnProfile::Numeric(_) => Acc::Numeric(Reservoir::new(cap.max(1))),
                     ColumnProfile::Categorical(c) => Acc::Categorical {
                         counts: vec![0; c.categories.len() + 1],
                     },
@@ -69,7 +66,6 @@ impl Window {
             .collect();
         Self {
             columns,
-            cap: cap.max(1),
             rng: ChaCha8Rng::seed_from_u64(seed),
             rows: 0,
             skipped: 0,
@@ -89,7 +85,7 @@ impl Window {
             };
             let array = array.slice(from, to - from);
             match &mut c.acc {
-                Acc::Numeric { values, seen } => {
+                Acc::Numeric(sample) => {
                     let Ok(as_f64) = cast(&array, &DataType::Float64) else {
                         c.missing += n;
                         continue;
@@ -97,17 +93,7 @@ impl Window {
                     let as_f64 = as_f64.as_primitive::<Float64Type>();
                     for v in as_f64.iter() {
                         match v {
-                            Some(v) if v.is_finite() => {
-                                *seen += 1;
-                                if values.len() < self.cap {
-                                    values.push(v);
-                                } else {
-                                    let j = self.rng.random_range(0..*seen);
-                                    if (j as usize) < self.cap {
-                                        values[j as usize] = v;
-                                    }
-                                }
-                            }
+                            Some(v) if v.is_finite() => sample.offer(v, &mut self.rng),
                             _ => c.missing += 1,
                         }
                     }
@@ -138,7 +124,8 @@ impl Window {
             .into_iter()
             .map(|c| {
                 let (stats, counts) = match (c.profile, c.acc) {
-                    (ColumnProfile::Numeric(p), Acc::Numeric { mut values, .. }) => {
+                    (ColumnProfile::Numeric(p), Acc::Numeric(sample)) => {
+                        let mut values = sample.into_values();
                         let counts = p.bin_counts(&values);
                         (p.compare(&mut values, c.missing, c.total), counts)
                     }

@@ -133,7 +133,7 @@ impl FeatureValue {
 }
 
 /// Builds one feature column of a batch, row by row.
-pub enum ColumnBuilder {
+pub(super) enum ColumnBuilder {
     Float64(Float64Builder),
     Float32(Float32Builder),
     Int64(Int64Builder),
@@ -143,7 +143,7 @@ pub enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    pub fn new(t: FeatureType, rows: usize) -> Self {
+    pub(super) fn new(t: FeatureType, rows: usize) -> Self {
         match t {
             FeatureType::Float64 => Self::Float64(Float64Builder::with_capacity(rows)),
             FeatureType::Float32 => Self::Float32(Float32Builder::with_capacity(rows)),
@@ -156,7 +156,7 @@ impl ColumnBuilder {
 
     /// Appends `v`, or a null when it is absent or (a bug upstream) of
     /// another type.
-    pub fn push(&mut self, v: Option<&FeatureValue>) {
+    pub(super) fn push(&mut self, v: Option<&FeatureValue>) {
         use FeatureValue as V;
         match (self, v) {
             (Self::Float64(b), Some(V::Float64(x))) => b.append_value(*x),
@@ -174,7 +174,7 @@ impl ColumnBuilder {
         }
     }
 
-    pub fn finish(self) -> ArrayRef {
+    pub(super) fn finish(self) -> ArrayRef {
         match self {
             Self::Float64(mut b) => Arc::new(b.finish()),
             Self::Float32(mut b) => Arc::new(b.finish()),

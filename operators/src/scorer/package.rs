@@ -9,8 +9,8 @@ use super::model::Model;
 use super::{Architecture, Mlp, ModelManifest, PrecisionChoice};
 use crate::{OperatorError, Result};
 
-pub const MANIFEST_FILE: &str = "manifest.json";
-pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub(super) const MANIFEST_FILE: &str = "manifest.json";
+pub(super) const WEIGHTS_FILE: &str = "model.safetensors";
 
 /// A loaded, validated model package.
 #[derive(Debug, Clone)]

@@ -42,7 +42,7 @@ pub struct JobStats {
 }
 
 /// The stages whose time a job accounts per batch, in pipeline order.
-pub const STAGES: [&str; 4] = ["decode", "feature_join", "score", "sink_write"];
+pub(super) const STAGES: [&str; 4] = ["decode", "feature_join", "score", "sink_write"];
 
 impl Default for JobStats {
     fn default() -> Self {

@@ -103,15 +103,16 @@ fn append_rows(b: &RecordBatch, out: &mut Vec<WindowRow>) -> Result<(), String> 
     };
     let lists =
         |n: &str| col(n).and_then(|c| c.as_list_opt::<i32>().cloned().ok_or_else(|| wrong(n)));
+    use scorestream_schemas::drift_columns as dc;
     let (job, model_name, model_version, feature) = (
-        strings("job")?,
-        strings("model_name")?,
-        strings("model_version")?,
-        strings("feature")?,
+        strings(dc::JOB)?,
+        strings(dc::MODEL_NAME)?,
+        strings(dc::MODEL_VERSION)?,
+        strings(dc::FEATURE)?,
     );
-    let (start, end) = (times("window_start")?, times("window_end")?);
-    let (rows, skipped) = (counts_of("window_rows")?, counts_of("skipped_rows")?);
-    let (counts, breached) = (lists("counts")?, lists("breached")?);
+    let (start, end) = (times(dc::WINDOW_START)?, times(dc::WINDOW_END)?);
+    let (rows, skipped) = (counts_of(dc::WINDOW_ROWS)?, counts_of(dc::SKIPPED_ROWS)?);
+    let (counts, breached) = (lists(dc::COUNTS)?, lists(dc::BREACHED)?);
     let stats: Vec<(Statistic, arrow::array::Float64Array)> = Statistic::ALL
         .iter()
         .map(|s| {
@@ -131,9 +132,11 @@ fn append_rows(b: &RecordBatch, out: &mut Vec<WindowRow>) -> Result<(), String> 
         let c = counts.value(i);
         let c = c
             .as_primitive_opt::<UInt64Type>()
-            .ok_or_else(|| wrong("counts"))?;
+            .ok_or_else(|| wrong(dc::COUNTS))?;
         let br = breached.value(i);
-        let br = br.as_string_opt::<i32>().ok_or_else(|| wrong("breached"))?;
+        let br = br
+            .as_string_opt::<i32>()
+            .ok_or_else(|| wrong(dc::BREACHED))?;
         out.push(WindowRow {
             job: job.value(i).to_owned(),
             model_name: model_name.value(i).to_owned(),

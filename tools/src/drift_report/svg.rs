@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 /// Escapes text for HTML and SVG content and attribute values.
-pub fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {
@@ -22,7 +22,7 @@ pub fn esc(s: &str) -> String {
 
 /// A number as people read it in a chart: four significant digits, in
 /// scientific notation only when very large or small.
-pub fn num(v: f64) -> String {
+pub(super) fn num(v: f64) -> String {
     if !v.is_finite() {
         return v.to_string();
     }
@@ -50,7 +50,12 @@ const RECENT: &str = "#f28e2b";
 const BREACH: &str = "#d62728";
 
 /// Reference and recent shares per bin, side by side.
-pub fn histogram(feature: &str, labels: &[String], reference: &[f64], recent: &[f64]) -> String {
+pub(super) fn histogram(
+    feature: &str,
+    labels: &[String],
+    reference: &[f64],
+    recent: &[f64],
+) -> String {
     let (w, h, left, top, bottom) = (640.0, 240.0, 44.0, 24.0, 64.0);
     let plot_w = w - left - 8.0;
     let plot_h = h - top - bottom;
@@ -124,7 +129,7 @@ pub fn histogram(feature: &str, labels: &[String], reference: &[f64], recent: &[
 
 /// One point of a statistic over time.
 #[derive(Debug, Clone, Copy)]
-pub struct Point {
+pub(super) struct Point {
     pub value: Option<f64>,
     pub breached: bool,
 }
@@ -133,7 +138,12 @@ pub struct Point {
 /// and breaching windows marked.
 /// `thresholds` are drawn as dashed lines (two, at ±t, for a statistic
 /// that breaches in either direction).
-pub fn series(feature: &str, statistic: &str, points: &[Point], thresholds: &[f64]) -> String {
+pub(super) fn series(
+    feature: &str,
+    statistic: &str,
+    points: &[Point],
+    thresholds: &[f64],
+) -> String {
     let (w, h, left, top, bottom) = (290.0, 140.0, 60.0, 20.0, 18.0);
     let plot_w = w - left - 8.0;
     let plot_h = h - top - bottom;

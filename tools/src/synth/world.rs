@@ -6,7 +6,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::ToolError;
 
-pub const COUNTRIES: [&str; 10] = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "IN", "JP"];
+pub(super) const COUNTRIES: [&str; 10] =
+    ["US", "GB", "DE", "FR", "ES", "IT", "NL", "BR", "IN", "JP"];
 const COUNTRY_WEIGHTS: [f64; 10] = [0.30, 0.12, 0.12, 0.10, 0.07, 0.07, 0.05, 0.07, 0.06, 0.04];
 
 /// One account and its 16 online features.

@@ -15,13 +15,13 @@ use crate::config::HumanDuration;
 use crate::features::FeatureValue;
 use crate::features::toml_value::Scalar;
 
-pub struct RedisServer {
+pub(super) struct RedisServer {
     child: Child,
     pub port: u16,
 }
 
 impl RedisServer {
-    pub fn start() -> Self {
+    pub(super) fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -46,7 +46,7 @@ impl RedisServer {
         Self { child, port }
     }
 
-    pub fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 

@@ -21,7 +21,7 @@ use ops::{cpu_only_ops, unsupported_ops};
 /// A loaded ONNX graph with one `[rows, inputs]` input and the output that is
 /// the score.
 #[derive(Debug, Clone)]
-pub struct OnnxNetwork {
+pub(super) struct OnnxNetwork {
     /// The graph without its initializers and `Constant` nodes.
     model: ModelProto,
     /// Those initializers and constants, decoded onto the device.
@@ -36,7 +36,7 @@ impl OnnxNetwork {
     /// Reads `path` and checks it against the manifest: only supported
     /// operators, one input of width `width`, the named output present. The
     /// error says which of these failed.
-    pub fn load(
+    pub(super) fn load(
         path: &Path,
         width: usize,
         output: &OutputSpec,
@@ -120,7 +120,7 @@ impl OnnxNetwork {
     }
 
     /// The score output for `x` (`[rows, inputs]`, f32), shape `[rows]`.
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let rows = x.dim(0)?;
         let mut values = self.constants.clone();
         values.insert(self.input.clone(), x.to_dtype(self.input_dtype)?);

@@ -23,11 +23,11 @@ const SAMPLE_ROWS: usize = 4096;
 
 /// Fewer non-null values than this tell too little; the column keeps its
 /// dictionary.
-pub const MIN_SAMPLE: usize = 1024;
+pub(super) const MIN_SAMPLE: usize = 1024;
 
 /// Top-level columns whose sampled values are mostly (over half) distinct.
 /// `None` while the batch is too small to tell.
-pub fn mostly_distinct(batch: &RecordBatch) -> Option<Vec<String>> {
+pub(super) fn mostly_distinct(batch: &RecordBatch) -> Option<Vec<String>> {
     if batch.num_rows() < MIN_SAMPLE {
         return None;
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{OperatorError, Result};
 
-pub const LOCK_DIR: &str = "_scorestream/locks";
+pub(super) const LOCK_DIR: &str = "_scorestream/locks";
 
 fn lock_path(root: &Path, dir: &str) -> PathBuf {
     let name: String = dir
@@ -38,7 +38,7 @@ fn open(root: &Path, dir: &str) -> Result<File> {
 
 /// Held by a writer while it has a file open in `dir` (relative to `root`);
 /// waits while compaction holds the directory.
-pub fn shared(root: &Path, dir: &str) -> Result<File> {
+pub(super) fn shared(root: &Path, dir: &str) -> Result<File> {
     let f = open(root, dir)?;
     f.lock_shared()
         .map_err(|e| OperatorError::io(format!("locking partition {dir}"), e))?;
@@ -46,7 +46,7 @@ pub fn shared(root: &Path, dir: &str) -> Result<File> {
 }
 
 /// The exclusive lock, or `None` while a writer has a file open in `dir`.
-pub fn try_exclusive(root: &Path, dir: &str) -> Result<Option<File>> {
+pub(super) fn try_exclusive(root: &Path, dir: &str) -> Result<Option<File>> {
     let f = open(root, dir)?;
     match f.try_lock() {
         Ok(()) => Ok(Some(f)),

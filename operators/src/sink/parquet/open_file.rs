@@ -38,7 +38,7 @@ pub(super) struct OpenFile {
 impl OpenFile {
     /// Creates `<dir>/<name>` under its temporary name, creating (and
     /// making durable) the partition directory the first time.
-    pub fn create(
+    pub(super) fn create(
         store: &Store,
         dir: &str,
         name: &str,
@@ -90,7 +90,7 @@ impl OpenFile {
             .ok_or_else(|| OperatorError::Internal(format!("{tmp} is already finished")))
     }
 
-    pub fn write(&mut self, batch: &RecordBatch, now: Instant) -> Result<()> {
+    pub(super) fn write(&mut self, batch: &RecordBatch, now: Instant) -> Result<()> {
         let limit = self.row_group_bytes;
         let w = self.open_writer()?;
         let mut res = w.write(batch);
@@ -104,26 +104,26 @@ impl OpenFile {
     }
 
     /// Bytes on disk plus the estimated size of the buffered row group.
-    pub fn size(&self) -> u64 {
+    pub(super) fn size(&self) -> u64 {
         self.writer.as_ref().map_or(self.bytes, |w| {
             (w.bytes_written() + w.in_progress_size()) as u64
         })
     }
 
     /// Encoded rows held in memory.
-    pub fn buffered(&self) -> usize {
+    pub(super) fn buffered(&self) -> usize {
         self.writer.as_ref().map_or(0, |w| w.in_progress_size())
     }
 
     /// Writes the buffered rows out as a row group, freeing their memory.
-    pub fn flush_row_group(&mut self) -> Result<()> {
+    pub(super) fn flush_row_group(&mut self) -> Result<()> {
         let res = self.open_writer()?.flush();
         res.map_err(|e| self.pq(e))
     }
 
     /// Writes the footer and syncs the file, so a commit never names a torn
     /// one; an object store's copy is uploaded under its temporary key.
-    pub fn finish(&mut self) -> Result<()> {
+    pub(super) fn finish(&mut self) -> Result<()> {
         let Some(w) = self.writer.take() else {
             return Ok(());
         };
@@ -136,7 +136,7 @@ impl OpenFile {
     }
 
     /// Removes the temporary file of a commit that did not happen.
-    pub fn discard(mut self) -> Result<()> {
+    pub(super) fn discard(mut self) -> Result<()> {
         drop(self.writer.take());
         self.store.discard(&self.local, &self.tmp_rel)
     }

@@ -40,7 +40,7 @@ unsafe impl Sync for FetchQueue {}
 impl FetchQueue {
     /// A new, empty queue on `consumer`'s client. `None` only if librdkafka
     /// cannot allocate one.
-    pub fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Self> {
+    pub(super) fn new<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Self> {
         let rk = NonNull::new(consumer.client().native_ptr())?;
         // SAFETY: `rk` is a live client; the queue is destroyed in `drop`,
         // which the owner runs before the consumer is dropped.
@@ -52,7 +52,7 @@ impl FetchQueue {
     /// the route whenever it stops fetching the partition, so it must be set
     /// after each assignment (and may be set again at any time: it is
     /// idempotent, and messages already waiting move along with it).
-    pub fn attach(&self, topic: &str, partition: i32) -> bool {
+    pub(super) fn attach(&self, topic: &str, partition: i32) -> bool {
         let Ok(topic) = CString::new(topic) else {
             return false;
         };
@@ -72,7 +72,7 @@ impl FetchQueue {
 
     /// Waits up to `timeout` for messages and takes up to `max` of those
     /// waiting. Returns at once when some are already there.
-    pub fn fetch(&self, timeout: Duration, max: usize, into: &mut Batch) {
+    pub(super) fn fetch(&self, timeout: Duration, max: usize, into: &mut Batch) {
         into.clear();
         into.ptrs.resize(max.max(1), ptr::null_mut());
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
@@ -110,12 +110,12 @@ pub(super) struct Batch {
 unsafe impl Send for Batch {}
 
 impl Batch {
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.ptrs.len()
     }
 
     /// The messages, in the order librdkafka delivered them.
-    pub fn iter(&self) -> impl Iterator<Item = Fetched<'_>> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = Fetched<'_>> {
         // SAFETY: every pointer is a live message owned by this batch until
         // `clear`, which needs `&mut self` and so cannot run while a
         // `Fetched` borrows it.
@@ -123,7 +123,7 @@ impl Batch {
     }
 
     /// Destroys the messages, releasing their memory to librdkafka.
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         for m in self.ptrs.drain(..) {
             // SAFETY: each message was handed to this batch by librdkafka and
             // is destroyed exactly once, here.
@@ -146,7 +146,7 @@ pub(super) struct Fetched<'a> {
 impl<'a> Fetched<'a> {
     /// librdkafka's description of the error this entry carries instead of a
     /// message, if any.
-    pub fn error(&self) -> Option<String> {
+    pub(super) fn error(&self) -> Option<String> {
         if self.m.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
             return None;
         }
@@ -155,7 +155,7 @@ impl<'a> Fetched<'a> {
         Some(text.to_string_lossy().into_owned())
     }
 
-    pub fn topic(&self) -> &'a str {
+    pub(super) fn topic(&self) -> &'a str {
         if self.m.rkt.is_null() {
             return "";
         }
@@ -166,16 +166,16 @@ impl<'a> Fetched<'a> {
             .unwrap_or("")
     }
 
-    pub fn partition(&self) -> i32 {
+    pub(super) fn partition(&self) -> i32 {
         self.m.partition
     }
 
-    pub fn offset(&self) -> i64 {
+    pub(super) fn offset(&self) -> i64 {
         self.m.offset
     }
 
     /// The message's timestamp in milliseconds, if the broker sent one.
-    pub fn timestamp_ms(&self) -> Option<i64> {
+    pub(super) fn timestamp_ms(&self) -> Option<i64> {
         let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
         // SAFETY: reads the live message; `kind` is a valid out-pointer.
         let ts = unsafe { rd::rd_kafka_message_timestamp(self.m, &mut kind) };
@@ -183,13 +183,13 @@ impl<'a> Fetched<'a> {
             .then_some(ts)
     }
 
-    pub fn key(&self) -> Option<&'a [u8]> {
+    pub(super) fn key(&self) -> Option<&'a [u8]> {
         // SAFETY: key/key_len describe a buffer owned by the live message.
         (!self.m.key.is_null())
             .then(|| unsafe { std::slice::from_raw_parts(self.m.key as *const u8, self.m.key_len) })
     }
 
-    pub fn payload(&self) -> &'a [u8] {
+    pub(super) fn payload(&self) -> &'a [u8] {
         if self.m.payload.is_null() {
             return &[];
         }
@@ -198,7 +198,7 @@ impl<'a> Fetched<'a> {
     }
 
     /// The value of the last header named `name`, if the message has one.
-    pub fn header(&self, name: &CStr) -> Option<&'a [u8]> {
+    pub(super) fn header(&self, name: &CStr) -> Option<&'a [u8]> {
         let mut hdrs: *mut rd::rd_kafka_headers_t = ptr::null_mut();
         // SAFETY: the message is live; librdkafka parses its headers once and
         // keeps them with the message, so the value outlives this call.

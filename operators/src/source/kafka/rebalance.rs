@@ -20,7 +20,7 @@ use crate::OperatorError;
 /// The consumer's context: serves rebalances (resume from the commit log on
 /// assignment, flush and commit on revocation) and redacts secrets from
 /// librdkafka's logs.
-pub struct SourceContext {
+pub(super) struct SourceContext {
     pub(super) shared: Arc<Shared>,
 }
 

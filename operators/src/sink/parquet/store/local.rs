@@ -18,17 +18,17 @@ fn io(what: &str, p: &Path, e: std::io::Error) -> OperatorError {
 }
 
 impl LocalStore {
-    pub fn new(root: &Path) -> Self {
+    pub(super) fn new(root: &Path) -> Self {
         Self {
             root: root.to_owned(),
         }
     }
 
-    pub fn root(&self) -> &Path {
+    pub(super) fn root(&self) -> &Path {
         &self.root
     }
 
-    pub fn abs(&self, rel: &str) -> PathBuf {
+    pub(super) fn abs(&self, rel: &str) -> PathBuf {
         if rel.is_empty() {
             self.root.clone()
         } else {
@@ -37,7 +37,7 @@ impl LocalStore {
     }
 
     /// Creates `rel` and syncs every parent it created, up to the root.
-    pub fn create_dir(&self, rel: &str) -> Result<()> {
+    pub(super) fn create_dir(&self, rel: &str) -> Result<()> {
         let abs = self.abs(rel);
         if abs.is_dir() {
             return Ok(());
@@ -63,7 +63,7 @@ impl LocalStore {
     }
 
     /// A hard link fails if the name exists: put-if-absent on POSIX.
-    pub fn put_if_absent(&self, rel: &str, tmp_rel: &str, bytes: &[u8]) -> Result<bool> {
+    pub(super) fn put_if_absent(&self, rel: &str, tmp_rel: &str, bytes: &[u8]) -> Result<bool> {
         let tmp = self.write_synced(tmp_rel, bytes)?;
         let fin = self.abs(rel);
         let linked = fs::hard_link(&tmp, &fin);
@@ -75,14 +75,14 @@ impl LocalStore {
         }
     }
 
-    pub fn put(&self, rel: &str, tmp_rel: &str, bytes: &[u8]) -> Result<()> {
+    pub(super) fn put(&self, rel: &str, tmp_rel: &str, bytes: &[u8]) -> Result<()> {
         let tmp = self.write_synced(tmp_rel, bytes)?;
         let fin = self.abs(rel);
         fs::rename(&tmp, &fin).map_err(|e| io("renaming into", &fin, e))?;
         self.sync_dir(split(rel).0)
     }
 
-    pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+    pub(super) fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
         let p = self.abs(rel);
         match fs::read(&p) {
             Ok(b) => Ok(Some(b)),
@@ -105,15 +105,15 @@ impl LocalStore {
             .collect())
     }
 
-    pub fn list_files(&self, rel: &str) -> Result<Vec<String>> {
+    pub(super) fn list_files(&self, rel: &str) -> Result<Vec<String>> {
         self.listing(rel, false)
     }
 
-    pub fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
+    pub(super) fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
         self.listing(rel, true)
     }
 
-    pub fn list_tree(&self, rel: &str) -> Result<Vec<(String, String)>> {
+    pub(super) fn list_tree(&self, rel: &str) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
         let mut todo = vec![rel.to_owned()];
         while let Some(dir) = todo.pop() {
@@ -123,7 +123,7 @@ impl LocalStore {
         Ok(out)
     }
 
-    pub fn publish(&self, tmp_rel: &str, rel: &str) -> Result<()> {
+    pub(super) fn publish(&self, tmp_rel: &str, rel: &str) -> Result<()> {
         let (tmp, fin) = (self.abs(tmp_rel), self.abs(rel));
         match fs::rename(&tmp, &fin) {
             Err(e) if e.kind() == ErrorKind::NotFound && fin.exists() => Ok(()),
@@ -131,15 +131,15 @@ impl LocalStore {
         }
     }
 
-    pub fn remove(&self, rel: &str) -> Result<()> {
+    pub(super) fn remove(&self, rel: &str) -> Result<()> {
         self.remove_path(&self.abs(rel))
     }
 
-    pub fn remove_path(&self, p: &Path) -> Result<()> {
+    pub(super) fn remove_path(&self, p: &Path) -> Result<()> {
         remove_path(p)
     }
 
-    pub fn sync_dir(&self, rel: &str) -> Result<()> {
+    pub(super) fn sync_dir(&self, rel: &str) -> Result<()> {
         sync_path(&self.abs(rel))
     }
 }

@@ -54,7 +54,7 @@ fn err(context: String) -> impl FnOnce(object_store::Error) -> OperatorError {
 }
 
 impl ObjectOutput {
-    pub fn open(url: &ObjectUrl, s3: &S3Options, spool: &FsPath) -> Result<Self> {
+    pub(super) fn open(url: &ObjectUrl, s3: &S3Options, spool: &FsPath) -> Result<Self> {
         let mut b = AmazonS3Builder::from_env().with_url(url.bucket_url());
         if let Some(e) = &s3.endpoint {
             b = b.with_endpoint(e);
@@ -74,7 +74,7 @@ impl ObjectOutput {
         Self::new(Arc::new(store), url.clone(), spool)
     }
 
-    pub fn new(store: Arc<dyn ObjectStore>, url: ObjectUrl, spool: &FsPath) -> Result<Self> {
+    pub(super) fn new(store: Arc<dyn ObjectStore>, url: ObjectUrl, spool: &FsPath) -> Result<Self> {
         let handle = Handle::try_current().map_err(|_| {
             OperatorError::Internal("object store outputs are opened inside a tokio runtime".into())
         })?;
@@ -87,15 +87,15 @@ impl ObjectOutput {
         })
     }
 
-    pub fn store(&self) -> Arc<dyn ObjectStore> {
+    pub(super) fn store(&self) -> Arc<dyn ObjectStore> {
         self.store.clone()
     }
 
-    pub fn url(&self) -> &ObjectUrl {
+    pub(super) fn url(&self) -> &ObjectUrl {
         &self.url
     }
 
-    pub fn describe(&self, rel: &str) -> String {
+    pub(super) fn describe(&self, rel: &str) -> String {
         format!("{}", self.url.child(rel))
     }
 
@@ -131,7 +131,7 @@ impl ObjectOutput {
         }
     }
 
-    pub fn put_if_absent(&self, rel: &str, bytes: Vec<u8>) -> Result<bool> {
+    pub(super) fn put_if_absent(&self, rel: &str, bytes: Vec<u8>) -> Result<bool> {
         let key = self.key(rel)?;
         let opts = PutOptions {
             mode: PutMode::Create,
@@ -151,7 +151,7 @@ impl ObjectOutput {
         })
     }
 
-    pub fn put(&self, rel: &str, bytes: Vec<u8>) -> Result<()> {
+    pub(super) fn put(&self, rel: &str, bytes: Vec<u8>) -> Result<()> {
         let key = self.key(rel)?;
         self.block_on(async {
             self.store
@@ -162,7 +162,7 @@ impl ObjectOutput {
         })
     }
 
-    pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+    pub(super) fn read(&self, rel: &str) -> Result<Option<Vec<u8>>> {
         let key = self.key(rel)?;
         self.block_on(async {
             let got = match self.store.get(&key).await {
@@ -178,7 +178,7 @@ impl ObjectOutput {
         })
     }
 
-    pub fn exists(&self, rel: &str) -> Result<bool> {
+    pub(super) fn exists(&self, rel: &str) -> Result<bool> {
         let key = self.key(rel)?;
         self.block_on(async {
             match self.store.head(&key).await {
@@ -199,7 +199,7 @@ impl ObjectOutput {
         })
     }
 
-    pub fn list_files(&self, rel: &str) -> Result<Vec<String>> {
+    pub(super) fn list_files(&self, rel: &str) -> Result<Vec<String>> {
         Ok(self
             .delimited(rel)?
             .objects
@@ -208,7 +208,7 @@ impl ObjectOutput {
             .collect())
     }
 
-    pub fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
+    pub(super) fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
         Ok(self
             .delimited(rel)?
             .common_prefixes
@@ -217,7 +217,7 @@ impl ObjectOutput {
             .collect())
     }
 
-    pub fn list_tree(&self, rel: &str) -> Result<Vec<(String, String)>> {
+    pub(super) fn list_tree(&self, rel: &str) -> Result<Vec<(String, String)>> {
         let key = self.key(rel)?;
         let metas: Vec<_> = self.block_on(async {
             self.store
@@ -239,7 +239,7 @@ impl ObjectOutput {
     /// The copy overwrites: a final key only ever receives the bytes its
     /// commit entry names, so a repeated copy (recovery racing the writer)
     /// writes the same object again.
-    pub fn publish(&self, tmp_rel: &str, rel: &str) -> Result<()> {
+    pub(super) fn publish(&self, tmp_rel: &str, rel: &str) -> Result<()> {
         let (from, to) = (self.key(tmp_rel)?, self.key(rel)?);
         self.block_on(async {
             match self.store.copy(&from, &to).await {
@@ -260,7 +260,7 @@ impl ObjectOutput {
         })
     }
 
-    pub fn remove(&self, rel: &str) -> Result<()> {
+    pub(super) fn remove(&self, rel: &str) -> Result<()> {
         let key = self.key(rel)?;
         self.block_on(async {
             match self.store.delete(&key).await {
@@ -271,7 +271,7 @@ impl ObjectOutput {
     }
 
     /// A local file to encode `dir/tmp_name` into before its upload.
-    pub fn spool_file(&self, dir: &str, tmp_name: &str) -> Result<PathBuf> {
+    pub(super) fn spool_file(&self, dir: &str, tmp_name: &str) -> Result<PathBuf> {
         let d = self.spool.join(dir.replace('/', "+"));
         std::fs::create_dir_all(&d).map_err(|e| {
             OperatorError::io(format!("creating spool directory {}", d.display()), e)
@@ -281,7 +281,7 @@ impl ObjectOutput {
 
     /// Uploads a finished spool file to `tmp_rel` (in parts when large) and
     /// removes it. The object appears whole or not at all.
-    pub fn upload(&self, local: &FsPath, tmp_rel: &str) -> Result<()> {
+    pub(super) fn upload(&self, local: &FsPath, tmp_rel: &str) -> Result<()> {
         let key = self.key(tmp_rel)?;
         let what = || {
             format!(
