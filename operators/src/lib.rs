@@ -4,6 +4,21 @@
 //! and its tests. Operators exchange [`Envelope`]s: an Arrow `RecordBatch` plus
 //! the dead letters and Kafka offsets it carries, so acknowledgement travels in
 //! order with the data it covers.
+//!
+//! The public surface is what `pipeline` wires together, and nothing else
+//! (`unreachable_pub` keeps it so):
+//! - the extension points: [`decode::Decoder`], [`features::FeatureStore`],
+//!   [`scorer::Model`], [`sink::Sink`] (with [`sink::Committed`] and the
+//!   source's [`source::kafka::ResumePositions`]);
+//! - each family's operator and its config: `source::kafka::{KafkaSource,
+//!   KafkaSourceConfig}`, `decode::JsonDecoder`, `features::{FeatureJoin,
+//!   FeaturesConfig}`, `batch::{Coalescer, BatchConfig}`, `scorer::{Scorer,
+//!   ScorerConfig, ModelPackage}`, `sink::parquet::{ParquetSink,
+//!   ParquetSinkConfig}`, `sink::dead_letter_topic`, `drift::{DriftOperator,
+//!   DriftConfig, ReferenceProfile}`;
+//! - [`kafka`], the one builder of librdkafka client configs and the option
+//!   allow-list;
+//! - the row-bounded [`queue`], [`Envelope`], [`OperatorError`].
 
 pub mod batch;
 pub mod config;

@@ -10,7 +10,8 @@ mod task;
 #[cfg(test)]
 mod tests;
 
-pub use adaptive::{AdaptiveSize, LatencyFeedback};
+pub(crate) use adaptive::AdaptiveSize;
+pub use adaptive::LatencyFeedback;
 pub use coalescer::Coalescer;
 pub use config::BatchConfig;
 pub use task::run_batcher;

@@ -28,11 +28,9 @@ pub use alerts::AlertProducer;
 pub use config::{DriftConfig, WindowConfig, breaches};
 pub use operator::DriftOperator;
 pub use profile::{CategoricalProfile, ColumnProfile, NumericProfile, ReferenceProfile};
-pub use recent::{RECENT_ALERTS, RecentAlerts};
+pub use recent::RecentAlerts;
 pub use report::{DriftAlert, WindowReport};
 pub use reservoir::Reservoir;
-pub use stats::{
-    DriftStats, Statistic, bin_index, chi_square, js_distance, ks_statistic, psi, wasserstein,
-};
-pub use table::{DRIFT_DIR, DriftTable, drift_schema};
+pub use stats::{DriftStats, Statistic, chi_square, js_distance, psi, wasserstein};
+pub use table::{DRIFT_DIR, DriftTable};
 pub use window::{ColumnStats, Window};

@@ -9,7 +9,7 @@ use super::DriftAlert;
 
 /// How many alerts a job keeps: enough to see which features breach and
 /// how often, bounded so a drifting job cannot grow memory.
-pub const RECENT_ALERTS: usize = 20;
+pub(super) const RECENT_ALERTS: usize = 20;
 
 /// A bounded, shared list of the newest alerts (oldest first), as the
 /// JSON objects the alerts topic receives.

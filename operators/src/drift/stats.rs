@@ -79,7 +79,7 @@ impl DriftStats {
 
 /// The bin of `v` given sorted interior `edges`: bin `i` holds
 /// `edges[i-1] < v <= edges[i]` (numpy's `searchsorted(edges, v, "left")`).
-pub fn bin_index(edges: &[f64], v: f64) -> usize {
+pub(super) fn bin_index(edges: &[f64], v: f64) -> usize {
     edges.partition_point(|e| *e < v)
 }
 
@@ -117,7 +117,7 @@ pub fn js_distance(a: &[u64], b: &[u64]) -> f64 {
 
 /// The two-sample Kolmogorov-Smirnov statistic of two sorted samples: the
 /// largest gap between their empirical CDFs (`scipy.stats.ks_2samp`).
-pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
+pub(super) fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
     cdf_gaps(a, b).map(|(gap, _)| gap).fold(0.0, f64::max)
 }
 

@@ -22,7 +22,7 @@ pub const DRIFT_DIR: &str = "drift";
 
 /// The drift table's schema (see [`scorestream_schemas::drift_schema`]),
 /// with one column per [`Statistic`].
-pub fn drift_schema() -> SchemaRef {
+pub(super) fn drift_schema() -> SchemaRef {
     scorestream_schemas::drift_schema(Statistic::ALL.iter().map(|s| s.name()))
 }
 

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::stats::{bin_index, ks_statistic};
 use super::*;
 
 fn cases() -> Vec<Value> {

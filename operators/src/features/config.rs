@@ -183,7 +183,7 @@ impl std::fmt::Debug for RedisStoreConfig {
 }
 
 /// `url` with any password replaced, for logs and errors.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };

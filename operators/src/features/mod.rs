@@ -7,7 +7,7 @@ mod file;
 mod join;
 mod policy;
 mod probe;
-pub mod redis;
+mod redis;
 #[cfg(test)]
 mod tests;
 mod values;
@@ -19,15 +19,17 @@ use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray};
 use arrow::datatypes::SchemaRef;
 use futures::future::BoxFuture;
 
+pub(crate) use config::redact_url;
 pub use config::{
     CacheConfig, FeatureColumn, FeatureStoreConfig, FeaturesConfig, FileStoreConfig, OnMissing,
-    OnUnavailable, RedisLayout, RedisStoreConfig, redact_url,
+    OnUnavailable, RedisLayout, RedisStoreConfig,
 };
 pub use file::FileFeatureStore;
 pub use join::FeatureJoin;
 pub use policy::{FeaturePolicy, JoinPolicy};
 pub use probe::ProbeReport;
-pub use values::{EntityFeatures, FeatureType, FeatureValue, toml_value};
+pub(crate) use values::EntityFeatures;
+pub use values::{FeatureType, FeatureValue, toml_value};
 pub use watch::{MissingAction, MissingCheckConfig};
 
 use crate::Result;

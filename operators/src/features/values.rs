@@ -189,7 +189,7 @@ impl ColumnBuilder {
 /// What a store knows about one entity: a value and a write time (epoch ms)
 /// per requested feature, `None` where it has none.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct EntityFeatures {
+pub(crate) struct EntityFeatures {
     pub values: Vec<Option<FeatureValue>>,
     pub written_at_ms: Vec<Option<i64>>,
 }

@@ -132,7 +132,7 @@ const CONSUMER_ONLY: &[&str] = &[
 
 /// Whether a source option is meant for the consumer only (see
 /// [`CONSUMER_ONLY`]); every `fetch.*` setting is.
-pub fn is_consumer_only(key: &str) -> bool {
+pub(crate) fn is_consumer_only(key: &str) -> bool {
     key.starts_with("fetch.") || CONSUMER_ONLY.contains(&key)
 }
 

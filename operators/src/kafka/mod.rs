@@ -3,10 +3,10 @@
 //! of them a hosted job may set ([`OptionPolicy`]), and the one builder of
 //! client configs ([`client_config`]).
 
-mod client;
+pub(crate) mod client;
 mod options;
 mod secrets;
 
-pub use client::{ClientRole, client_config, is_consumer_only};
+pub use client::{ClientRole, client_config};
 pub use options::{OptionPolicy, PATH_OPTIONS};
 pub use secrets::{KafkaOptions, is_secret};

@@ -28,7 +28,7 @@ pub use manifest::{
     Precision, Transform,
 };
 pub use mlp::Mlp;
-pub use model::{CPU_SLICE_ROWS, Model};
-pub use operator::{CanaryConfig, ModelInUse, Scorer, ScorerConfig, ShadowConfig, in_canary};
+pub use model::Model;
+pub use operator::{CanaryConfig, ModelInUse, Scorer, ScorerConfig, ShadowConfig};
 pub use package::ModelPackage;
-pub use registry::{ModelSource, RegistryWatcher, registry_version, version_order};
+pub use registry::{ModelSource, RegistryWatcher, registry_version};

@@ -8,7 +8,7 @@ use std::fmt;
 use candle_core::Tensor;
 
 /// At most this many rows per forward pass on the CPU.
-pub const CPU_SLICE_ROWS: usize = 8_192;
+pub(super) const CPU_SLICE_ROWS: usize = 8_192;
 
 /// candle splits an elementwise op over its own worker threads from 64Ki
 /// values (`PAR_ELEMWISE_MIN` in candle-core); CPU slices stay under it.

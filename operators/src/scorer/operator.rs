@@ -134,8 +134,10 @@ pub struct Scorer {
 }
 
 /// Whether `key` is in the canary's share: deterministic per key (murmur3),
-/// so an entity is always scored by the same model.
-pub fn in_canary(key: &str, fraction: f64) -> bool {
+/// so an entity is always scored by the same model. The scorer computes
+/// the same per batch; tests ask it of one key.
+#[cfg(test)]
+pub(crate) fn in_canary(key: &str, fraction: f64) -> bool {
     canary_hash(key) < canary_threshold(fraction)
 }
 

@@ -97,7 +97,7 @@ fn name(p: &Path) -> String {
 
 /// Orders names with their digit runs compared as numbers: `v2 < v10`,
 /// `1.9 < 1.10`.
-pub fn version_order(a: &str, b: &str) -> Ordering {
+pub(super) fn version_order(a: &str, b: &str) -> Ordering {
     fn runs(s: &str) -> Vec<(bool, &str)> {
         let mut out = Vec::new();
         let mut start = 0;

@@ -5,6 +5,8 @@ use arrow::array::{AsArray, Float64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Float32Type, Schema};
 use candle_core::{Device, Tensor};
 
+use super::operator::in_canary;
+use super::registry::version_order;
 use super::train::{TrainOptions, auc, fit_standardisation, train};
 use super::*;
 use crate::Envelope;

@@ -12,26 +12,30 @@ use crate::features::EntityFeatures;
 /// A cached answer: `None` when Redis had no such entity (cached too, so
 /// unknown keys do not hit Redis on every event).
 #[derive(Debug, Clone)]
-pub struct Cached {
+pub(crate) struct Cached {
     pub at: Instant,
     pub features: Option<Arc<EntityFeatures>>,
 }
 
-pub enum Hit {
+pub(crate) enum Hit {
     Fresh(Cached),
     /// Served, but due for a background refresh.
     Stale(Cached),
     Miss,
 }
 
-pub struct FeatureCache {
+pub(crate) struct FeatureCache {
     entries: Option<Cache<String, Cached>>,
     ttl: Duration,
 }
 
 impl FeatureCache {
     /// `ttl` zero turns caching off.
-    pub fn new(ttl: Duration, stale_while_revalidate: Option<Duration>, max_entries: u64) -> Self {
+    pub(crate) fn new(
+        ttl: Duration,
+        stale_while_revalidate: Option<Duration>,
+        max_entries: u64,
+    ) -> Self {
         let keep = ttl + stale_while_revalidate.unwrap_or_default();
         let entries = (!ttl.is_zero()).then(|| {
             Cache::builder()
@@ -42,7 +46,7 @@ impl FeatureCache {
         Self { entries, ttl }
     }
 
-    pub fn get(&self, key: &str) -> Hit {
+    pub(crate) fn get(&self, key: &str) -> Hit {
         let Some(c) = self.entries.as_ref().and_then(|e| e.get(key)) else {
             return Hit::Miss;
         };
@@ -53,7 +57,7 @@ impl FeatureCache {
         }
     }
 
-    pub fn insert(&self, key: String, features: Option<Arc<EntityFeatures>>) {
+    pub(crate) fn insert(&self, key: String, features: Option<Arc<EntityFeatures>>) {
         if let Some(e) = &self.entries {
             e.insert(
                 key,
@@ -66,14 +70,11 @@ impl FeatureCache {
     }
 
     /// Entries held now (approximate: moka counts lazily).
-    pub fn len(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> u64 {
         self.entries.as_ref().map_or(0, |e| {
             e.run_pending_tasks();
             e.entry_count()
         })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

@@ -59,7 +59,7 @@ struct Timestamp {
 }
 
 /// Feast's `serialize_entity_key` for one string join key.
-pub fn serialize_entity_key(join_key: &str, value: &str, version: u32) -> Vec<u8> {
+pub(super) fn serialize_entity_key(join_key: &str, value: &str, version: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + join_key.len() + value.len());
     if version >= 3 {
         out.extend_from_slice(&1u32.to_le_bytes());
@@ -76,13 +76,13 @@ pub fn serialize_entity_key(join_key: &str, value: &str, version: u32) -> Vec<u8
 }
 
 /// The hash field of a feature: Feast's `_mmh3(f"{view}:{feature}")`.
-pub fn feast_field(view: &str, feature: &str) -> Vec<u8> {
+pub(super) fn feast_field(view: &str, feature: &str) -> Vec<u8> {
     let text = format!("{view}:{feature}");
     let h = murmur3::murmur3_32(&mut std::io::Cursor::new(text.as_bytes()), 0).unwrap_or(0);
     h.to_le_bytes().to_vec()
 }
 
-pub struct FeastLayout {
+pub(crate) struct FeastLayout {
     project: String,
     join_key: String,
     version: u32,
@@ -95,7 +95,7 @@ pub struct FeastLayout {
 }
 
 impl FeastLayout {
-    pub fn new(
+    pub(crate) fn new(
         project: &str,
         join_key: &str,
         version: u32,

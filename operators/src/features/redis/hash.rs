@@ -5,7 +5,7 @@ use super::Layout;
 use crate::features::values::{EntityFeatures, FeatureValue};
 use crate::features::{FeatureColumn, FeatureType};
 
-pub struct HashLayout {
+pub(crate) struct HashLayout {
     prefix: String,
     suffix: String,
     fields: Vec<Vec<u8>>,
@@ -14,7 +14,11 @@ pub struct HashLayout {
 }
 
 impl HashLayout {
-    pub fn new(template: &str, timestamp_field: Option<&str>, columns: &[FeatureColumn]) -> Self {
+    pub(crate) fn new(
+        template: &str,
+        timestamp_field: Option<&str>,
+        columns: &[FeatureColumn],
+    ) -> Self {
         let (prefix, suffix) = template.split_once("{key}").unwrap_or((template, ""));
         let mut fields: Vec<Vec<u8>> = columns
             .iter()

@@ -24,9 +24,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Mutex;
 use tracing::warn;
 
-pub use cache::FeatureCache;
-pub use feast::{FeastLayout, feast_field, serialize_entity_key};
-pub use hash::HashLayout;
+pub(crate) use cache::FeatureCache;
+pub(crate) use feast::FeastLayout;
+pub(crate) use hash::HashLayout;
 
 use super::values::{ColumnBuilder, EntityFeatures};
 use super::{
@@ -36,7 +36,7 @@ use super::{
 use crate::{OperatorError, Result};
 
 /// How entities map to Redis keys and hash fields.
-pub trait Layout: Send + Sync {
+pub(super) trait Layout: Send + Sync {
     fn key(&self, entity: &str) -> Vec<u8>;
     /// The hash fields asked for, the same for every entity.
     fn fields(&self) -> &[Vec<u8>];
@@ -48,7 +48,7 @@ pub trait Layout: Send + Sync {
 /// Counters for the cache and the store, read by tests and status output
 /// (the same numbers go to the metrics recorder).
 #[derive(Debug, Default)]
-pub struct StoreStats {
+pub(super) struct StoreStats {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub stale_served: AtomicU64,
@@ -70,14 +70,14 @@ struct Inner {
     stats: StoreStats,
 }
 
-pub struct RedisFeatureStore {
+pub(super) struct RedisFeatureStore {
     inner: Arc<Inner>,
     schema: SchemaRef,
 }
 
 impl RedisFeatureStore {
     /// Checks the URL; connects on the first lookup.
-    pub fn new(
+    pub(super) fn new(
         config: &RedisStoreConfig,
         job_key: &str,
         columns: &[FeatureColumn],
@@ -130,11 +130,14 @@ impl RedisFeatureStore {
         })
     }
 
-    pub fn stats(&self) -> &StoreStats {
+    /// Round trips and cache hits so far, for tests of the cache.
+    #[cfg(test)]
+    pub(super) fn stats(&self) -> &StoreStats {
         &self.inner.stats
     }
 
-    pub fn cached_entities(&self) -> u64 {
+    #[cfg(test)]
+    pub(super) fn cached_entities(&self) -> u64 {
         self.inner.cache.len()
     }
 

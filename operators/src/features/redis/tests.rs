@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, AsArray, StringArray};
 use arrow::datatypes::{Float32Type, Float64Type, Int32Type, Int64Type};
 
+use super::feast::{feast_field, serialize_entity_key};
 use super::*;
 use crate::config::HumanDuration;
 use crate::features::FeatureValue;

@@ -12,7 +12,8 @@ use rdkafka::{ClientConfig, ClientContext, Offset, Timestamp, TopicPartitionList
 use scorestream_schemas::{DeadLetter, DeadLetterStage};
 
 use super::*;
-use crate::kafka::{ClientRole, is_consumer_only};
+use crate::kafka::ClientRole;
+use crate::kafka::client::is_consumer_only;
 use crate::source::kafka::KafkaSourceConfig;
 use crate::{ErrorKind, OperatorError};
 

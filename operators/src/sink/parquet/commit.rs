@@ -9,7 +9,7 @@ use crate::{OperatorError, Result};
 
 /// Suffix of files not yet committed. Readers skip them: they do not end in
 /// `.parquet`, and their names start with a dot.
-pub const TMP_SUFFIX: &str = ".tmp";
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
 /// Writes `batch` to `path` as one Parquet file and syncs it to disk, so that
 /// a commit that names it never names a torn file. Returns its size.

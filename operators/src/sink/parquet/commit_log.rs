@@ -25,7 +25,7 @@ use tracing::info;
 
 use super::store::{Store, join, split};
 use crate::{OperatorError, Result};
-pub const LOG_DIR: &str = "_scorestream/commits";
+pub(super) const LOG_DIR: &str = "_scorestream/commits";
 /// Directories that hold committed data files.
 const DATA_DIRS: [&str; 2] = [super::SCORES_DIR, super::DEAD_LETTERS_DIR];
 
@@ -56,7 +56,7 @@ pub struct CommittedFile {
 /// `<topic>+<partition>+<start, 20 digits>` — Kafka Connect's naming, so the
 /// name alone says where the data came from and names sort by offset.
 /// Kafka topic names cannot contain `+`.
-pub fn base_name(topic: &str, partition: i32, start: i64) -> String {
+pub(super) fn base_name(topic: &str, partition: i32, start: i64) -> String {
     format!("{topic}+{partition}+{start:020}")
 }
 
@@ -71,7 +71,7 @@ fn parse_base(name: &str) -> Option<(&str, i32, i64)> {
 }
 
 /// Where a file of `writer` waits before its commit.
-pub fn tmp_name(final_name: &str, writer: &str) -> String {
+pub(super) fn tmp_name(final_name: &str, writer: &str) -> String {
     format!(".{final_name}.{writer}{}", super::TMP_SUFFIX)
 }
 

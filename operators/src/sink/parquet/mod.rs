@@ -4,7 +4,7 @@
 //! cover (see [`commit_log`]).
 
 mod commit;
-pub mod commit_log;
+mod commit_log;
 pub mod compact;
 mod config;
 mod dictionary;
@@ -18,15 +18,16 @@ mod partition;
 mod properties;
 mod sink;
 mod split;
-pub mod store;
+mod store;
 #[cfg(test)]
 mod tests;
 mod two_phase;
 
-pub use commit::{TMP_SUFFIX, write_synced};
-pub use commit_log::{CommitEntry, CommitLog, CommittedFile, Recovery};
+pub(crate) use commit::TMP_SUFFIX;
+pub use commit::write_synced;
+pub use commit_log::CommitLog;
 pub use config::{Compression, ParquetSinkConfig, RollConfig, RowGroupConfig};
-pub use partition::{EVENT_DATE, EVENT_HOUR, NULL_PARTITION, PartitionSpec};
+pub use partition::{EVENT_DATE, EVENT_HOUR, PartitionSpec};
 pub use properties::writer_properties;
 pub use sink::{DEAD_LETTERS_DIR, ParquetSink, SCORES_DIR};
 pub use store::{ObjectUrl, OutputPath, S3Options, Store};

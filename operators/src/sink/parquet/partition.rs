@@ -16,7 +16,7 @@ use crate::{OperatorError, Result};
 pub const EVENT_DATE: &str = "event_date";
 pub const EVENT_HOUR: &str = "event_hour";
 /// What Hive, Spark and pyarrow write for a null partition value.
-pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+pub(super) const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;

@@ -223,7 +223,7 @@ impl Store {
 }
 
 /// `dir/name`, or `name` at the root.
-pub fn join(dir: &str, name: &str) -> String {
+pub(super) fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_owned()
     } else {
@@ -232,6 +232,6 @@ pub fn join(dir: &str, name: &str) -> String {
 }
 
 /// (directory, name) of a relative path.
-pub fn split(rel: &str) -> (&str, &str) {
+pub(super) fn split(rel: &str) -> (&str, &str) {
     rel.rsplit_once('/').unwrap_or(("", rel))
 }
