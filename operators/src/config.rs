@@ -1,9 +1,79 @@
-//! Validated newtypes shared by operator configs.
+//! What every operator config shares: validated newtypes, and the one
+//! shape of a config problem.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+
+/// One thing wrong with a config, named by its dotted key (`max_wait`,
+/// `columns[2].view`); a section's keys are relative to it until the job
+/// prefixes them ([`ConfigError::within`]). The CLI, a dry run and the
+/// service all print this one list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same problem, its key prefixed with the section it sits in.
+    pub fn within(self, section: &str) -> Self {
+        let key = match (section.is_empty(), self.key.is_empty()) {
+            (true, _) => self.key,
+            (false, true) => section.to_owned(),
+            (false, false) => format!("{section}.{}", self.key),
+        };
+        Self { key, ..self }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// A config section that checks itself beyond its syntax (which serde,
+/// with `deny_unknown_fields`, already did): every problem at once, each
+/// with its key inside the section.
+pub trait Validate {
+    fn validate(&self) -> Result<(), Vec<ConfigError>>;
+}
+
+/// `Ok` when nothing was found.
+pub fn found(problems: Vec<ConfigError>) -> Result<(), Vec<ConfigError>> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// A section's problems as `(key, message)`, keys prefixed with `section`:
+/// what the job's list would show, for tests.
+#[cfg(test)]
+pub(crate) fn problems_in(config: &impl Validate, section: &str) -> Vec<(String, String)> {
+    config
+        .validate()
+        .err()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.within(section))
+        .map(|e| (e.key, e.message))
+        .collect()
+}
 
 /// A duration written the way people write them: "50ms", "2s", "1m 30s".
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,33 +1,8 @@
-use std::fmt;
-
 use scorestream_operators::{ErrorKind, OperatorError};
 
-/// One thing wrong with a job config, named by its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Dotted path of the offending key, such as `batch.max_wait`.
-    pub key: String,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.key, self.message)
-        }
-    }
-}
+/// One thing wrong with a job config, named by its dotted key: the same
+/// type every operator section reports with.
+pub use scorestream_operators::config::ConfigError as Problem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::HumanDuration;
+use crate::config::{ConfigError, HumanDuration, Validate, found};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,26 +46,6 @@ fn default_max_wait() -> HumanDuration {
 }
 
 impl BatchConfig {
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let mut p = Vec::new();
-        if self.max_rows == 0 {
-            p.push(("max_rows".into(), "must be at least 1".into()));
-        }
-        if self.max_wait.0.is_zero() {
-            p.push(("max_wait".into(), "must be longer than 0ms".into()));
-        }
-        if self.target_latency.is_some_and(|t| t.0.is_zero()) {
-            p.push(("target_latency".into(), "must be longer than 0ms".into()));
-        }
-        if self.min_rows == 0 || self.min_rows > self.max_rows {
-            p.push((
-                "min_rows".into(),
-                format!("must be between 1 and max_rows ({})", self.max_rows),
-            ));
-        }
-        p
-    }
-
     /// How long the oldest row may wait for more: `max_wait`, and with a
     /// latency target at most half of it, leaving the rest for the work.
     pub fn effective_max_wait(&self) -> Duration {
@@ -79,5 +59,30 @@ impl BatchConfig {
     pub fn adaptive(&self) -> Option<super::AdaptiveSize> {
         self.target_latency
             .map(|t| super::AdaptiveSize::new(t.0, self.min_rows, self.max_rows))
+    }
+}
+
+impl Validate for BatchConfig {
+    fn validate(&self) -> Result<(), Vec<ConfigError>> {
+        let mut p = Vec::new();
+        if self.max_rows == 0 {
+            p.push(ConfigError::new("max_rows", "must be at least 1"));
+        }
+        if self.max_wait.0.is_zero() {
+            p.push(ConfigError::new("max_wait", "must be longer than 0ms"));
+        }
+        if self.target_latency.is_some_and(|t| t.0.is_zero()) {
+            p.push(ConfigError::new(
+                "target_latency",
+                "must be longer than 0ms",
+            ));
+        }
+        if self.min_rows == 0 || self.min_rows > self.max_rows {
+            p.push(ConfigError::new(
+                "min_rows",
+                format!("must be between 1 and max_rows ({})", self.max_rows),
+            ));
+        }
+        found(p)
     }
 }

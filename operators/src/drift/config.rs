@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::stats::Statistic;
-use crate::config::HumanDuration;
+use crate::config::{ConfigError, HumanDuration, Validate, found};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,34 +77,34 @@ impl DriftConfig {
             .or_else(|| self.thresholds.get(&statistic))
             .copied()
     }
+}
 
-    pub fn problems(&self) -> Vec<(String, String)> {
+impl Validate for DriftConfig {
+    fn validate(&self) -> Result<(), Vec<ConfigError>> {
         let mut p = Vec::new();
         match self.window {
-            WindowConfig::Rows(0) => {
-                p.push(("drift.window".into(), "rows must be at least 1".into()))
-            }
-            WindowConfig::EventTime(d) if d.0.is_zero() => p.push((
-                "drift.window".into(),
-                "event_time must be longer than 0s".into(),
+            WindowConfig::Rows(0) => p.push(ConfigError::new("window", "rows must be at least 1")),
+            WindowConfig::EventTime(d) if d.0.is_zero() => p.push(ConfigError::new(
+                "window",
+                "event_time must be longer than 0s",
             )),
             _ => {}
         }
         if let Some(topic) = &self.alerts_topic
             && let Err(why) = crate::sink::dead_letter_topic::check_topic_name(topic)
         {
-            p.push(("drift.alerts_topic".into(), why));
+            p.push(ConfigError::new("alerts_topic", why));
         }
         if self.queue_batches == 0 {
-            p.push(("drift.queue_batches".into(), "must be at least 1".into()));
+            p.push(ConfigError::new("queue_batches", "must be at least 1"));
         }
         if self.sample_rows == 0 {
-            p.push(("drift.sample_rows".into(), "must be at least 1".into()));
+            p.push(ConfigError::new("sample_rows", "must be at least 1"));
         }
-        let all = std::iter::once(("drift.thresholds".to_owned(), &self.thresholds)).chain(
+        let all = std::iter::once(("thresholds".to_owned(), &self.thresholds)).chain(
             self.column_thresholds
                 .iter()
-                .map(|(c, t)| (format!("drift.column_thresholds.{c}"), t)),
+                .map(|(c, t)| (format!("column_thresholds.{c}"), t)),
         );
         for (key, thresholds) in all {
             for (s, v) in thresholds {
@@ -113,14 +113,14 @@ impl DriftConfig {
                     _ => v.is_finite() && *v >= 0.0,
                 };
                 if !ok {
-                    p.push((
+                    p.push(ConfigError::new(
                         format!("{key}.{}", s.name()),
                         format!("{v} is not a valid threshold"),
                     ));
                 }
             }
         }
-        p
+        found(p)
     }
 }
 

@@ -191,7 +191,10 @@ fn a_config_with_bad_values_names_each_key() {
         "window = { rows = 0 }\nqueue_batches = 0\nthresholds = { psi = -1.0 }\n\
          column_thresholds = { x = { chi_square_p = 2.0 } }",
     );
-    let problems: Vec<String> = cfg.problems().into_iter().map(|(k, _)| k).collect();
+    let problems: Vec<String> = crate::config::problems_in(&cfg, "drift")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(
         problems,
         [

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::values::{FeatureType, FeatureValue, toml_value};
-use crate::config::HumanDuration;
+use crate::config::{ConfigError, HumanDuration, Validate, found};
 
 /// What to do with a feature the store cannot give a usable value for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -238,20 +238,28 @@ impl Default for CacheConfig {
     }
 }
 
-impl FeaturesConfig {
-    /// Problems beyond syntax, each with its key inside `[features]`.
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let mut p = self.missing_check.problems();
+/// Problems beyond syntax, each with its key inside `[features]`.
+impl Validate for FeaturesConfig {
+    fn validate(&self) -> Result<(), Vec<ConfigError>> {
+        let mut p: Vec<ConfigError> = self
+            .missing_check
+            .problems()
+            .into_iter()
+            .map(|e| e.within("missing_check"))
+            .collect();
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.columns.iter().enumerate() {
             let at = |k: &str| format!("columns[{i}].{k}");
             if !seen.insert(c.name.as_str()) {
-                p.push((at("name"), format!("feature `{}` is listed twice", c.name)));
+                p.push(ConfigError::new(
+                    at("name"),
+                    format!("feature `{}` is listed twice", c.name),
+                ));
             }
             if let Some(d) = &c.default
                 && let Err(e) = FeatureValue::from_default(d, c.kind)
             {
-                p.push((at("default"), e));
+                p.push(ConfigError::new(at("default"), e));
             }
         }
         let needs_default = |policy: OnMissing| policy == OnMissing::Default;
@@ -263,8 +271,8 @@ impl FeaturesConfig {
                 .map(|c| c.name.as_str())
                 .collect();
             if self.columns.is_empty() || !without.is_empty() {
-                p.push((
-                    "columns".into(),
+                p.push(ConfigError::new(
+                    "columns",
                     format!(
                         "the \"default\" policy needs a `default` for every feature in [[features.columns]]; none for: {}",
                         if without.is_empty() {
@@ -272,46 +280,44 @@ impl FeaturesConfig {
                         } else {
                             without.join(", ")
                         }
-                    ),
-                ));
+                    )));
             }
         }
         if self.on_stale != OnMissing::Null && !self.columns.iter().any(|c| c.max_age.is_some()) {
-            p.push((
-                "on_stale".into(),
-                "is set but no feature has a `max_age`, so nothing can be stale".into(),
+            p.push(ConfigError::new(
+                "on_stale",
+                "is set but no feature has a `max_age`, so nothing can be stale",
             ));
         }
         match &self.store {
             FeatureStoreConfig::File(_) => {
                 if let Some(c) = self.columns.iter().find(|c| c.max_age.is_some()) {
-                    p.push((
+                    p.push(ConfigError::new(
                         format!("columns.{}.max_age", c.name),
-                        "a feature file has no write timestamps; max_age needs a Redis store"
-                            .into(),
+                        "a feature file has no write timestamps; max_age needs a Redis store",
                     ));
                 }
             }
             FeatureStoreConfig::Redis(r) => p.extend(
                 r.problems(&self.columns)
                     .into_iter()
-                    .map(|(k, v)| (format!("store.{k}"), v)),
+                    .map(|e| e.within("store")),
             ),
         }
-        p
+        found(p)
     }
 }
 
 impl RedisStoreConfig {
-    fn problems(&self, columns: &[FeatureColumn]) -> Vec<(String, String)> {
+    fn problems(&self, columns: &[FeatureColumn]) -> Vec<ConfigError> {
         let mut p = Vec::new();
         if !(self.url.starts_with("redis://")
             || self.url.starts_with("rediss://")
             || self.url.starts_with("redis+unix://")
             || self.url.starts_with("unix://"))
         {
-            p.push((
-                "url".into(),
+            p.push(ConfigError::new(
+                "url",
                 format!(
                     "\"{}\" is not a Redis URL; write redis://host:port/db",
                     redact_url(&self.url)
@@ -319,29 +325,25 @@ impl RedisStoreConfig {
             ));
         }
         if columns.is_empty() {
-            p.push((
-                "kind".into(),
-                "a Redis store needs the features it should read, as [[features.columns]] with name and type".into(),
-            ));
+            p.push(ConfigError::new(
+                "kind",
+                "a Redis store needs the features it should read, as [[features.columns]] with name and type"));
         }
         if self.pipeline_keys == 0 {
-            p.push(("pipeline_keys".into(), "must be at least 1".into()));
+            p.push(ConfigError::new("pipeline_keys", "must be at least 1"));
         }
         let other_layout = |key: &str, layout: &str| {
-            (
-                key.to_owned(),
-                format!("only applies to layout = \"{layout}\""),
-            )
+            ConfigError::new(key, format!("only applies to layout = \"{layout}\""))
         };
         match self.layout {
             RedisLayout::Hash => {
                 match &self.key_template {
-                    None => p.push((
-                        "key_template".into(),
-                        "is required for layout = \"hash\", e.g. \"account:{key}\"".into(),
+                    None => p.push(ConfigError::new(
+                        "key_template",
+                        "is required for layout = \"hash\", e.g. \"account:{key}\"",
                     )),
-                    Some(t) if !t.contains("{key}") => p.push((
-                        "key_template".into(),
+                    Some(t) if !t.contains("{key}") => p.push(ConfigError::new(
+                        "key_template",
                         format!("\"{t}\" has no `{{key}}` placeholder for the entity key"),
                     )),
                     Some(_) => {}
@@ -353,8 +355,8 @@ impl RedisStoreConfig {
                     p.push(other_layout("join_key", "feast"));
                 }
                 if let Some(c) = columns.iter().find(|c| c.view.is_some()) {
-                    p.push((
-                        "layout".into(),
+                    p.push(ConfigError::new(
+                        "layout",
                         format!(
                             "feature `{}` names a view, which only applies to layout = \"feast\"",
                             c.name
@@ -364,21 +366,19 @@ impl RedisStoreConfig {
                 if self.timestamp_field.is_none()
                     && let Some(c) = columns.iter().find(|c| c.max_age.is_some())
                 {
-                    p.push((
-                        "timestamp_field".into(),
+                    p.push(ConfigError::new(
+                        "timestamp_field",
                         format!(
                             "feature `{}` has a max_age, so the hashes need a timestamp field to compare it with",
                             c.name
-                        ),
-                    ));
+                        )));
                 }
             }
             RedisLayout::Feast => {
                 if self.project.is_none() {
-                    p.push((
-                        "project".into(),
-                        "is required for layout = \"feast\": the `project` of feature_store.yaml"
-                            .into(),
+                    p.push(ConfigError::new(
+                        "project",
+                        "is required for layout = \"feast\": the `project` of feature_store.yaml",
                     ));
                 }
                 if self.key_template.is_some() {
@@ -388,8 +388,8 @@ impl RedisStoreConfig {
                     p.push(other_layout("timestamp_field", "hash"));
                 }
                 if !(2..=3).contains(&self.entity_key_serialization_version) {
-                    p.push((
-                        "entity_key_serialization_version".into(),
+                    p.push(ConfigError::new(
+                        "entity_key_serialization_version",
                         format!(
                             "{} is not supported; Feast writes version 2 or 3",
                             self.entity_key_serialization_version
@@ -402,13 +402,12 @@ impl RedisStoreConfig {
                     .map(|c| c.name.as_str())
                     .collect();
                 if !without.is_empty() {
-                    p.push((
-                        "layout".into(),
+                    p.push(ConfigError::new(
+                        "layout",
                         format!(
                             "with layout = \"feast\" every feature names its feature view (`view`); none for: {}",
                             without.join(", ")
-                        ),
-                    ));
+                        )));
                 }
             }
         }

@@ -497,7 +497,10 @@ fn missing_check_settings_are_checked() {
          [missing_check]\nthreshold = 1.5\nmin_rows = 0\naction = \"fail\"",
     )
     .expect("parses");
-    let keys: Vec<String> = c.problems().into_iter().map(|(k, _)| k).collect();
+    let keys: Vec<String> = crate::config::problems_in(&c, "")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(
         keys,
         ["missing_check.threshold", "missing_check.min_rows"],

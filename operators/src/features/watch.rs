@@ -13,7 +13,7 @@ use metrics::{Counter, Gauge, counter, gauge};
 use serde::Deserialize;
 use tracing::warn;
 
-use crate::config::HumanDuration;
+use crate::config::{ConfigError, HumanDuration};
 use crate::{OperatorError, Result};
 
 /// What to do when a feature is missing for (nearly) every row of a window.
@@ -74,12 +74,12 @@ impl Default for MissingCheckConfig {
 }
 
 impl MissingCheckConfig {
-    /// Problems, each with its key inside `[features]`.
-    pub(crate) fn problems(&self) -> Vec<(String, String)> {
+    /// Problems, each with its key inside `[features.missing_check]`.
+    pub(crate) fn problems(&self) -> Vec<ConfigError> {
         let mut p = Vec::new();
         if !(self.threshold > 0.0 && self.threshold <= 1.0) {
-            p.push((
-                "missing_check.threshold".into(),
+            p.push(ConfigError::new(
+                "threshold",
                 format!(
                     "{} is not a share of rows; write a number above 0 and at most 1, e.g. 0.99",
                     self.threshold
@@ -87,13 +87,10 @@ impl MissingCheckConfig {
             ));
         }
         if self.min_rows == 0 {
-            p.push(("missing_check.min_rows".into(), "must be at least 1".into()));
+            p.push(ConfigError::new("min_rows", "must be at least 1"));
         }
         if self.window.0.is_zero() {
-            p.push((
-                "missing_check.window".into(),
-                "must be longer than 0s".into(),
-            ));
+            p.push(ConfigError::new("window", "must be longer than 0s"));
         }
         p
     }

@@ -11,6 +11,8 @@
 
 use scorestream_schemas::redact;
 
+use crate::config::ConfigError;
+
 /// Settings scorestream sets itself; a job setting them would break
 /// exactly-once delivery or the dead-letter guarantees.
 const MANAGED: [&str; 9] = [
@@ -186,28 +188,26 @@ impl OptionPolicy {
     pub fn problems<'a>(
         &self,
         options: impl IntoIterator<Item = (&'a String, &'a String)>,
-    ) -> Vec<(String, String)> {
+    ) -> Vec<ConfigError> {
         let mut p = Vec::new();
         for (k, v) in options {
             let key = format!("options.\"{k}\"");
             if MANAGED.contains(&k.as_str()) {
-                p.push((
+                p.push(ConfigError::new(
                     key,
                     "is managed by scorestream (offsets are committed only after output is durable)"
-                        .into(),
-                ));
+                        ));
             } else if !self.allows(k) {
-                p.push((
+                p.push(ConfigError::new(
                     key,
                     format!(
                         "is refused by this service: {}; the operator can allow it with `scorestream serve --allow-kafka-option {k}`",
                         danger(k)
-                    ),
-                ));
+                    )));
             } else if !acts_when_set(k)
                 && let Err(reason) = check_value(k, v)
             {
-                p.push((key, reason));
+                p.push(ConfigError::new(key, reason));
             }
         }
         p
@@ -239,7 +239,11 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        policy.problems(&options)
+        policy
+            .problems(&options)
+            .into_iter()
+            .map(|e| (e.key, e.message))
+            .collect()
     }
 
     fn hosted() -> OptionPolicy {

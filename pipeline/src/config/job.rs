@@ -2,6 +2,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use scorestream_operators::batch::BatchConfig;
+use scorestream_operators::config::{ConfigError, Validate};
 use scorestream_operators::drift::DriftConfig;
 use scorestream_operators::features::{FeatureStoreConfig, FeaturesConfig};
 use scorestream_operators::kafka::PATH_OPTIONS;
@@ -139,6 +140,18 @@ pub struct QueueConfig {
     /// Rows each queue between two operators may hold.
     #[serde(default = "default_capacity_rows")]
     pub capacity_rows: usize,
+}
+
+impl Validate for QueueConfig {
+    fn validate(&self) -> Result<(), Vec<ConfigError>> {
+        if self.capacity_rows == 0 {
+            return Err(vec![ConfigError::new(
+                "capacity_rows",
+                "must be at least 1",
+            )]);
+        }
+        Ok(())
+    }
 }
 
 impl Default for QueueConfig {

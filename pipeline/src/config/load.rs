@@ -1,7 +1,9 @@
 use std::path::Path;
 
+use scorestream_operators::config::Validate;
 use scorestream_operators::kafka::OptionPolicy;
 use scorestream_operators::sink::dead_letter_topic::DeadLettersConfig;
+use scorestream_operators::source::kafka::KafkaSourceConfig;
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 use toml::{Table, Value};
@@ -62,7 +64,7 @@ pub fn load_str_as(text: &str, policy: &OptionPolicy) -> Result<JobConfig, Vec<P
         }
     }
     let job = section(&table, "job", &mut problems);
-    let source = section(&table, "source", &mut problems);
+    let source: Option<KafkaSourceConfig> = section(&table, "source", &mut problems);
     let schema = schema_section(&table, &mut problems);
     let features: Option<scorestream_operators::features::FeaturesConfig> =
         section(&table, "features", &mut problems);
@@ -74,35 +76,19 @@ pub fn load_str_as(text: &str, policy: &OptionPolicy) -> Result<JobConfig, Vec<P
     let drift: Option<scorestream_operators::drift::DriftConfig> =
         section(&table, "drift", &mut problems);
 
+    check(&source, "source", &mut problems);
     if let Some(s) = &source {
-        push_all(
-            &mut problems,
-            "source",
-            scorestream_operators::source::kafka::KafkaSourceConfig::problems(s, policy),
-        );
+        let refused = policy.problems(&s.options);
+        problems.extend(refused.into_iter().map(|e| e.within("source")));
     }
-    if let Some(b) = &batch {
-        push_all(
-            &mut problems,
-            "batch",
-            scorestream_operators::batch::BatchConfig::problems(b),
-        );
+    check(&batch, "batch", &mut problems);
+    check(&features, "features", &mut problems);
+    check(&dead_letters, "dead_letters", &mut problems);
+    if let (Some(d), Some(s)) = (&dead_letters, &source) {
+        problems.extend(d.loops_back(&s.topics).map(|e| e.within("dead_letters")));
     }
-    if let Some(f) = &features {
-        push_all(&mut problems, "features", f.problems());
-    }
-    if let Some(d) = &dead_letters {
-        let source_topics = source.as_ref().map_or(&[][..], |s| s.topics.as_slice());
-        push_all(&mut problems, "dead_letters", d.problems(source_topics));
-    }
-    if let Some(q) = &queues
-        && q.capacity_rows == 0
-    {
-        problems.push(Problem::new("queues.capacity_rows", "must be at least 1"));
-    }
-    if let Some(d) = &drift {
-        problems.extend(d.problems().into_iter().map(|(k, m)| Problem::new(k, m)));
-    }
+    check(&queues, "queues", &mut problems);
+    check(&drift, "drift", &mut problems);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -172,12 +158,11 @@ fn schema_section(table: &Table, problems: &mut Vec<Problem>) -> Option<super::S
     shell.map(|_| super::SchemaSection { fields: parsed })
 }
 
-fn push_all(problems: &mut Vec<Problem>, section: &str, found: Vec<(String, String)>) {
-    problems.extend(
-        found
-            .into_iter()
-            .map(|(k, m)| Problem::new(format!("{section}.{k}"), m)),
-    );
+/// A parsed section's own checks, its keys prefixed with the section's.
+fn check<T: Validate>(section: &Option<T>, name: &str, problems: &mut Vec<Problem>) {
+    if let Some(Err(found)) = section.as_ref().map(Validate::validate) {
+        problems.extend(found.into_iter().map(|e| e.within(name)));
+    }
 }
 
 /// Deserializes one section. On an error it records it, removes the offending

@@ -1,3 +1,4 @@
+use scorestream_operators::config::Validate;
 use scorestream_operators::decode::{Decoder, JsonDecoder};
 use scorestream_operators::features::{FeatureJoin, FeatureStoreConfig, JoinPolicy, build_store};
 use std::sync::Arc;
@@ -125,13 +126,9 @@ impl Job {
         let drift = scorer
             .as_ref()
             .and_then(|s| drift_setup(&config, s.output_schema(), &mut problems));
-        problems.extend(
-            config
-                .sink
-                .problems()
-                .into_iter()
-                .map(|(k, m)| Problem::new(k, m)),
-        );
+        if let Err(found) = config.sink.validate() {
+            problems.extend(found.into_iter().map(|e| e.within("sink")));
+        }
         let partitions = scorer.as_ref().and_then(|s| {
             PartitionSpec::new(
                 &config.sink.partition_by,

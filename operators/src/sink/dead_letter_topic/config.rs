@@ -1,5 +1,7 @@
 use serde::Deserialize;
 
+use crate::config::{ConfigError, Validate, found};
+
 /// Where a job's dead letters go: the job section `[dead_letters]`.
 ///
 /// Parquet keeps them next to the scores for `scorestream query` and
@@ -30,34 +32,37 @@ impl Default for DeadLettersConfig {
     }
 }
 
-impl DeadLettersConfig {
-    /// Problems beyond syntax, each with its key inside the section.
-    /// `source_topics` are the topics the job consumes: a dead-letter topic
-    /// among them would feed every dead letter back in, forever.
-    pub fn problems(&self, source_topics: &[String]) -> Vec<(String, String)> {
+impl Validate for DeadLettersConfig {
+    fn validate(&self) -> Result<(), Vec<ConfigError>> {
         let mut p = Vec::new();
         if !self.parquet && self.topic.is_none() {
-            p.push((
-                "parquet".into(),
+            p.push(ConfigError::new(
+                "parquet",
                 "is false and no `dead_letters.topic` is set, so dead letters would be dropped; \
-                 keep `dead_letters.parquet = true` or name a topic in `dead_letters.topic`"
-                    .into(),
+                 keep `dead_letters.parquet = true` or name a topic in `dead_letters.topic`",
             ));
         }
-        if let Some(topic) = &self.topic {
-            if let Err(why) = check_topic_name(topic) {
-                p.push(("topic".into(), why));
-            } else if source_topics.iter().any(|t| t == topic) {
-                p.push((
-                    "topic".into(),
-                    format!(
-                        "\"{topic}\" is also a source topic: every dead letter would be read again \
-                         and dead-lettered again, forever; use a separate topic"
-                    ),
-                ));
-            }
+        if let Some(Err(why)) = self.topic.as_deref().map(check_topic_name) {
+            p.push(ConfigError::new("topic", why));
         }
-        p
+        found(p)
+    }
+}
+
+impl DeadLettersConfig {
+    /// A dead-letter topic among the topics the job consumes would feed
+    /// every dead letter back in, forever.
+    pub fn loops_back(&self, source_topics: &[String]) -> Option<ConfigError> {
+        let topic = self.topic.as_ref()?;
+        source_topics.iter().any(|t| t == topic).then(|| {
+            ConfigError::new(
+                "topic",
+                format!(
+                    "\"{topic}\" is also a source topic: every dead letter would be read again \
+                     and dead-lettered again, forever; use a separate topic"
+                ),
+            )
+        })
     }
 }
 

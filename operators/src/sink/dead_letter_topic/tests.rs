@@ -12,6 +12,7 @@ use rdkafka::{ClientConfig, ClientContext, Offset, Timestamp, TopicPartitionList
 use scorestream_schemas::{DeadLetter, DeadLetterStage};
 
 use super::*;
+use crate::config::Validate;
 use crate::kafka::ClientRole;
 use crate::kafka::client::is_consumer_only;
 use crate::source::kafka::KafkaSourceConfig;
@@ -370,14 +371,17 @@ fn the_section_defaults_to_parquet_only() {
     assert!(c.parquet && c.topic.is_none());
     let c: DeadLettersConfig =
         toml::from_str("parquet = false\ntopic = \"fraud.dead-letters\"").expect("topic only");
-    assert!(c.problems(&["tx".into()]).is_empty());
+    assert!(c.validate().is_ok() && c.loops_back(&["tx".into()]).is_none());
     assert!(toml::from_str::<DeadLettersConfig>("topik = \"x\"").is_err());
 }
 
 #[test]
 fn dead_letters_must_go_somewhere_and_not_back_into_the_source() {
     let keys = |c: &DeadLettersConfig| -> BTreeMap<String, String> {
-        c.problems(&["tx".into()]).into_iter().collect()
+        crate::config::problems_in(c, "")
+            .into_iter()
+            .chain(c.loops_back(&["tx".into()]).map(|e| (e.key, e.message)))
+            .collect()
     };
     let nowhere = DeadLettersConfig {
         parquet: false,

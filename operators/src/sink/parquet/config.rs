@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::store::{OutputPath, S3Options, Store};
 use crate::Result;
-use crate::config::{ByteSize, HumanDuration};
+use crate::config::{ByteSize, ConfigError, HumanDuration, Validate, found};
 
 /// S3 copies at most 5 GiB in one request, and files are published by copy.
 const S3_MAX_COPY: u64 = 5 << 30;
@@ -154,96 +154,94 @@ impl ParquetSinkConfig {
             .unwrap_or_else(|| std::env::temp_dir().join("scorestream-spool"));
         Store::open(&self.path, &self.s3, &spool)
     }
+}
 
-    /// Problems with the numbers, as (key, message). Partition columns are
-    /// checked against the output schema by [`super::PartitionSpec::new`].
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+/// Problems with the numbers. Partition columns are checked against the
+/// output schema by [`super::PartitionSpec::new`].
+impl Validate for ParquetSinkConfig {
+    fn validate(&self) -> Result<(), Vec<ConfigError>> {
         let mut out = Vec::new();
         if self.path.is_object_store() {
             if self.roll.max_bytes.0 > S3_MAX_COPY {
-                out.push((
-                    "sink.roll.max_bytes",
+                out.push(ConfigError::new(
+                    "roll.max_bytes",
                     format!(
                         "max_bytes is {} bytes but files on S3 are published by a copy, which S3 limits to 5GiB",
                         self.roll.max_bytes.0
-                    ),
-                ));
+                    )));
             }
         } else {
             if !self.s3.is_empty() {
-                out.push((
-                    "sink.s3",
-                    "[sink.s3] is set but sink.path is a local directory: use s3://bucket/prefix"
-                        .into(),
+                out.push(ConfigError::new(
+                    "s3",
+                    "[sink.s3] is set but sink.path is a local directory: use s3://bucket/prefix",
                 ));
             }
             if self.spool_dir.is_some() {
-                out.push((
-                    "sink.spool_dir",
-                    "spool_dir is only used for object store outputs (s3://bucket/prefix)".into(),
+                out.push(ConfigError::new(
+                    "spool_dir",
+                    "spool_dir is only used for object store outputs (s3://bucket/prefix)",
                 ));
             }
         }
-        let positive = |v: bool, key, what: &str, out: &mut Vec<_>| {
+        let positive = |v: bool, key: &str, what: &str, out: &mut Vec<_>| {
             if !v {
-                out.push((key, format!("{what} must be greater than zero")));
+                out.push(ConfigError::new(
+                    key,
+                    format!("{what} must be greater than zero"),
+                ));
             }
         };
-        positive(
-            self.row_group.rows > 0,
-            "sink.row_group.rows",
-            "rows",
-            &mut out,
-        );
+        positive(self.row_group.rows > 0, "row_group.rows", "rows", &mut out);
         positive(
             self.row_group.bytes.0 > 0,
-            "sink.row_group.bytes",
+            "row_group.bytes",
             "bytes",
             &mut out,
         );
         positive(
             self.roll.max_bytes.0 > 0,
-            "sink.roll.max_bytes",
+            "roll.max_bytes",
             "max_bytes",
             &mut out,
         );
         positive(
             self.roll.max_rows > 0,
-            "sink.roll.max_rows",
+            "roll.max_rows",
             "max_rows",
             &mut out,
         );
         positive(
             self.roll.interval.0 > Duration::ZERO,
-            "sink.roll.interval",
+            "roll.interval",
             "interval",
             &mut out,
         );
         positive(
             self.roll.inactivity.0 > Duration::ZERO,
-            "sink.roll.inactivity",
+            "roll.inactivity",
             "inactivity",
             &mut out,
         );
         positive(
             self.max_open_files > 0,
-            "sink.max_open_files",
+            "max_open_files",
             "max_open_files",
             &mut out,
         );
         positive(
             self.max_buffered_bytes.0 > 0,
-            "sink.max_buffered_bytes",
+            "max_buffered_bytes",
             "max_buffered_bytes",
             &mut out,
         );
         positive(
             self.encode_threads != Some(0),
-            "sink.encode_threads",
+            "encode_threads",
             "encode_threads",
             &mut out,
         );
-        out
+        found(out)
     }
 }
 

@@ -355,12 +355,18 @@ fn object_store_settings_are_checked_against_the_path() {
         "path = \"s3://b/p\"\ns3 = { endpoint = \"http://127.0.0.1:9000\", allow_http = true }\nroll = { max_bytes = \"6GiB\" }",
     );
     assert_eq!(
-        s3.problems().iter().map(|p| p.0).collect::<Vec<_>>(),
+        crate::config::problems_in(&s3, "sink")
+            .into_iter()
+            .map(|p| p.0)
+            .collect::<Vec<_>>(),
         vec!["sink.roll.max_bytes"]
     );
     let local = parse("path = \"out\"\ns3 = { region = \"eu-north-1\" }\nspool_dir = \"/tmp/x\"");
     assert_eq!(
-        local.problems().iter().map(|p| p.0).collect::<Vec<_>>(),
+        crate::config::problems_in(&local, "sink")
+            .into_iter()
+            .map(|p| p.0)
+            .collect::<Vec<_>>(),
         vec!["sink.s3", "sink.spool_dir"]
     );
     let e = toml::from_str::<ParquetSinkConfig>("path = \"s3://b/p\"\ns3 = { secret = \"x\" }")

@@ -430,10 +430,13 @@ fn bad_partition_settings_are_named() {
     assert!(p[0].1.contains("not a timestamp"), "{p:?}");
     let mut cfg = ParquetSinkConfig::at("x");
     cfg.roll.max_rows = 0;
-    assert_eq!(cfg.problems()[0].0, "sink.roll.max_rows");
+    assert_eq!(
+        crate::config::problems_in(&cfg, "sink")[0].0,
+        "sink.roll.max_rows"
+    );
     let mut cfg = ParquetSinkConfig::at("x");
     cfg.encode_threads = Some(0);
-    let p = cfg.problems();
+    let p = crate::config::problems_in(&cfg, "sink");
     assert_eq!(p[0].0, "sink.encode_threads");
     assert!(p[0].1.contains("greater than zero"), "{p:?}");
 }

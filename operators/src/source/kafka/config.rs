@@ -3,8 +3,8 @@ use std::fmt;
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 
-use crate::config::{ByteSize, HumanDuration};
-use crate::kafka::{ClientRole, KafkaOptions, OptionPolicy, client_config};
+use crate::config::{ByteSize, ConfigError, HumanDuration, Validate, found};
+use crate::kafka::{ClientRole, KafkaOptions, client_config};
 
 /// Where a consumer group with no committed offset starts reading.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -105,34 +105,40 @@ impl KafkaSourceConfig {
             offset_reset: self.start_from.as_str(),
         })
     }
+}
 
-    /// Problems a config can have beyond its syntax, each with its key;
-    /// `policy` says which librdkafka settings the job may pass through.
-    pub fn problems(&self, policy: &OptionPolicy) -> Vec<(String, String)> {
+/// Problems beyond syntax, each with its key. The `options` are checked by
+/// the job's [`OptionPolicy`](crate::kafka::OptionPolicy), which says which
+/// librdkafka settings a job may pass through.
+impl Validate for KafkaSourceConfig {
+    fn validate(&self) -> Result<(), Vec<ConfigError>> {
         let mut p = Vec::new();
         if self.brokers.trim().is_empty() {
-            p.push(("brokers".into(), "must list at least one host:port".into()));
+            p.push(ConfigError::new(
+                "brokers",
+                "must list at least one host:port",
+            ));
         }
         if self.topics.is_empty() {
-            p.push(("topics".into(), "must name at least one topic".into()));
+            p.push(ConfigError::new("topics", "must name at least one topic"));
         }
         if self.topics.iter().any(|t| t.trim().is_empty()) {
-            p.push(("topics".into(), "topic names must not be empty".into()));
+            p.push(ConfigError::new("topics", "topic names must not be empty"));
         }
         if self.group_id.trim().is_empty() {
-            p.push(("group_id".into(), "must not be empty".into()));
+            p.push(ConfigError::new("group_id", "must not be empty"));
         }
         if self.chunk_rows == 0 {
-            p.push(("chunk_rows".into(), "must be at least 1".into()));
+            p.push(ConfigError::new("chunk_rows", "must be at least 1"));
         }
-        p.extend(policy.problems(&self.options));
-        p
+        found(p)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::OptionPolicy;
 
     #[test]
     fn secrets_never_appear_in_debug_output() {
@@ -161,8 +167,9 @@ group_id = "g"
             "brokers = \"b\"\ntopics = [\"t\"]\ngroup_id = \"g\"\n[options]\n\"enable.auto.commit\" = \"true\"",
         )
         .expect("valid");
-        let p = cfg.problems(&OptionPolicy::Unrestricted);
+        assert!(cfg.validate().is_ok());
+        let p = OptionPolicy::Unrestricted.problems(&cfg.options);
         assert_eq!(p.len(), 1);
-        assert!(p[0].0.contains("enable.auto.commit"));
+        assert!(p[0].key.contains("enable.auto.commit"));
     }
 }
