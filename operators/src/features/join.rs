@@ -158,11 +158,48 @@ impl FeatureJoin {
         };
         let keys = batch.column(self.key_idx).as_string::<i32>();
         let (rows, unavailable) = self.lookup(keys).await?;
-        let now = crate::now_ms();
         let n = batch.num_rows();
-        let nf = self.features.len();
+        let (missing, stale) = self.flags(&rows, unavailable, n);
+        if !unavailable {
+            self.watch.record(&missing, n)?;
+        }
+        let reject = self.rejections(keys, &rows, unavailable, [&missing, &stale])?;
+        let joined = self.joined(&batch, &rows, unavailable, [&missing, &stale])?;
+        if reject.iter().all(Option::is_none) {
+            env.batch = Some(joined);
+            return Ok(env);
+        }
+        let rejected: BooleanArray = reject.iter().map(|r| Some(r.is_some())).collect();
+        let kept: BooleanArray = reject.iter().map(|r| Some(r.is_none())).collect();
+        let reasons: Vec<String> = reject
+            .into_iter()
+            .flatten()
+            .map(|problems| {
+                if problems.is_empty() {
+                    "the feature store has no features for this event's key".to_owned()
+                } else {
+                    format!("the feature store has {}", problems.join("; "))
+                }
+            })
+            .collect();
+        env.dead_letters.extend(dead_letters(
+            &filter_record_batch(&batch, &rejected)?,
+            &reasons,
+        )?);
+        let kept = filter_record_batch(&joined, &kept)?;
+        env.batch = (kept.num_rows() > 0).then_some(kept);
+        Ok(env)
+    }
 
-        // Per feature, which rows lack a value and which are too old.
+    /// Per feature, which rows lack a value and which have one too old.
+    fn flags(
+        &self,
+        rows: &FeatureRows,
+        unavailable: bool,
+        n: usize,
+    ) -> (Vec<BooleanArray>, Vec<BooleanArray>) {
+        let now = crate::now_ms();
+        let nf = self.features.len();
         let mut missing: Vec<BooleanArray> = Vec::with_capacity(nf);
         let mut stale: Vec<BooleanArray> = Vec::with_capacity(nf);
         let none = BooleanArray::new(BooleanBuffer::new_unset(n), None);
@@ -197,15 +234,22 @@ impl FeatureJoin {
             missing.push(absent);
             stale.push(old);
         }
-        if !unavailable {
-            self.watch.record(&missing, n)?;
-        }
+        (missing, stale)
+    }
 
-        // Rows a policy sends away or that stop the job.
-        let mut reject = vec![None::<Vec<String>>; n];
+    /// Per row, the reasons a `dead_letter` policy sends it away (`None`
+    /// for rows kept); a `fail` policy stops the job at the first such row.
+    fn rejections(
+        &self,
+        keys: &StringArray,
+        rows: &FeatureRows,
+        unavailable: bool,
+        [missing, stale]: [&[BooleanArray]; 2],
+    ) -> Result<Vec<Option<Vec<String>>>> {
+        let mut reject = vec![None::<Vec<String>>; keys.len()];
         for (kind, flags, policy) in [
-            ("missing", &missing, self.policy.on_missing),
-            ("stale", &stale, self.policy.on_stale),
+            ("missing", missing, self.policy.on_missing),
+            ("stale", stale, self.policy.on_stale),
         ] {
             if unavailable || !matches!(policy, OnMissing::DeadLetter | OnMissing::Fail) {
                 continue;
@@ -231,8 +275,19 @@ impl FeatureJoin {
                 }
             }
         }
+        Ok(reject)
+    }
 
-        // Values: stale ones are dropped, then the default policy fills.
+    /// The batch with its features appended: stale values dropped, then the
+    /// default policy filling, then the flag and name columns.
+    fn joined(
+        &self,
+        batch: &RecordBatch,
+        rows: &FeatureRows,
+        unavailable: bool,
+        [missing, stale]: [&[BooleanArray]; 2],
+    ) -> Result<RecordBatch> {
+        let n = batch.num_rows();
         let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
         for (j, f) in self.features.iter().enumerate() {
             let mut col = rows.columns[j].clone();
@@ -255,8 +310,8 @@ impl FeatureJoin {
             cols.push(col);
         }
         cols.push(Arc::new(arrow::compute::not(&rows.found)?));
-        cols.push(names(&self.features, &missing, n)?);
-        cols.push(names(&self.features, &stale, n)?);
+        cols.push(names(&self.features, missing, n)?);
+        cols.push(names(&self.features, stale, n)?);
         cols.push(Arc::new(BooleanArray::new(
             if unavailable {
                 BooleanBuffer::new_set(n)
@@ -265,32 +320,7 @@ impl FeatureJoin {
             },
             None,
         )));
-        let joined = RecordBatch::try_new(self.out_schema.clone(), cols)?;
-
-        if reject.iter().all(Option::is_none) {
-            env.batch = Some(joined);
-            return Ok(env);
-        }
-        let rejected: BooleanArray = reject.iter().map(|r| Some(r.is_some())).collect();
-        let kept: BooleanArray = reject.iter().map(|r| Some(r.is_none())).collect();
-        let reasons: Vec<String> = reject
-            .into_iter()
-            .flatten()
-            .map(|problems| {
-                if problems.is_empty() {
-                    "the feature store has no features for this event's key".to_owned()
-                } else {
-                    format!("the feature store has {}", problems.join("; "))
-                }
-            })
-            .collect();
-        env.dead_letters.extend(dead_letters(
-            &filter_record_batch(&batch, &rejected)?,
-            &reasons,
-        )?);
-        let kept = filter_record_batch(&joined, &kept)?;
-        env.batch = (kept.num_rows() > 0).then_some(kept);
-        Ok(env)
+        Ok(RecordBatch::try_new(self.out_schema.clone(), cols)?)
     }
 
     fn fail(

@@ -139,13 +139,7 @@ pub(crate) fn is_consumer_only(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn options(pairs: &[(&str, &str)]) -> KafkaOptions {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::kafka::secrets::options;
 
     #[test]
     fn the_consumer_owns_offsets_and_keeps_the_jobs_tuning() {

@@ -120,16 +120,18 @@ impl Serialize for KafkaOptions {
     }
 }
 
+/// Options from `(key, value)` pairs, for tests.
+#[cfg(test)]
+pub(crate) fn options(pairs: &[(&str, &str)]) -> KafkaOptions {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn options(pairs: &[(&str, &str)]) -> KafkaOptions {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn secrets_are_redacted_from_client_errors() {

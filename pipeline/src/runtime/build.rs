@@ -1,15 +1,16 @@
-use scorestream_operators::config::Validate;
-use scorestream_operators::decode::{Decoder, JsonDecoder};
-use scorestream_operators::features::{FeatureJoin, FeatureStoreConfig, JoinPolicy, build_store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arrow::datatypes::SchemaRef;
+use candle_core::Device;
+use scorestream_operators::config::Validate;
+use scorestream_operators::decode::{Decoder, JsonDecoder};
+use scorestream_operators::drift::ReferenceProfile;
+use scorestream_operators::features::{FeatureJoin, FeatureStoreConfig, JoinPolicy, build_store};
 use scorestream_operators::scorer::{ModelPackage, ModelSource, Scorer, registry_version};
 use scorestream_operators::sink::parquet::PartitionSpec;
 use scorestream_schemas::EventSchema;
 use tokio::sync::mpsc;
-
-use scorestream_operators::drift::ReferenceProfile;
 
 use super::models::{ModelLoader, ModelSwap, ModelSwitch};
 use crate::config::JobConfig;
@@ -59,41 +60,8 @@ impl Job {
             config.source.max_message_bytes.0 as usize,
         ));
 
-        let store_key = match config.features.store {
-            FeatureStoreConfig::File(_) => "features.store.path",
-            FeatureStoreConfig::Redis(_) => "features.store",
-        };
-        let policy = JoinPolicy::from_config(&config.features)
-            .map_err(|m| problems.push(Problem::new("features.columns", m)))
-            .ok();
-        let join = match (build_store(&config.features), policy) {
-            (Ok(store), Some(policy)) => {
-                FeatureJoin::try_new(store, decoder.output_schema(), &config.features.key, policy)
-                    .map_err(|m| problems.push(Problem::new("features.key", m)))
-                    .ok()
-            }
-            (Err(e), _) => {
-                problems.push(Problem::new(store_key, e.to_string()));
-                None
-            }
-            (Ok(_), None) => None,
-        };
-        let device = config
-            .model
-            .device
-            .open()
-            .map_err(|e| problems.push(Problem::new("model.device", e.to_string())))
-            .ok();
-        let package = device.as_ref().and_then(|d| {
-            ModelSource::resolve(&config.model.path)
-                .and_then(|source| {
-                    let package =
-                        ModelPackage::load_as(source.package_dir(), d, config.model.precision)?;
-                    Ok((source, package))
-                })
-                .map_err(|e| problems.push(Problem::new("model.path", e.to_string())))
-                .ok()
-        });
+        let join = feature_join(&config, decoder.output_schema(), &mut problems);
+        let loaded = load_model(&config, &mut problems);
         if let Some(p) = config.sink.path.local()
             && p.is_file()
         {
@@ -102,44 +70,29 @@ impl Job {
                 format!("{} is a file, not a directory", p.display()),
             ));
         }
-        let (Some(join), Some((model_source, package)), Some(device)) = (join, package, device)
-        else {
+        let (Some(join), Some((device, model_source, package))) = (join, loaded) else {
             return Err(invalid(problems));
         };
         if let Some(p) = undeclared_features(&config, &package, decoder.output_schema()) {
             problems.push(p);
             return Err(invalid(problems));
         }
-        let scorer = match Scorer::new(package, device.clone(), join.output_schema())
-            .and_then(|s| challengers(s, &config, &device))
-        {
-            Ok(s) => Some(s),
-            Err(errors) => {
-                problems.extend(
-                    errors
-                        .into_iter()
-                        .map(|e| Problem::new("model", e.to_string())),
-                );
-                None
-            }
-        };
+        let scorer = build_scorer(
+            &config,
+            package,
+            &device,
+            join.output_schema(),
+            &mut problems,
+        );
         let drift = scorer
             .as_ref()
             .and_then(|s| drift_setup(&config, s.output_schema(), &mut problems));
         if let Err(found) = config.sink.validate() {
             problems.extend(found.into_iter().map(|e| e.within("sink")));
         }
-        let partitions = scorer.as_ref().and_then(|s| {
-            PartitionSpec::new(
-                &config.sink.partition_by,
-                &config.sink.partition_time,
-                s.output_schema(),
-            )
-            .map_err(|ps| {
-                problems.extend(ps.into_iter().map(|(k, m)| Problem::new(k, m)));
-            })
-            .ok()
-        });
+        let partitions = scorer
+            .as_ref()
+            .and_then(|s| partition_spec(&config, s.output_schema(), &mut problems));
         match (scorer, partitions) {
             (Some(scorer), Some(partitions)) if problems.is_empty() => Ok(Self {
                 config,
@@ -254,6 +207,93 @@ impl Job {
             other => format!("{other:?}"),
         }
     }
+}
+
+/// The feature store and the join onto the decoded events, or the problems
+/// that stop them.
+fn feature_join(
+    config: &JobConfig,
+    input: &SchemaRef,
+    problems: &mut Vec<Problem>,
+) -> Option<FeatureJoin> {
+    let store_key = match config.features.store {
+        FeatureStoreConfig::File(_) => "features.store.path",
+        FeatureStoreConfig::Redis(_) => "features.store",
+    };
+    let policy = JoinPolicy::from_config(&config.features)
+        .map_err(|m| problems.push(Problem::new("features.columns", m)))
+        .ok();
+    match (build_store(&config.features), policy) {
+        (Ok(store), Some(policy)) => {
+            FeatureJoin::try_new(store, input, &config.features.key, policy)
+                .map_err(|m| problems.push(Problem::new("features.key", m)))
+                .ok()
+        }
+        (Err(e), _) => {
+            problems.push(Problem::new(store_key, e.to_string()));
+            None
+        }
+        (Ok(_), None) => None,
+    }
+}
+
+/// The device and the champion's package, loaded onto it.
+fn load_model(
+    config: &JobConfig,
+    problems: &mut Vec<Problem>,
+) -> Option<(Device, ModelSource, ModelPackage)> {
+    let device = config
+        .model
+        .device
+        .open()
+        .map_err(|e| problems.push(Problem::new("model.device", e.to_string())))
+        .ok()?;
+    ModelSource::resolve(&config.model.path)
+        .and_then(|source| {
+            let package =
+                ModelPackage::load_as(source.package_dir(), &device, config.model.precision)?;
+            Ok((source, package))
+        })
+        .map_err(|e| problems.push(Problem::new("model.path", e.to_string())))
+        .ok()
+        .map(|(source, package)| (device, source, package))
+}
+
+/// The scorer with its champion bound to the joined schema, and its shadows
+/// and canary.
+fn build_scorer(
+    config: &JobConfig,
+    package: ModelPackage,
+    device: &Device,
+    input: &SchemaRef,
+    problems: &mut Vec<Problem>,
+) -> Option<Scorer> {
+    match Scorer::new(package, device.clone(), input).and_then(|s| challengers(s, config, device)) {
+        Ok(s) => Some(s),
+        Err(errors) => {
+            problems.extend(
+                errors
+                    .into_iter()
+                    .map(|e| Problem::new("model", e.to_string())),
+            );
+            None
+        }
+    }
+}
+
+/// How scored rows map to output partition directories.
+fn partition_spec(
+    config: &JobConfig,
+    output: &SchemaRef,
+    problems: &mut Vec<Problem>,
+) -> Option<PartitionSpec> {
+    PartitionSpec::new(
+        &config.sink.partition_by,
+        &config.sink.partition_time,
+        output,
+    )
+    .map_err(|ps| problems.extend(ps.into_iter().map(|(k, m)| Problem::new(k, m))))
+    .ok()
 }
 
 /// The columns the model reads that are neither event fields nor features

@@ -93,34 +93,20 @@ impl Job {
             "queues",
             stages::sample_queues(q.depths(), s.clone(), cancel.clone()),
         );
-        let Queues {
-            raw_tx,
-            raw_rx,
-            dec_tx,
-            dec_rx,
-            join_tx,
-            join_rx,
-            batch_tx,
-            batch_rx,
-            score_tx,
-            score_rx,
-            ack_tx,
-            ack_rx,
-        } = q;
-        let stop_reading = cancel.clone();
+        let (raw_tx, acks, stop_reading) = (q.raw_tx, q.ack_rx, cancel.clone());
         tasks.spawn("source", async move {
-            source.run(raw_tx, ack_rx, stop_reading).await.map(Some)
+            source.run(raw_tx, acks, stop_reading).await.map(Some)
         });
-        tasks.spawn("decode", stages::decode(decoder, raw_rx, dec_tx, s.clone()));
+        tasks.spawn(
+            "decode",
+            stages::decode(decoder, q.raw_rx, q.dec_tx, s.clone()),
+        );
         tasks.spawn(
             "feature_join",
-            stages::feature_join(join, dec_rx, join_tx, s.clone()),
+            stages::feature_join(join, q.dec_rx, q.join_tx, s.clone()),
         );
-        tasks.spawn("batcher", async move {
-            run_batcher(coalescer, join_rx, batch_tx, adaptive)
-                .await
-                .map(|()| None)
-        });
+        let batcher = run_batcher(coalescer, q.join_rx, q.batch_tx, adaptive);
+        tasks.spawn("batcher", async move { batcher.await.map(|()| None) });
         spawn_registry(
             &mut tasks,
             &model_source,
@@ -133,10 +119,10 @@ impl Job {
         let tee = spawn_drift(&mut tasks, drift, &config, &outputs.store, &job, s)?;
         tasks.spawn(
             "scorer",
-            stages::score(scorer, swap_rx, batch_rx, score_tx, tee, s.clone()),
+            stages::score(scorer, swap_rx, q.batch_rx, q.score_tx, tee, s.clone()),
         );
         let feedback = SinkFeedback {
-            acks: ack_tx,
+            acks: q.ack_tx,
             latency,
         };
         let Outputs {
@@ -146,7 +132,7 @@ impl Job {
         } = outputs;
         tasks.spawn(
             "sink",
-            stages::sink(sink, dead_letter_topic, score_rx, feedback, s.clone()),
+            stages::sink(sink, dead_letter_topic, q.score_rx, feedback, s.clone()),
         );
 
         let source_report = tasks.join(&cancel).await?;

@@ -11,23 +11,19 @@
 
 mod model;
 mod process;
+mod run;
 mod source_only;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use crate::ToolError;
-use crate::demo::{DemoAssets, demo_world, generator_options, prepare};
-use crate::synth::{EventGen, Pace, produce};
-use scorestream_pipeline::runtime::{Job, JobStats};
 
 pub use model::write_large_model;
 pub use process::{cpu_time, peak_rss_bytes, reset_peak_rss, rss_bytes};
+pub use run::run_bench;
 
 /// Which network scores the events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -105,231 +101,6 @@ pub struct StageTime {
     pub seconds: f64,
     pub microseconds_per_event: f64,
     pub share: f64,
-}
-
-/// Runs one measurement. `progress` is called about once a second.
-pub async fn run_bench(
-    assets: &DemoAssets,
-    opts: &BenchOptions,
-    mut progress: impl FnMut(&str),
-) -> Result<BenchReport, ToolError> {
-    let mut config = prepare(assets, &opts.out)?;
-    let run_id = scorestream_operators::now_ms().to_string();
-    let topic = format!("scorestream-bench-{run_id}");
-    config.source.brokers = opts.brokers.clone();
-    config.source.topics = vec![topic.clone()];
-    config.source.group_id = format!("scorestream-bench-{run_id}");
-    // A new group's first join waits out part of the session timeout on
-    // some brokers (tansu); the run does not need to tolerate long pauses.
-    for (k, v) in [
-        ("session.timeout.ms", "6000"),
-        ("heartbeat.interval.ms", "1000"),
-    ] {
-        config
-            .source
-            .options
-            .entry(k.into())
-            .or_insert_with(|| v.into());
-    }
-    // Pre-produced: the last file is committed this long after the last
-    // row; keep it short so the run's end is the pipeline's, not the roll
-    // timer's. (Not while producing live: batches arrive with gaps then,
-    // and a short inactivity would close a file after nearly every batch.)
-    if opts.rate.is_none() {
-        config.sink.roll.inactivity =
-            scorestream_operators::config::HumanDuration(Duration::from_millis(200));
-    }
-    config.batch.target_latency = opts
-        .target_latency
-        .map(scorestream_operators::config::HumanDuration);
-    if opts.model == BenchModel::Large {
-        let dir = opts.out.join("job/model-large");
-        write_large_model(&config.model.path, &dir, opts.seed)?;
-        config.model.path = dir;
-    }
-    create_topic(&opts.brokers, &topic, opts.partitions).await?;
-
-    let world = demo_world(assets)?;
-    let produced = Arc::new(AtomicU64::new(0));
-    let halt = Arc::new(AtomicBool::new(false));
-    let spawn_producer = |stats: Option<Arc<JobStats>>| {
-        let (brokers, topic, produced, halt, world) = (
-            opts.brokers.clone(),
-            topic.clone(),
-            produced.clone(),
-            halt.clone(),
-            world.clone(),
-        );
-        let (n, rate, seed) = (opts.events, opts.rate, opts.seed);
-        tokio::task::spawn_blocking(move || {
-            let _keep = stats;
-            let mut generator = EventGen::new(&world, generator_options(seed));
-            let pace = Pace {
-                rate,
-                progress: &produced,
-                stop: &halt,
-                ahead_of: None,
-            };
-            produce(&brokers, &topic, &mut generator, n, &pace)
-        })
-    };
-    let join_err =
-        |what: &str, e: tokio::task::JoinError| ToolError::TaskFailed(format!("{what}: {e}"));
-
-    let produce_started = Instant::now();
-    let mut producer = None;
-    let mut delivered = None;
-    if opts.rate.is_none() {
-        progress(&format!("producing {} events to `{topic}`", opts.events));
-        let report = spawn_producer(None)
-            .await
-            .map_err(|e| join_err("producer", e))??;
-        delivered = Some(report.delivered);
-    }
-    let produce_seconds = produce_started.elapsed().as_secs_f64();
-
-    reset_peak_rss();
-    let cpu_before = cpu_time();
-    if opts.source_only {
-        let expected = delivered.unwrap_or(opts.events);
-        let run = source_only::read_all(&config, expected, opts.stall_timeout).await?;
-        let cpu_seconds = (cpu_time() - cpu_before).as_secs_f64();
-        let peak_rss_bytes = peak_rss_bytes();
-        let _ = delete_topic(&opts.brokers, &topic).await;
-        return Ok(BenchReport {
-            source_only: true,
-            produce_seconds,
-            accounted: run.events,
-            seconds: run.seconds,
-            events_per_second: run.events as f64 / run.seconds.max(f64::MIN_POSITIVE),
-            cpu_seconds,
-            cpu_seconds_per_million_events: cpu_seconds * 1e6 / run.events.max(1) as f64,
-            peak_rss_bytes,
-            ..BenchReport::empty(opts)
-        });
-    }
-    let job = Job::build(config)?;
-    let stats = Arc::new(JobStats::default());
-    let stop = CancellationToken::new();
-    let started = Instant::now();
-    let running = tokio::spawn(job.run(stop.clone(), stats.clone()));
-    if opts.rate.is_some() {
-        producer = Some(spawn_producer(Some(stats.clone())));
-    }
-
-    let mut rss_samples = Vec::new();
-    let mut queue_sums: Vec<(&'static str, u64)> = Vec::new();
-    let mut queue_samples = 0u64;
-    let mut last_acked = 0;
-    let mut last_change = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut next_sample = Duration::ZERO;
-    let outcome = loop {
-        tick.tick().await;
-        let snap = stats.snapshot();
-        if started.elapsed() >= next_sample {
-            rss_samples.push((next_sample.as_secs(), rss_bytes()));
-            let queues = stats.queues();
-            if !queues.is_empty() {
-                queue_samples += 1;
-                for (name, rows) in queues {
-                    match queue_sums.iter_mut().find(|(n, _)| *n == name) {
-                        Some((_, sum)) => *sum += rows,
-                        None => queue_sums.push((name, rows)),
-                    }
-                }
-            }
-            next_sample += Duration::from_secs(1);
-            progress(&format!(
-                "{:>4}s  {} of {} events accounted for, RSS {} MiB",
-                started.elapsed().as_secs(),
-                snap.messages_acked,
-                delivered.unwrap_or(opts.events),
-                rss_bytes() >> 20
-            ));
-        }
-        if producer.as_ref().is_some_and(|p| p.is_finished())
-            && let Some(handle) = producer.take()
-        {
-            match handle.await {
-                Ok(Ok(r)) => delivered = Some(r.delivered),
-                Ok(Err(e)) => break Err(e),
-                Err(e) => break Err(join_err("producer", e)),
-            }
-        }
-        if let Some(d) = delivered
-            && snap.messages_acked >= d
-        {
-            break Ok(snap);
-        }
-        if running.is_finished() {
-            break Err(ToolError::Incomplete(
-                "the job stopped before every event was accounted for".into(),
-            ));
-        }
-        if snap.messages_acked != last_acked {
-            last_acked = snap.messages_acked;
-            last_change = Instant::now();
-        } else if last_change.elapsed() > opts.stall_timeout {
-            break Err(ToolError::Incomplete(format!(
-                "no progress for {:?}: {} of {} events accounted for",
-                opts.stall_timeout,
-                snap.messages_acked,
-                produced.load(Ordering::Relaxed)
-            )));
-        }
-    };
-    let cpu_seconds = (cpu_time() - cpu_before).as_secs_f64();
-    let peak_rss = peak_rss_bytes();
-    halt.store(true, Ordering::Relaxed);
-    stop.cancel();
-    running.await.map_err(|e| join_err("job", e))??;
-    if let Some(p) = producer {
-        p.await.map_err(|e| join_err("producer", e))??;
-    }
-    let snap = outcome?;
-    let _ = delete_topic(&opts.brokers, &topic).await;
-
-    let events = snap.messages_acked;
-    let seconds = snap.active.as_secs_f64();
-    let stage_times = stats.stage_times();
-    let total: f64 = stage_times.iter().map(|(_, d)| d.as_secs_f64()).sum();
-    let stages = stage_times
-        .into_iter()
-        .map(|(stage, d)| StageTime {
-            stage,
-            seconds: d.as_secs_f64(),
-            microseconds_per_event: d.as_secs_f64() * 1e6 / events.max(1) as f64,
-            share: if total > 0.0 {
-                d.as_secs_f64() / total
-            } else {
-                0.0
-            },
-        })
-        .collect();
-    Ok(BenchReport {
-        produce_seconds,
-        accounted: events,
-        rows_scored: snap.rows_scored,
-        dead_letters: snap.dead_letters,
-        files: snap.files_written,
-        output_bytes: snap.bytes_written,
-        seconds,
-        events_per_second: snap.throughput(),
-        batches: snap.batches_scored,
-        batch_latency_p50_ms: snap.batch_latency_p50.as_secs_f64() * 1e3,
-        batch_latency_p99_ms: snap.batch_latency_p99.as_secs_f64() * 1e3,
-        cpu_seconds,
-        cpu_seconds_per_million_events: cpu_seconds * 1e6 / events.max(1) as f64,
-        peak_rss_bytes: peak_rss,
-        rss_samples,
-        stages,
-        queue_rows_mean: queue_sums
-            .into_iter()
-            .map(|(name, sum)| (name.to_owned(), sum / queue_samples.max(1)))
-            .collect(),
-        ..BenchReport::empty(opts)
-    })
 }
 
 impl BenchReport {

@@ -11,21 +11,11 @@ use tracing::{debug, info, warn};
 use super::auth::AuthWatch;
 use super::fetch_queue::{Batch, FetchQueue};
 use super::incoming::Incoming;
-use super::rebalance::SourceContext;
-use super::state::{Shared, State};
+
+use super::state::{ResumePositions, Shared, SourceContext, SourceReport, State};
 use super::{KafkaSourceConfig, RawChunk};
 use crate::queue::{RowSender, TrySend};
 use crate::{Coverage, OperatorError, Result};
-
-/// Where the source resumes each partition it is assigned: the output's
-/// commit log, so a restart or a new owner continues exactly where the
-/// committed output ends, whatever the group's committed offsets say.
-pub trait ResumePositions: Send + Sync {
-    /// For each partition, the first offset not yet committed to the output,
-    /// or `None` when the output has nothing from it (then the group's
-    /// committed offset, or `start_from`, decides).
-    fn resume_positions(&self, partitions: &[(String, i32)]) -> Result<Vec<Option<i64>>>;
-}
 
 /// How often every owned partition is routed to the fetch queue again.
 /// librdkafka drops a partition's route when it stops fetching it, and a
@@ -56,19 +46,6 @@ impl Default for SourceGauges {
             lag: Arc::new(AtomicI64::new(-1)),
         }
     }
-}
-
-/// What the source did over its life.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SourceReport {
-    pub messages_read: u64,
-    pub consume_errors: u64,
-    /// Times the source paused its partitions because the pipeline was full.
-    pub pauses: u64,
-    pub rebalances: u64,
-    /// Offsets a resumed partition skipped because the broker no longer had
-    /// them (retention): data lost before scorestream could read it.
-    pub offsets_skipped: u64,
 }
 
 pub struct KafkaSource {

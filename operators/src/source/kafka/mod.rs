@@ -15,4 +15,5 @@ mod tests;
 
 pub use chunk::RawChunk;
 pub use config::{KafkaSourceConfig, StartFrom};
-pub use consumer::{KafkaSource, ResumePositions, SourceGauges, SourceReport};
+pub use consumer::{KafkaSource, SourceGauges};
+pub use state::{ResumePositions, SourceReport};

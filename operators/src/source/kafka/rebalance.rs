@@ -2,8 +2,8 @@
 //! log on assignment, hand over and commit on revocation), librdkafka's
 //! logs with secrets redacted, and its statistics for the lag gauge.
 
+use std::sync::TryLockError;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, TryLockError};
 use std::time::{Duration, Instant};
 
 use metrics::gauge;
@@ -14,15 +14,8 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
-use super::state::{Part, Shared};
+use super::state::{Part, Shared, SourceContext};
 use crate::OperatorError;
-
-/// The consumer's context: serves rebalances (resume from the commit log on
-/// assignment, flush and commit on revocation) and redacts secrets from
-/// librdkafka's logs.
-pub(super) struct SourceContext {
-    pub(super) shared: Arc<Shared>,
-}
 
 impl ClientContext for SourceContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {

@@ -13,12 +13,40 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::auth::AuthWatch;
-use super::consumer::{ResumePositions, SourceReport};
 use super::fetch_queue::FetchQueue;
-use super::rebalance::SourceContext;
 use super::{KafkaSourceConfig, RawChunk};
 use crate::queue::RowSender;
 use crate::{Coverage, OperatorError, Result};
+
+/// Where the source resumes each partition it is assigned: the output's
+/// commit log, so a restart or a new owner continues exactly where the
+/// committed output ends, whatever the group's committed offsets say.
+pub trait ResumePositions: Send + Sync {
+    /// For each partition, the first offset not yet committed to the output,
+    /// or `None` when the output has nothing from it (then the group's
+    /// committed offset, or `start_from`, decides).
+    fn resume_positions(&self, partitions: &[(String, i32)]) -> Result<Vec<Option<i64>>>;
+}
+
+/// What the source did over its life.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SourceReport {
+    pub messages_read: u64,
+    pub consume_errors: u64,
+    /// Times the source paused its partitions because the pipeline was full.
+    pub pauses: u64,
+    pub rebalances: u64,
+    /// Offsets a resumed partition skipped because the broker no longer had
+    /// them (retention): data lost before scorestream could read it.
+    pub offsets_skipped: u64,
+}
+
+/// The consumer's context: serves rebalances (resume from the commit log on
+/// assignment, flush and commit on revocation) and redacts secrets from
+/// librdkafka's logs.
+pub(super) struct SourceContext {
+    pub(super) shared: Arc<Shared>,
+}
 
 /// A partition this member owns.
 pub(super) struct Part {
