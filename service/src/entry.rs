@@ -9,11 +9,12 @@ use scorestream_pipeline::runtime::{JobStats, ModelSwitch};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 
 use crate::store::JobState;
 
 /// Where a job's run is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum RunState {
     /// Building (loading the model and features) before it runs.
@@ -23,6 +24,7 @@ pub enum RunState {
     Stopping,
     Stopped,
     Failed {
+        /// Why the job failed.
         error: String,
     },
 }

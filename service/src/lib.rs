@@ -4,13 +4,18 @@
 
 mod api;
 mod auth;
+mod bodies;
 #[cfg(test)]
 mod confine_tests;
 mod descriptors;
 mod entry;
 mod error;
+mod handlers;
 mod http;
 mod jobs;
+mod openapi;
+#[cfg(test)]
+mod openapi_tests;
 mod prepare;
 mod probe;
 mod status;
@@ -27,11 +32,11 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::info;
 
-pub use api::OPENAPI;
 pub use auth::{TOKENS_ENV, Tokens};
 pub use entry::RunState;
 pub use error::ServiceError;
 pub use jobs::Jobs;
+pub use openapi::OPENAPI;
 pub use status::JobStatus;
 pub use store::JobStore;
 

@@ -8,17 +8,38 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use scorestream_operators::features::FeaturesConfig;
 use scorestream_pipeline::runtime::Job;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
 /// How long each outside check may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone, Serialize)]
+/// One outside check of a dry run.
+// Fields in alphabetical order: see `bodies.rs`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct Check {
-    /// The config key the check is about, e.g. `source.topics`.
+    /// The config key the check is about.
+    #[schema(schema_with = check_names)]
     pub check: &'static str,
-    pub ok: bool,
+    /// What was found, or why the check failed.
     pub detail: String,
+    pub ok: bool,
 }
+
+/// The keys `probe` checks, for the document (the field is a `&str`).
+fn check_names() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("The config key the check is about."))
+        .enum_values(Some(CHECKS))
+        .build()
+}
+
+const TOPICS: &str = "source.topics";
+const STORE: &str = "features.store";
+const INPUTS: &str = "model.inputs";
+const OUTPUT: &str = "sink.path";
+const CHECKS: [&str; 4] = [TOPICS, STORE, INPUTS, OUTPUT];
 
 impl Check {
     fn new(check: &'static str, result: Result<String, String>) -> Self {
@@ -35,7 +56,7 @@ impl Check {
 pub(crate) async fn probe(job: &Job) -> Vec<Check> {
     let c = job.config();
     let inputs = Check::new(
-        "model.inputs",
+        INPUTS,
         Ok(format!(
             "model {} v{} binds every input to the joined batch ({} columns scored on {})",
             job.model_name(),
@@ -51,10 +72,10 @@ pub(crate) async fn probe(job: &Job) -> Vec<Check> {
     let features = feature_store(&c.features).await;
     let output = output(c);
     vec![
-        Check::new("source.topics", topics),
-        Check::new("features.store", features),
+        Check::new(TOPICS, topics),
+        Check::new(STORE, features),
         inputs,
-        Check::new("sink.path", output),
+        Check::new(OUTPUT, output),
     ]
 }
 

@@ -4,27 +4,34 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use scorestream_operators::scorer::ModelInUse;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 
 use crate::entry::{Entry, RunState};
 use crate::store::Desired;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct JobStatus {
     pub name: String,
     #[serde(flatten)]
     pub run: RunState,
-    /// What the job does after a restart of the service.
+    /// What the job does when the service restarts.
     pub desired: Desired,
+    #[schema(format = DateTime)]
     pub submitted_at: String,
+    /// When the job last started; `null` before it first has.
+    #[schema(format = DateTime, required = true)]
     pub started_at: Option<String>,
     pub source: Source,
+    /// `sink.path`.
     pub output: String,
     pub model: Models,
+    /// Since the job last started.
     pub counters: Counters,
     /// Messages in the assigned partitions not read yet; `null` until the
     /// consumer has reported it.
+    #[schema(required = true)]
     pub lag_messages: Option<i64>,
     /// Events committed per second since the first event arrived.
     pub throughput_events_per_second: f64,
@@ -33,29 +40,63 @@ pub struct JobStatus {
     pub queued_rows: BTreeMap<&'static str, u64>,
     /// Kafka timestamp to committed output, over rows committed since start.
     pub freshness_ms: Freshness,
-    /// The newest drift alerts, oldest first (jobs with `[drift]`).
+    /// The newest drift alerts (at most 20), oldest first (jobs with
+    /// `[drift]`).
+    #[schema(value_type = Vec<Object>)]
     pub drift_alerts: Vec<serde_json::Value>,
-    /// The submitted config with secrets replaced (single-job responses).
+    /// The submitted config with secret values replaced by `<redacted>`
+    /// (single-job responses only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub config: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Source {
     pub brokers: String,
     pub topics: Vec<String>,
     pub group_id: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Models {
-    /// The version asked for by name, or `null` when the job follows its
+    /// The version swapped in by name; `null` while the job follows its
     /// registry's highest version.
+    #[schema(required = true)]
     pub pinned_version: Option<String>,
     pub in_use: Vec<ModelInUse>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A model scoring the job, and in which role.
+// The scorer's own `ModelInUse`, as the API shows it: that one lives in
+// `operators`, which knows nothing of the API's document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelInUse {
+    #[schema(schema_with = roles)]
+    pub role: &'static str,
+    pub name: String,
+    pub version: String,
+}
+
+impl From<scorestream_operators::scorer::ModelInUse> for ModelInUse {
+    fn from(m: scorestream_operators::scorer::ModelInUse) -> Self {
+        Self {
+            role: m.role,
+            name: m.name,
+            version: m.version,
+        }
+    }
+}
+
+/// The roles a scorer gives its models, for the document.
+fn roles() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["champion", "shadow", "canary"]))
+        .build()
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Counters {
     pub events_in: u64,
     pub rows_scored: u64,
@@ -66,7 +107,7 @@ pub struct Counters {
     pub bytes_written: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Freshness {
     pub p50: u64,
     pub p99: u64,
@@ -102,7 +143,7 @@ pub(crate) fn of(entry: &Entry, detail: bool) -> JobStatus {
         output: entry.output.clone(),
         model: Models {
             pinned_version: live.state.model_version.clone(),
-            in_use: stats.models(),
+            in_use: stats.models().into_iter().map(ModelInUse::from).collect(),
         },
         counters: Counters {
             events_in: snap.events_in,

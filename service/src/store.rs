@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::ServiceError;
 
 /// Whether a job should run when the service (re)starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Desired {
     Running,
