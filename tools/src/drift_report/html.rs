@@ -3,12 +3,13 @@
 //! the windows.
 
 use std::collections::BTreeSet;
-use std::fmt::Write;
+
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use scorestream_operators::drift::{ColumnProfile, DriftConfig, ReferenceProfile, Statistic};
 
 use super::read::WindowRow;
-use super::svg::{Point, esc, histogram, num, series};
+use super::svg::{Point, histogram, num, series};
 
 pub struct ReportInput<'a> {
     pub profile: &'a ReferenceProfile,
@@ -95,193 +96,211 @@ fn features<'a>(input: &'a ReportInput<'_>) -> Vec<&'a str> {
     out
 }
 
-/// The whole page.
+/// The whole page. Every value from the data (names, labels, sources) is
+/// spliced into a `maud` template, which escapes it; the one unescaped
+/// piece is the constant stylesheet.
 pub fn render(input: &ReportInput<'_>) -> String {
-    let mut h = String::new();
     let job = input.rows.first().map(|r| r.job.as_str()).unwrap_or("");
-    let _ = write!(
-        h,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Drift report: {j}</title><style>{STYLE}</style></head><body><h1>Drift report: {j}</h1>",
-        j = esc(job)
-    );
+    let per_feature: Vec<(&str, Vec<&WindowRow>)> = features(input)
+        .into_iter()
+        .map(|f| (f, input.rows.iter().filter(|r| r.feature == f).collect()))
+        .collect();
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "Drift report: " (job) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "Drift report: " (job) }
+                (overview(input, &per_feature))
+                @if input.older > 0 {
+                    p class="note" {
+                        "The newest windows only: " (input.older) " older window(s) are in the \
+                         drift table (`scorestream query` reads them all)."
+                    }
+                }
+                @if per_feature.is_empty() {
+                    p class="note" { "The drift table has no windows yet." }
+                } @else {
+                    (summary(&per_feature))
+                    @for (feature, rows) in &per_feature {
+                        (section(input, feature, rows))
+                    }
+                }
+            }
+        }
+    };
+    let mut page = page.into_string();
+    page.push('\n');
+    page
+}
+
+/// The paragraph under the title: model versions, windows, reference and
+/// thresholds.
+fn overview(input: &ReportInput<'_>, per_feature: &[(&str, Vec<&WindowRow>)]) -> Markup {
     let versions: BTreeSet<String> = input
         .rows
         .iter()
         .map(|r| format!("{} {}", r.model_name, r.model_version))
         .collect();
-    let per_feature: Vec<(&str, Vec<&WindowRow>)> = features(input)
-        .into_iter()
-        .map(|f| (f, input.rows.iter().filter(|r| r.feature == f).collect()))
-        .collect();
+    let versions = versions.into_iter().collect::<Vec<_>>().join(", ");
     let windows = per_feature.iter().map(|(_, r)| r.len()).max().unwrap_or(0);
-    let (first, last) = (
+    let span = match (
         input.rows.iter().map(|r| r.start_ms).min(),
         input.rows.iter().map(|r| r.end_ms).max(),
-    );
-    let _ = write!(
-        h,
-        "<p>Model {m}. {windows} window(s){span}. Reference: {src} ({rows} rows). Thresholds: {th}.</p>",
-        m = esc(&versions.into_iter().collect::<Vec<_>>().join(", ")),
-        span = match (first, last) {
-            (Some(a), Some(b)) => format!(", {} to {}", time(a), time(b)),
-            _ => String::new(),
-        },
-        src = esc(&input.profile.source),
-        rows = input.profile.rows,
-        th = match input.config {
-            Some(c) => esc(&c
-                .thresholds
-                .iter()
-                .map(|(s, v)| format!("{} {}", s.name(), num(*v)))
-                .collect::<Vec<_>>()
-                .join(", ")),
-            None => "not known (report made without the job file; breaches as recorded)".into(),
-        },
-    );
-    if input.older > 0 {
-        let _ = write!(
-            h,
-            "<p class=\"note\">The newest windows only: {} older window(s) are in the drift table (`scorestream query` reads them all).</p>",
-            input.older
-        );
-    }
-    if per_feature.is_empty() {
-        h.push_str("<p class=\"note\">The drift table has no windows yet.</p></body></html>");
-        return h;
-    }
-    summary(&mut h, &per_feature);
-    for (feature, rows) in &per_feature {
-        section(&mut h, input, feature, rows);
-    }
-    h.push_str("</body></html>\n");
-    h
-}
-
-fn summary(h: &mut String, per_feature: &[(&str, Vec<&WindowRow>)]) {
-    h.push_str(
-        "<table class=\"summary\"><tr><th>feature</th><th>windows</th><th>windows breached</th>",
-    );
-    let shown = [
-        Statistic::Psi,
-        Statistic::JsDistance,
-        Statistic::Ks,
-        Statistic::ChiSquareP,
-        Statistic::MissingRateChange,
-    ];
-    for s in shown {
-        let _ = write!(h, "<th>{}</th>", s.name());
-    }
-    h.push_str("<th>latest breaches</th></tr>");
-    for (feature, rows) in per_feature {
-        let breached = rows.iter().filter(|r| !r.breached.is_empty()).count();
-        let latest = rows.last();
-        let _ = write!(
-            h,
-            "<tr><td><a href=\"#f-{id}\">{f}</a></td><td>{}</td><td{cls}>{breached}</td>",
-            rows.len(),
-            id = esc(feature),
-            f = esc(feature),
-            cls = if breached > 0 {
-                " class=\"breach\""
-            } else {
-                ""
-            },
-        );
-        for s in shown {
-            let v = latest.and_then(|r| r.stats.get(s));
-            let hit = latest.is_some_and(|r| r.breached.iter().any(|b| b == s.name()));
-            let _ = write!(
-                h,
-                "<td{}>{}</td>",
-                if hit { " class=\"breach\"" } else { "" },
-                v.map(num).unwrap_or_else(|| "–".into())
-            );
-        }
-        let _ = write!(
-            h,
-            "<td class=\"breach\">{}</td></tr>",
-            esc(&latest.map(|r| r.breached.join(", ")).unwrap_or_default())
-        );
-    }
-    h.push_str("</table>");
-}
-
-fn section(h: &mut String, input: &ReportInput<'_>, feature: &str, rows: &[&WindowRow]) {
-    let _ = write!(h, "<section id=\"f-{f}\"><h2>{f}</h2>", f = esc(feature));
-    let Some(latest) = rows.last() else {
-        return;
+    ) {
+        (Some(a), Some(b)) => format!(", {} to {}", time(a), time(b)),
+        _ => String::new(),
     };
-    match input.profile.columns.get(feature) {
-        None => {
-            let _ = write!(
-                h,
-                "<p class=\"note\">{} is not in this reference profile, so there is no reference histogram.</p>",
-                esc(feature)
-            );
+    html! {
+        p {
+            "Model " (versions) ". " (windows) " window(s)" (span) ". Reference: "
+            (input.profile.source) " (" (input.profile.rows) " rows). Thresholds: "
+            @match input.config {
+                Some(c) => {
+                    (c.thresholds
+                        .iter()
+                        .map(|(s, v)| format!("{} {}", s.name(), num(*v)))
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                }
+                None => "not known (report made without the job file; breaches as recorded)",
+            }
+            "."
         }
-        Some(p) => {
-            let (reference, ref_missing, ref_total) = reference_counts(p);
-            if reference.len() == latest.counts.len() {
-                // The window's counts may be of a sample; its missing rate is
-                // the reference's plus the recorded change.
-                let ref_rate = ref_missing as f64 / ref_total.max(1) as f64;
-                let window_rate = latest
-                    .stats
-                    .missing_rate_change
-                    .map(|c| format!("{:.2}%", 100.0 * (ref_rate + c)))
-                    .unwrap_or_else(|| "–".into());
-                let _ = write!(
-                    h,
-                    "<p class=\"note\">Missing: reference {:.2}%, latest window {window_rate} ({} rows, {} to {}).</p>",
-                    100.0 * ref_rate,
-                    latest.rows,
-                    time(latest.start_ms),
-                    time(latest.end_ms),
-                );
-                h.push_str(&histogram(
-                    feature,
-                    &labels(p),
-                    &shares(&reference),
-                    &shares(&latest.counts),
-                ));
-            } else {
-                let _ = write!(
-                    h,
-                    "<p class=\"note\">The latest window has {} bins and the profile {}: the windows were compared with another profile, so no histogram is drawn.</p>",
-                    latest.counts.len(),
-                    reference.len()
-                );
+    }
+}
+
+/// The statistics the summary table shows for each feature's latest window.
+const SUMMARY: [Statistic; 5] = [
+    Statistic::Psi,
+    Statistic::JsDistance,
+    Statistic::Ks,
+    Statistic::ChiSquareP,
+    Statistic::MissingRateChange,
+];
+
+fn summary(per_feature: &[(&str, Vec<&WindowRow>)]) -> Markup {
+    html! {
+        table class="summary" {
+            tr {
+                th { "feature" } th { "windows" } th { "windows breached" }
+                @for s in SUMMARY { th { (s.name()) } }
+                th { "latest breaches" }
+            }
+            @for (feature, rows) in per_feature {
+                (summary_row(feature, rows))
             }
         }
     }
+}
+
+/// A feature's windows, breaches, and its latest window's statistics.
+fn summary_row(feature: &str, rows: &[&WindowRow]) -> Markup {
+    let breached = rows.iter().filter(|r| !r.breached.is_empty()).count();
+    let latest = rows.last();
+    let cell = |s: Statistic| {
+        let hit = latest.is_some_and(|r| r.breached.iter().any(|b| b == s.name()));
+        let value = latest.and_then(|r| r.stats.get(s)).map(num);
+        (hit.then_some("breach"), value.unwrap_or_else(|| "–".into()))
+    };
+    let latest_breaches = latest.map(|r| r.breached.join(", ")).unwrap_or_default();
+    html! {
+        tr {
+            td { a href={ "#f-" (feature) } { (feature) } }
+            td { (rows.len()) }
+            td class=[(breached > 0).then_some("breach")] { (breached) }
+            @for (class, value) in SUMMARY.map(cell) {
+                td class=[class] { (value) }
+            }
+            td class="breach" { (latest_breaches) }
+        }
+    }
+}
+
+fn section(input: &ReportInput<'_>, feature: &str, rows: &[&WindowRow]) -> Markup {
+    html! {
+        section id={ "f-" (feature) } {
+            h2 { (feature) }
+            @if let Some(latest) = rows.last() {
+                (reference(input, feature, latest))
+                (charts(input, feature, rows))
+            }
+        }
+    }
+}
+
+/// The reference against the latest window, or why it is not drawn.
+fn reference(input: &ReportInput<'_>, feature: &str, latest: &WindowRow) -> Markup {
+    let Some(p) = input.profile.columns.get(feature) else {
+        return html! {
+            p class="note" {
+                (feature) " is not in this reference profile, so there is no reference histogram."
+            }
+        };
+    };
+    let (reference, ref_missing, ref_total) = reference_counts(p);
+    if reference.len() != latest.counts.len() {
+        return html! {
+            p class="note" {
+                "The latest window has " (latest.counts.len()) " bins and the profile "
+                (reference.len()) ": the windows were compared with another profile, so no \
+                 histogram is drawn."
+            }
+        };
+    }
+    // The window's counts may be of a sample; its missing rate is the
+    // reference's plus the recorded change.
+    let ref_rate = ref_missing as f64 / ref_total.max(1) as f64;
+    let window_rate = latest
+        .stats
+        .missing_rate_change
+        .map(|c| format!("{:.2}%", 100.0 * (ref_rate + c)))
+        .unwrap_or_else(|| "–".into());
+    html! {
+        p class="note" {
+            "Missing: reference " (format_args!("{:.2}%", 100.0 * ref_rate)) ", latest window "
+            (window_rate) " (" (latest.rows) " rows, " (time(latest.start_ms)) " to "
+            (time(latest.end_ms)) ")."
+        }
+        (histogram(feature, &labels(p), &shares(&reference), &shares(&latest.counts)))
+    }
+}
+
+/// Each statistic over the last `input.last` windows.
+fn charts(input: &ReportInput<'_>, feature: &str, rows: &[&WindowRow]) -> Markup {
     let from = rows.len().saturating_sub(input.last.max(1));
     let shown = &rows[from..];
-    if from > 0 {
-        let _ = write!(
-            h,
-            "<p class=\"note\">The last {} of {} windows.</p>",
-            shown.len(),
-            rows.len()
-        );
-    }
-    h.push_str("<div class=\"charts\">");
-    for s in Statistic::ALL {
-        if shown.iter().all(|r| r.stats.get(s).is_none()) {
-            continue;
+    html! {
+        @if from > 0 {
+            p class="note" { "The last " (shown.len()) " of " (rows.len()) " windows." }
         }
-        let points: Vec<Point> = shown
-            .iter()
-            .map(|r| Point {
-                value: r.stats.get(s),
-                breached: r.breached.iter().any(|b| b == s.name()),
-            })
-            .collect();
-        let thresholds: Vec<f64> = match input.config.and_then(|c| c.threshold(feature, s)) {
-            Some(t) if s == Statistic::MissingRateChange => vec![t, -t],
-            Some(t) => vec![t],
-            None => Vec::new(),
-        };
-        h.push_str(&series(feature, s.name(), &points, &thresholds));
+        div class="charts" {
+            @for s in Statistic::ALL {
+                @if shown.iter().any(|r| r.stats.get(s).is_some()) {
+                    (chart(input, feature, shown, s))
+                }
+            }
+        }
     }
-    h.push_str("</div></section>");
+}
+
+/// One statistic over `shown`, with the job's threshold for it.
+fn chart(input: &ReportInput<'_>, feature: &str, shown: &[&WindowRow], s: Statistic) -> Markup {
+    let points: Vec<Point> = shown
+        .iter()
+        .map(|r| Point {
+            value: r.stats.get(s),
+            breached: r.breached.iter().any(|b| b == s.name()),
+        })
+        .collect();
+    let thresholds: Vec<f64> = match input.config.and_then(|c| c.threshold(feature, s)) {
+        Some(t) if s == Statistic::MissingRateChange => vec![t, -t],
+        Some(t) => vec![t],
+        None => Vec::new(),
+    };
+    series(feature, s.name(), &points, &thresholds)
 }

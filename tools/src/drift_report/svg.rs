@@ -1,24 +1,12 @@
 //! Inline SVG charts for the drift report: no script and no external
 //! assets, so the page renders the same from a mail attachment, a CI
 //! artifact or a file share.
+//!
+//! The charts are `maud` templates: every splice (`(...)`) is escaped for
+//! text and attribute values alike, so a name from the data cannot end an
+//! attribute or open an element.
 
-use std::fmt::Write;
-
-/// Escapes text for HTML and SVG content and attribute values.
-pub(super) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use maud::{Markup, html};
 
 /// A number as people read it in a chart: four significant digits, in
 /// scientific notation only when very large or small.
@@ -45,6 +33,11 @@ pub(super) fn num(v: f64) -> String {
     if s == "-0" { "0".into() } else { s.into() }
 }
 
+/// A coordinate with two decimals: enough for a screen, short in the file.
+fn c2(v: f64) -> String {
+    format!("{v:.2}")
+}
+
 const REFERENCE: &str = "#4e79a7";
 const RECENT: &str = "#f28e2b";
 const BREACH: &str = "#d62728";
@@ -55,7 +48,7 @@ pub(super) fn histogram(
     labels: &[String],
     reference: &[f64],
     recent: &[f64],
-) -> String {
+) -> Markup {
     let (w, h, left, top, bottom) = (640.0, 240.0, 44.0, 24.0, 64.0);
     let plot_w = w - left - 8.0;
     let plot_h = h - top - bottom;
@@ -65,66 +58,51 @@ pub(super) fn histogram(
         .copied()
         .fold(0.0_f64, f64::max)
         .max(1e-9);
-    let n = labels.len().max(1) as f64;
-    let slot = plot_w / n;
+    let slot = plot_w / labels.len().max(1) as f64;
     let bar = (slot * 0.4).max(1.0);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg class="chart histogram" data-feature="{f}" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="reference and recent distribution of {f}">"#,
-        f = esc(feature)
-    );
-    let _ = write!(
-        s,
-        r##"<line class="axis" x1="{left}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#888"/><text x="{tx}" y="{ty}" font-size="10" text-anchor="end">{m}</text><text x="{tx}" y="{y0}" font-size="10" text-anchor="end">0</text>"##,
-        y0 = top + plot_h,
-        x1 = left + plot_w,
-        tx = left - 4.0,
-        ty = top + 4.0,
-        m = esc(&format!("{:.1}%", max * 100.0)),
-    );
-    for (i, label) in labels.iter().enumerate() {
-        let x = left + slot * i as f64 + slot * 0.1;
-        for (k, (shares, color, class, who)) in [
-            (reference, REFERENCE, "ref", "reference"),
-            (recent, RECENT, "recent", "latest window"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let v = shares.get(i).copied().unwrap_or(0.0);
-            let bh = plot_h * v / max;
-            let _ = write!(
-                s,
-                r#"<rect class="bar {class}" x="{x:.2}" y="{y:.2}" width="{bar:.2}" height="{bh:.2}" fill="{color}"><title>{l}: {who} {p}</title></rect>"#,
-                x = x + bar * k as f64,
-                y = top + plot_h - bh,
-                l = esc(label),
-                p = esc(&format!("{:.2}%", v * 100.0)),
-            );
+    let (y0, tx) = (top + plot_h, left - 4.0);
+    let sides = [
+        (reference, REFERENCE, "bar ref", "reference"),
+        (recent, RECENT, "bar recent", "latest window"),
+    ];
+    html! {
+        svg class="chart histogram" data-feature=(feature) viewBox={ "0 0 " (w) " " (h) }
+            width=(w) height=(h) role="img"
+            aria-label={ "reference and recent distribution of " (feature) } {
+            line class="axis" x1=(left) y1=(y0) x2=(left + plot_w) y2=(y0) stroke="#888" {}
+            text x=(tx) y=(top + 4.0) font-size="10" text-anchor="end" {
+                (format_args!("{:.1}%", max * 100.0))
+            }
+            text x=(tx) y=(y0) font-size="10" text-anchor="end" { "0" }
+            @for (i, label) in labels.iter().enumerate() {
+                @let x = left + slot * i as f64 + slot * 0.1;
+                @for (k, (shares, color, class, who)) in sides.iter().enumerate() {
+                    @let v = shares.get(i).copied().unwrap_or(0.0);
+                    @let bh = plot_h * v / max;
+                    rect class=(class) x=(c2(x + bar * k as f64)) y=(c2(top + plot_h - bh))
+                        width=(c2(bar)) height=(c2(bh)) fill=(color) {
+                        title { (label) ": " (who) " " (format_args!("{:.2}%", v * 100.0)) }
+                    }
+                }
+                @let (lx, ly) = (c2(left + slot * (i as f64 + 0.5)), c2(y0 + 12.0));
+                text x=(lx) y=(ly) font-size="10" text-anchor="end"
+                    transform={ "rotate(-35 " (lx) " " (ly) ")" } { (short(label)) }
+            }
+            rect x=(left) y="4" width="10" height="10" fill=(REFERENCE) {}
+            text x=(left + 14.0) y="13" font-size="11" { "reference" }
+            rect x=(left + 90.0) y="4" width="10" height="10" fill=(RECENT) {}
+            text x=(left + 104.0) y="13" font-size="11" { "latest window" }
         }
-        let short: String = if label.chars().count() > 14 {
-            label.chars().take(13).chain(['…']).collect()
-        } else {
-            label.clone()
-        };
-        let lx = left + slot * (i as f64 + 0.5);
-        let ly = top + plot_h + 12.0;
-        let _ = write!(
-            s,
-            r#"<text x="{lx:.2}" y="{ly:.2}" font-size="10" text-anchor="end" transform="rotate(-35 {lx:.2} {ly:.2})">{}</text>"#,
-            esc(&short)
-        );
     }
-    let _ = write!(
-        s,
-        r#"<rect x="{x}" y="4" width="10" height="10" fill="{REFERENCE}"/><text x="{tx}" y="13" font-size="11">reference</text><rect x="{x2}" y="4" width="10" height="10" fill="{RECENT}"/><text x="{tx2}" y="13" font-size="11">latest window</text></svg>"#,
-        x = left,
-        tx = left + 14.0,
-        x2 = left + 90.0,
-        tx2 = left + 104.0,
-    );
-    s
+}
+
+/// An axis label cut to 14 characters.
+fn short(label: &str) -> String {
+    if label.chars().count() > 14 {
+        label.chars().take(13).chain(['…']).collect()
+    } else {
+        label.to_owned()
+    }
 }
 
 /// One point of a statistic over time.
@@ -132,6 +110,50 @@ pub(super) fn histogram(
 pub(super) struct Point {
     pub value: Option<f64>,
     pub breached: bool,
+}
+
+/// Where a series chart puts its points.
+struct Frame {
+    left: f64,
+    top: f64,
+    plot_w: f64,
+    plot_h: f64,
+    lo: f64,
+    hi: f64,
+    points: usize,
+}
+
+impl Frame {
+    fn y(&self, v: f64) -> f64 {
+        self.top + self.plot_h - self.plot_h * (v - self.lo) / (self.hi - self.lo)
+    }
+
+    fn x(&self, i: usize) -> f64 {
+        self.left
+            + if self.points > 1 {
+                self.plot_w / (self.points - 1) as f64 * i as f64
+            } else {
+                self.plot_w / 2.0
+            }
+    }
+}
+
+/// The polylines through consecutive points: gaps (windows without the
+/// statistic) break the line.
+fn runs(f: &Frame, points: &[Point]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run: Vec<String> = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        match p.value {
+            Some(v) => run.push(format!("{:.2},{:.2}", f.x(i), f.y(v))),
+            None if run.len() > 1 => out.push(std::mem::take(&mut run).join(" ")),
+            None => run.clear(),
+        }
+    }
+    if run.len() > 1 {
+        out.push(run.join(" "));
+    }
+    out
 }
 
 /// A statistic over the windows, oldest first, with its threshold dashed
@@ -143,10 +165,8 @@ pub(super) fn series(
     statistic: &str,
     points: &[Point],
     thresholds: &[f64],
-) -> String {
+) -> Markup {
     let (w, h, left, top, bottom) = (290.0, 140.0, 60.0, 20.0, 18.0);
-    let plot_w = w - left - 8.0;
-    let plot_h = h - top - bottom;
     let values = points
         .iter()
         .filter_map(|p| p.value)
@@ -157,82 +177,49 @@ pub(super) fn series(
     } else {
         hi + (hi - lo) * 0.05
     };
-    let y = |v: f64| top + plot_h - plot_h * (v - lo) / (hi - lo);
-    let step = if points.len() > 1 {
-        plot_w / (points.len() - 1) as f64
-    } else {
-        0.0
+    let f = Frame {
+        left,
+        top,
+        plot_w: w - left - 8.0,
+        plot_h: h - top - bottom,
+        lo,
+        hi,
+        points: points.len(),
     };
-    let x = |i: usize| {
-        left + if points.len() > 1 {
-            step * i as f64
-        } else {
-            plot_w / 2.0
-        }
-    };
-    let mut s = String::new();
+    let (y0, x1, tx) = (c2(top + f.plot_h), left + f.plot_w, left - 4.0);
     let latest = points.iter().rev().find_map(|p| p.value);
-    let _ = write!(
-        s,
-        r##"<svg class="chart series" data-feature="{f}" data-statistic="{st}" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{st} of {f} per window"><text x="{left}" y="12" font-size="11" font-weight="bold">{st}</text><text x="{rx}" y="12" font-size="11" text-anchor="end">{latest}</text><line class="axis" x1="{left}" y1="{y0:.2}" x2="{x1}" y2="{y0:.2}" stroke="#888"/><text x="{tx}" y="{ty:.2}" font-size="10" text-anchor="end">{hi_l}</text><text x="{tx}" y="{y0:.2}" font-size="10" text-anchor="end">{lo_l}</text>"##,
-        f = esc(feature),
-        st = esc(statistic),
-        rx = w - 8.0,
-        latest = latest
-            .map(|v| format!("latest {}", esc(&num(v))))
-            .unwrap_or_default(),
-        y0 = top + plot_h,
-        x1 = left + plot_w,
-        tx = left - 4.0,
-        ty = top + 6.0,
-        hi_l = esc(&num(hi)),
-        lo_l = esc(&num(lo)),
-    );
-    for &t in thresholds {
-        let _ = write!(
-            s,
-            r#"<line class="threshold" x1="{left}" y1="{ty:.2}" x2="{x1}" y2="{ty:.2}" stroke="{BREACH}" stroke-dasharray="4 3"><title>threshold {t}</title></line>"#,
-            ty = y(t),
-            x1 = left + plot_w,
-            t = esc(&num(t)),
-        );
-    }
-    // Gaps (windows without the statistic) break the line.
-    let mut run = Vec::new();
-    let flush = |run: &mut Vec<String>, s: &mut String| {
-        if run.len() > 1 {
-            let _ = write!(
-                s,
-                r#"<polyline class="line" fill="none" stroke="{REFERENCE}" stroke-width="1.5" points="{}"/>"#,
-                run.join(" ")
-            );
-        }
-        run.clear();
-    };
-    for (i, p) in points.iter().enumerate() {
-        match p.value {
-            Some(v) => run.push(format!("{:.2},{:.2}", x(i), y(v))),
-            None => flush(&mut run, &mut s),
+    html! {
+        svg class="chart series" data-feature=(feature) data-statistic=(statistic)
+            viewBox={ "0 0 " (w) " " (h) } width=(w) height=(h) role="img"
+            aria-label={ (statistic) " of " (feature) " per window" } {
+            text x=(left) y="12" font-size="11" font-weight="bold" { (statistic) }
+            text x=(w - 8.0) y="12" font-size="11" text-anchor="end" {
+                @if let Some(v) = latest { "latest " (num(v)) }
+            }
+            line class="axis" x1=(left) y1=(y0) x2=(x1) y2=(y0) stroke="#888" {}
+            text x=(tx) y=(c2(top + 6.0)) font-size="10" text-anchor="end" { (num(hi)) }
+            text x=(tx) y=(y0) font-size="10" text-anchor="end" { (num(lo)) }
+            @for &t in thresholds {
+                @let ty = c2(f.y(t));
+                line class="threshold" x1=(left) y1=(ty) x2=(x1) y2=(ty) stroke=(BREACH)
+                    stroke-dasharray="4 3" { title { "threshold " (num(t)) } }
+            }
+            @for run in runs(&f, points) {
+                polyline class="line" fill="none" stroke=(REFERENCE) stroke-width="1.5"
+                    points=(run) {}
+            }
+            @for (i, p) in points.iter().enumerate() {
+                @if let Some(v) = p.value {
+                    @let (class, color, r) = if p.breached {
+                        ("point breach", BREACH, 3.5)
+                    } else {
+                        ("point", REFERENCE, 2.0)
+                    };
+                    circle class=(class) cx=(c2(f.x(i))) cy=(c2(f.y(v))) r=(r) fill=(color) {
+                        title { "window " (i + 1) ": " (num(v)) }
+                    }
+                }
+            }
         }
     }
-    flush(&mut run, &mut s);
-    for (i, p) in points.iter().enumerate() {
-        if let Some(v) = p.value {
-            let (class, color, r) = if p.breached {
-                ("point breach", BREACH, 3.5)
-            } else {
-                ("point", REFERENCE, 2.0)
-            };
-            let _ = write!(
-                s,
-                r#"<circle class="{class}" cx="{:.2}" cy="{:.2}" r="{r}" fill="{color}"><title>window {}: {}</title></circle>"#,
-                x(i),
-                y(v),
-                i + 1,
-                esc(&num(v))
-            );
-        }
-    }
-    s.push_str("</svg>");
-    s
 }

@@ -241,8 +241,48 @@ fn names_from_the_data_are_escaped() {
     assert!(!page.contains("<script>"));
     assert!(page.contains("&lt;script&gt;"));
     assert!(page.contains("merchant &lt;&amp;&gt; category"));
+    assert!(!page.contains("<&>"), "a feature name unescaped");
     assert!(page.contains("not known (report made without the job file"));
     assert_eq!(count(&page, "class=\"threshold\""), 0);
+
+    // Every other string from the data: the job, the model, the profile's
+    // source, a breach name, and a feature name that would end an attribute.
+    let hostile: Vec<WindowRow> = rows
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            r.job = "<b>job</b>".into();
+            r.model_name = "<b>model</b>".into();
+            r.breached = vec!["<b>statistic</b>".into()];
+            if r.feature == "amount" {
+                r.feature = "amount\" onclick=\"x".into();
+            }
+            r
+        })
+        .collect();
+    let mut source = profile();
+    source.source = "<b>source</b>".into();
+    let page = render(&ReportInput {
+        profile: &source,
+        rows: &hostile,
+        config: None,
+        last: 10,
+        older: 0,
+    });
+    assert!(!page.contains("<b>"), "markup from the data: {page}");
+    for escaped in ["job", "model", "source", "statistic"] {
+        assert!(
+            page.contains(&format!("&lt;b&gt;{escaped}&lt;/b&gt;")),
+            "{escaped}"
+        );
+    }
+    assert!(
+        !page.contains("\" onclick"),
+        "an attribute ended by the data"
+    );
+    // In the summary's link and text, the section's id and heading, and
+    // each chart's data and label attributes.
+    assert!(count(&page, "amount&quot; onclick=&quot;x") >= 6);
 }
 
 #[test]

@@ -3,13 +3,15 @@
 //! load, so a model that would fail on its first batch is refused by
 //! `scorestream validate`, naming the operator.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use candle_onnx::onnx::{GraphProto, NodeProto};
 
 /// The operators candle-onnx 0.11 evaluates (its `simple_eval` match arms),
-/// in the default ONNX domain. Checked at load so a model that would fail on
-/// its first batch is refused by `scorestream validate`, naming the operator.
+/// in the default ONNX domain, less [`REFUSED_OPS`]. Checked at load so a
+/// model that would fail on its first batch is refused by `scorestream
+/// validate`, naming the operator. `ops_tests.rs` asks candle-onnx about
+/// every ONNX operator, so this list fails a test when it drifts.
 const SUPPORTED_OPS: &[&str] = &[
     "Abs",
     "Add",
@@ -63,6 +65,7 @@ const SUPPORTED_OPS: &[&str] = &[
     "Pow",
     "RNN",
     "Range",
+    "ReduceL2",
     "ReduceMax",
     "ReduceMean",
     "ReduceMin",
@@ -92,6 +95,19 @@ const SUPPORTED_OPS: &[&str] = &[
     "Xor",
 ];
 
+/// Operators candle-onnx 0.11 evaluates that a scoring model may not use,
+/// with why.
+const REFUSED_OPS: &[(&str, &str)] = &[
+    (
+        "RandomNormal",
+        "it draws unseeded random numbers (candle-onnx refuses a seed): scores would not repeat",
+    ),
+    (
+        "RandomUniform",
+        "it draws unseeded random numbers (candle-onnx refuses a seed): scores would not repeat",
+    ),
+];
+
 /// Operators whose candle-onnx 0.11 implementation creates tensors on the
 /// CPU (`Range`, `ConstantOfShape`, and `If`'s subgraph initializers), so
 /// they cannot mix with values on a GPU.
@@ -113,10 +129,14 @@ pub(super) fn cpu_only_ops(graph: &GraphProto) -> Result<(), String> {
 }
 
 /// Every operator in `graph` (and its subgraphs) that candle-onnx cannot
-/// evaluate, as one error naming each with the first node using it.
+/// evaluate, or that [`REFUSED_OPS`] refuses, as one error naming each with
+/// the first node using it.
 pub(super) fn unsupported_ops(graph: &GraphProto) -> Result<(), String> {
     let supported: HashSet<&str> = SUPPORTED_OPS.iter().copied().collect();
-    let mut found = BTreeMap::new();
+    let refused: HashMap<&str, &str> = REFUSED_OPS.iter().copied().collect();
+    // Operator → (first node using it, why it is refused if candle-onnx
+    // evaluates it).
+    let mut found: BTreeMap<String, (String, Option<&str>)> = BTreeMap::new();
     let mut stack = vec![graph];
     while let Some(g) = stack.pop() {
         for node in &g.node {
@@ -127,13 +147,14 @@ pub(super) fn unsupported_ops(graph: &GraphProto) -> Result<(), String> {
                 } else {
                     format!("{}:{}", node.domain, node.op_type)
                 };
-                found.entry(op).or_insert_with(|| node.name.clone());
+                let why = refused.get(op.as_str()).copied();
+                found.entry(op).or_insert_with(|| (node.name.clone(), why));
             } else if node.op_type == "Gelu" && tanh_gelu(node) {
                 // candle-onnx ignores `approximate` and computes the erf
                 // form: scores would be off by up to ~2e-4, silently.
                 found
                     .entry("Gelu(approximate=\"tanh\")".to_owned())
-                    .or_insert_with(|| node.name.clone());
+                    .or_insert_with(|| (node.name.clone(), None));
             }
             for attr in &node.attribute {
                 stack.extend(attr.g.iter());
@@ -148,7 +169,10 @@ pub(super) fn unsupported_ops(graph: &GraphProto) -> Result<(), String> {
         "the ONNX graph uses operator(s) that candle-onnx 0.11 does not support: {}",
         found
             .iter()
-            .map(|(op, node)| format!("`{op}` (node `{node}`)"))
+            .map(|(op, (node, why))| match why {
+                None => format!("`{op}` (node `{node}`)"),
+                Some(why) => format!("`{op}` (node `{node}`: {why})"),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     ))
@@ -159,3 +183,7 @@ fn tanh_gelu(node: &NodeProto) -> bool {
         .iter()
         .any(|a| a.name == "approximate" && a.s == b"tanh")
 }
+
+#[cfg(test)]
+#[path = "ops_tests.rs"]
+mod tests;
