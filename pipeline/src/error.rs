@@ -13,12 +13,6 @@ pub enum PipelineError {
     },
     #[error(transparent)]
     Operator(#[from] OperatorError),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("internal error: task {0} panicked or was aborted")]
     TaskFailed(String),
     /// The Prometheus recorder could not be built or installed (another
@@ -39,11 +33,9 @@ fn list(problems: &[Problem]) -> String {
 }
 
 impl PipelineError {
+    /// A file-system failure, as the operators report theirs.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        PipelineError::Io {
-            context: context.into(),
-            source,
-        }
+        PipelineError::Operator(OperatorError::io(context, source))
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -52,7 +44,6 @@ impl PipelineError {
                 ErrorKind::User
             }
             PipelineError::Operator(e) => e.kind(),
-            PipelineError::Io { .. } => ErrorKind::External,
             PipelineError::TaskFailed(_) | PipelineError::MetricsRecorder { .. } => {
                 ErrorKind::Internal
             }

@@ -10,12 +10,6 @@ pub enum ToolError {
     Pipeline(Box<PipelineError>),
     #[error(transparent)]
     Operator(#[from] OperatorError),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("the demo's broker: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("{0}")]
@@ -53,11 +47,9 @@ impl From<PipelineError> for ToolError {
 }
 
 impl ToolError {
+    /// A file-system failure, as the operators report theirs.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        ToolError::Io {
-            context: context.into(),
-            source,
-        }
+        ToolError::Operator(OperatorError::io(context, source))
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -70,10 +62,9 @@ impl ToolError {
             | ToolError::DriftTable { .. } => ErrorKind::User,
             ToolError::Pipeline(e) => e.kind(),
             ToolError::Operator(e) => e.kind(),
-            ToolError::Io { .. }
-            | ToolError::Kafka(_)
-            | ToolError::Incomplete(_)
-            | ToolError::ReadDeadLetters { .. } => ErrorKind::External,
+            ToolError::Kafka(_) | ToolError::Incomplete(_) | ToolError::ReadDeadLetters { .. } => {
+                ErrorKind::External
+            }
             ToolError::TaskFailed(_) => ErrorKind::Internal,
         }
     }
