@@ -10,6 +10,10 @@ use scorestream_pipeline::config::{JobConfig, load_str};
 use scorestream_pipeline::runtime::Job;
 use scorestream_pipeline::{PipelineError, Problem};
 
+#[path = "common/job_files.rs"]
+mod job_files;
+use job_files::job_files;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -183,8 +187,7 @@ const FREE_FORM: [&str; 2] = ["source.options", "drift.column_thresholds"];
 /// elements as `features.columns[].name`).
 #[test]
 fn every_key_the_job_files_use_is_in_the_job_file_reference() {
-    let mut files = Vec::new();
-    toml_files(&repo().join("jobs"), &mut files);
+    let files = job_files(&repo().join("jobs"));
     assert!(files.len() >= 2, "expected job files, found {files:?}");
     let mut used: BTreeMap<String, PathBuf> = BTreeMap::new();
     for f in &files {
@@ -226,17 +229,6 @@ fn every_key_the_job_files_use_is_in_the_job_file_reference() {
         "docs/job-file.md does not document these keys; add each to its section's table:\n{}",
         missing.join("\n")
     );
-}
-
-fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).expect("jobs dir").flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            toml_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "toml") {
-            out.push(p);
-        }
-    }
 }
 
 #[test]

@@ -1,30 +1,19 @@
 //! Every job file under `jobs/` is a test: it validates, or it fails with
 //! exactly the problems it declares in `# expect-error: KEY` lines.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use scorestream_pipeline::PipelineError;
 use scorestream_pipeline::config::load_file;
 use scorestream_pipeline::runtime::Job;
 
-fn job_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).expect("jobs dir").flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            job_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "toml") {
-            out.push(p);
-        }
-    }
-}
+#[path = "common/job_files.rs"]
+mod job_files;
+use job_files::job_files;
 
 #[test]
 fn every_job_file_validates_or_fails_as_declared() {
-    let mut files = Vec::new();
-    job_files(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs"),
-        &mut files,
-    );
+    let files = job_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs"));
     assert!(files.len() >= 2, "expected job files, found {files:?}");
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read");
