@@ -5,6 +5,7 @@
 mod config;
 mod file;
 mod join;
+mod join_rows;
 mod policy;
 mod probe;
 mod redis;
