@@ -232,6 +232,37 @@ fn every_key_the_job_files_use_is_in_the_job_file_reference() {
 }
 
 #[test]
+fn the_column_types_in_the_reference_are_the_ones_the_loader_takes() {
+    let page = read("docs/job-file.md");
+    let row = |key: &str| -> BTreeSet<String> {
+        let line = page
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{key}` |")))
+            .unwrap_or_else(|| panic!("docs/job-file.md has no row for `{key}`"));
+        let described = line.split('|').nth(3).expect("a description cell");
+        // The type names are the code spans before any parenthesis.
+        let names = described.split('(').next().expect("text");
+        names
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let names = |types: &[scorestream_schemas::ColumnType]| -> BTreeSet<String> {
+        types.iter().map(|t| t.name().to_owned()).collect()
+    };
+    assert_eq!(
+        row("schema.fields[].type"),
+        names(&scorestream_schemas::EVENT_TYPES)
+    );
+    assert_eq!(
+        row("features.columns[].type"),
+        names(&scorestream_operators::features::FEATURE_TYPES)
+    );
+}
+
+#[test]
 fn every_metric_is_in_the_operations_page() {
     let page = read("docs/operations.md");
     let missing: Vec<&str> = scorestream_pipeline::telemetry::METRICS

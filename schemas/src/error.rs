@@ -23,6 +23,12 @@ pub enum SchemaError {
     DuplicateField(String),
     #[error("field name `{0}` is reserved for scorestream's own output columns")]
     ReservedField(String),
+    #[error("field `{field}` has type {found}; event fields take {accepted}")]
+    UnsupportedType {
+        field: String,
+        found: crate::ColumnType,
+        accepted: String,
+    },
     #[error("the event schema declares no fields")]
     Empty,
     #[error("internal error building Arrow data: {0}")]

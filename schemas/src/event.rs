@@ -1,47 +1,22 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use serde::Deserialize;
 
-use crate::SchemaError;
 use crate::output::is_reserved;
+use crate::{ColumnType, SchemaError};
 
-/// The type of one declared event field, as a job config spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldType {
-    String,
-    Int64,
-    Float64,
-    Bool,
-    /// RFC 3339 text or epoch milliseconds; stored as UTC milliseconds.
-    Timestamp,
-}
-
-impl FieldType {
-    pub fn data_type(self) -> DataType {
-        match self {
-            FieldType::String => DataType::Utf8,
-            FieldType::Int64 => DataType::Int64,
-            FieldType::Float64 => DataType::Float64,
-            FieldType::Bool => DataType::Boolean,
-            FieldType::Timestamp => {
-                DataType::Timestamp(TimeUnit::Millisecond, Some(crate::UTC.into()))
-            }
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            FieldType::String => "string",
-            FieldType::Int64 => "int64",
-            FieldType::Float64 => "float64",
-            FieldType::Bool => "bool",
-            FieldType::Timestamp => "timestamp",
-        }
-    }
-}
+/// The types an event field may have. The narrower int32/float32 are
+/// feature types: JSON numbers carry no width, so an event field declares the
+/// wide type and a model input cast narrows it.
+pub const EVENT_TYPES: [ColumnType; 5] = [
+    ColumnType::String,
+    ColumnType::Int64,
+    ColumnType::Float64,
+    ColumnType::Bool,
+    ColumnType::Timestamp,
+];
 
 /// One field of the events a job consumes.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -49,7 +24,7 @@ impl FieldType {
 pub struct FieldSpec {
     pub name: String,
     #[serde(rename = "type")]
-    pub field_type: FieldType,
+    pub field_type: ColumnType,
     /// A required field that is absent or null makes the event a dead letter.
     #[serde(default)]
     pub required: bool,
@@ -75,6 +50,13 @@ impl EventSchema {
             }
             if is_reserved(&f.name) {
                 return Err(SchemaError::ReservedField(f.name.clone()));
+            }
+            if !EVENT_TYPES.contains(&f.field_type) {
+                return Err(SchemaError::UnsupportedType {
+                    field: f.name.clone(),
+                    found: f.field_type,
+                    accepted: ColumnType::names(&EVENT_TYPES),
+                });
             }
         }
         let arrow = Arc::new(Schema::new(
@@ -103,8 +85,9 @@ impl EventSchema {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::datatypes::DataType;
 
-    fn spec(name: &str, t: FieldType, required: bool) -> FieldSpec {
+    fn spec(name: &str, t: ColumnType, required: bool) -> FieldSpec {
         FieldSpec {
             name: name.into(),
             field_type: t,
@@ -115,8 +98,8 @@ mod tests {
     #[test]
     fn required_fields_are_not_nullable() {
         let s = EventSchema::try_new(vec![
-            spec("event_id", FieldType::String, true),
-            spec("amount", FieldType::Float64, false),
+            spec("event_id", ColumnType::String, true),
+            spec("amount", ColumnType::Float64, false),
         ])
         .expect("valid schema");
         let a = s.arrow_schema();
@@ -128,12 +111,20 @@ mod tests {
     #[test]
     fn duplicate_and_reserved_names_are_rejected() {
         let dup = EventSchema::try_new(vec![
-            spec("a", FieldType::String, true),
-            spec("a", FieldType::Int64, false),
+            spec("a", ColumnType::String, true),
+            spec("a", ColumnType::Int64, false),
         ]);
         assert!(matches!(dup, Err(SchemaError::DuplicateField(n)) if n == "a"));
-        let reserved = EventSchema::try_new(vec![spec("score", FieldType::Float64, false)]);
+        let reserved = EventSchema::try_new(vec![spec("score", ColumnType::Float64, false)]);
         assert!(matches!(reserved, Err(SchemaError::ReservedField(n)) if n == "score"));
+        let narrow = EventSchema::try_new(vec![spec("n", ColumnType::Int32, false)]);
+        let Err(e) = narrow else {
+            panic!("an int32 event field was accepted")
+        };
+        assert_eq!(
+            e.to_string(),
+            "field `n` has type int32; event fields take string, int64, float64, bool, timestamp"
+        );
         assert!(matches!(
             EventSchema::try_new(vec![]),
             Err(SchemaError::Empty)

@@ -4,6 +4,7 @@
 //! says what columns those batches carry, so the decoder, the feature join, the
 //! scorer and the sinks agree on names and types without passing strings around.
 
+mod column;
 mod dead_letter;
 mod drift;
 mod error;
@@ -11,10 +12,11 @@ mod event;
 mod output;
 mod secret;
 
+pub use column::ColumnType;
 pub use dead_letter::{DeadLetter, DeadLetterBuilder, DeadLetterStage, dead_letter_schema};
 pub use drift::{drift_columns, drift_schema};
 pub use error::{ErrorKind, SchemaError};
-pub use event::{EventSchema, FieldSpec, FieldType};
+pub use event::{EVENT_TYPES, EventSchema, FieldSpec};
 pub use output::{columns, provenance_fields, score_fields, shadow_score_fields};
 pub use secret::{REDACTED, Secret, redact};
 

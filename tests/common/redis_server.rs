@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use scorestream_operators::features::{FeatureStore, FeatureType, FileFeatureStore};
+use scorestream_operators::features::{FeatureStore, FileFeatureStore};
+use scorestream_schemas::ColumnType;
 
 use super::process::repo;
 
@@ -134,10 +135,10 @@ pub(crate) fn columns_toml(skip: &str) -> String {
         if f.name() == skip {
             continue;
         }
-        let t = match FeatureType::of(f.data_type()).expect("type") {
-            FeatureType::Float64 => "float64",
-            FeatureType::Int64 => "int64",
-            FeatureType::String => "string",
+        let t = match ColumnType::of(f.data_type()).expect("type") {
+            ColumnType::Float64 => "float64",
+            ColumnType::Int64 => "int64",
+            ColumnType::String => "string",
             other => panic!("{other:?}"),
         };
         out.push_str(&format!(

@@ -16,7 +16,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use rand::SeedableRng;
 use scorestream_operators::drift::{
-    CategoricalProfile, ColumnProfile, NumericProfile, ReferenceProfile, Reservoir,
+    CategoricalProfile, ColumnProfile, NumericProfile, ProfileKind, ReferenceProfile, Reservoir,
 };
 
 use crate::ToolError;
@@ -103,7 +103,7 @@ pub async fn build_profile(opts: &ProfileOptions) -> Result<ReferenceProfile, To
         schema
             .fields()
             .iter()
-            .filter(|f| kind_of(f.data_type()).is_some())
+            .filter(|f| ProfileKind::of(f.data_type()).is_some())
             .map(|f| (f.name().clone(), f.data_type().clone()))
             .collect()
     } else {
@@ -111,7 +111,7 @@ pub async fn build_profile(opts: &ProfileOptions) -> Result<ReferenceProfile, To
         let mut missing = Vec::new();
         for c in &opts.columns {
             match schema.field_with_name(c) {
-                Ok(f) if kind_of(f.data_type()).is_some() => {
+                Ok(f) if ProfileKind::of(f.data_type()).is_some() => {
                     found.push((c.clone(), f.data_type().clone()))
                 }
                 Ok(f) => missing.push(format!(
@@ -148,8 +148,10 @@ pub async fn build_profile(opts: &ProfileOptions) -> Result<ReferenceProfile, To
     let rows = scalar_i64(&ctx, &format!("SELECT count(*) FROM {TABLE}"), &err).await? as u64;
     let mut profiles = BTreeMap::new();
     for (name, data_type) in columns {
-        let profile = match kind_of(&data_type) {
-            Some(Kind::Numeric) => ColumnProfile::Numeric(numeric(&ctx, &name, rows, opts).await?),
+        let profile = match ProfileKind::of(&data_type) {
+            Some(ProfileKind::Numeric) => {
+                ColumnProfile::Numeric(numeric(&ctx, &name, rows, opts).await?)
+            }
             _ => ColumnProfile::Categorical(categorical(&ctx, &name, rows, opts).await?),
         };
         profiles.insert(name, profile);
@@ -159,21 +161,6 @@ pub async fn build_profile(opts: &ProfileOptions) -> Result<ReferenceProfile, To
         rows,
         columns: profiles,
     })
-}
-
-enum Kind {
-    Numeric,
-    Categorical,
-}
-
-fn kind_of(t: &DataType) -> Option<Kind> {
-    if t.is_numeric() || t == &DataType::Boolean {
-        Some(Kind::Numeric)
-    } else if matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
-        Some(Kind::Categorical)
-    } else {
-        None
-    }
 }
 
 async fn collect(

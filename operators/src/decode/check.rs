@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use scorestream_schemas::{FieldSpec, FieldType};
+use scorestream_schemas::{ColumnType, FieldSpec};
 use serde::Deserializer as _;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
@@ -148,7 +148,7 @@ impl<'de> Visitor<'de> for FieldIndex<'_> {
 /// Checks one value against its field's type: `true` when present and
 /// non-null, an error when it cannot be decoded as that type.
 struct ValueCheck {
-    field_type: FieldType,
+    field_type: ColumnType,
 }
 
 impl<'de> DeserializeSeed<'de> for ValueCheck {
@@ -182,43 +182,44 @@ impl<'de> Visitor<'de> for ValueCheck {
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
         match self.field_type {
-            FieldType::Bool => Ok(true),
+            ColumnType::Bool => Ok(true),
             _ => Err(self.wrong("a boolean")),
         }
     }
 
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
         match self.field_type {
-            FieldType::Int64 | FieldType::Float64 | FieldType::Timestamp => Ok(true),
+            ColumnType::Int64 | ColumnType::Float64 | ColumnType::Timestamp => Ok(true),
             _ => Err(self.wrong("a number")),
         }
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
         match self.field_type {
-            FieldType::Int64 | FieldType::Timestamp if i64::try_from(v).is_ok() => Ok(true),
-            FieldType::Float64 => Ok(true),
+            ColumnType::Int64 | ColumnType::Timestamp if i64::try_from(v).is_ok() => Ok(true),
+            ColumnType::Float64 => Ok(true),
             _ => Err(self.wrong("a number")),
         }
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
         match self.field_type {
-            FieldType::Float64 => Ok(true),
+            ColumnType::Float64 => Ok(true),
             // `1e3` is an integer; `1.5` would be truncated, so it is refused.
-            FieldType::Int64 if v.fract() == 0.0 && v.abs() < 9.2e18 => Ok(true),
+            ColumnType::Int64 if v.fract() == 0.0 && v.abs() < 9.2e18 => Ok(true),
             _ => Err(self.wrong("a fractional number")),
         }
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<bool, E> {
         let ok = match self.field_type {
-            FieldType::String => true,
-            FieldType::Int64 | FieldType::Float64 => s.trim().parse::<f64>().is_ok(),
-            FieldType::Timestamp => {
+            ColumnType::String => true,
+            ColumnType::Int64 | ColumnType::Float64 => s.trim().parse::<f64>().is_ok(),
+            ColumnType::Timestamp => {
                 arrow::compute::kernels::cast_utils::string_to_datetime(&chrono::Utc, s).is_ok()
             }
-            FieldType::Bool => false,
+            // Not event types (`EventSchema` refuses them).
+            ColumnType::Bool | ColumnType::Int32 | ColumnType::Float32 => false,
         };
         if ok {
             Ok(true)
@@ -247,11 +248,11 @@ mod tests {
             required,
         };
         vec![
-            f("id", FieldType::String, true),
-            f("n", FieldType::Int64, false),
-            f("x", FieldType::Float64, false),
-            f("ok", FieldType::Bool, false),
-            f("at", FieldType::Timestamp, false),
+            f("id", ColumnType::String, true),
+            f("n", ColumnType::Int64, false),
+            f("x", ColumnType::Float64, false),
+            f("ok", ColumnType::Bool, false),
+            f("at", ColumnType::Timestamp, false),
         ]
     }
 

@@ -10,7 +10,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{Float64Type, Int64Type, SchemaRef, TimestampMillisecondType};
 use arrow::error::ArrowError;
-use scorestream_schemas::{FieldSpec, FieldType};
+use scorestream_schemas::{ColumnType, FieldSpec};
 
 use super::scan::{RowScan, Slot};
 
@@ -36,11 +36,17 @@ impl Columns {
             .map(|f| match f.field_type {
                 // A string column holds at most the messages' bytes; a
                 // fraction of that is a fair first guess.
-                FieldType::String => Column::Str(StringBuilder::with_capacity(rows, bytes / 8)),
-                FieldType::Int64 => Column::Int(Int64Builder::with_capacity(rows)),
-                FieldType::Float64 => Column::Float(Float64Builder::with_capacity(rows)),
-                FieldType::Bool => Column::Bool(BooleanBuilder::with_capacity(rows)),
-                FieldType::Timestamp => Column::Time(
+                ColumnType::String => Column::Str(StringBuilder::with_capacity(rows, bytes / 8)),
+                // `EventSchema` refuses the narrow types; were one to get
+                // here, the wide column would fail the batch's schema check.
+                ColumnType::Int64 | ColumnType::Int32 => {
+                    Column::Int(Int64Builder::with_capacity(rows))
+                }
+                ColumnType::Float64 | ColumnType::Float32 => {
+                    Column::Float(Float64Builder::with_capacity(rows))
+                }
+                ColumnType::Bool => Column::Bool(BooleanBuilder::with_capacity(rows)),
+                ColumnType::Timestamp => Column::Time(
                     TimestampMillisecondBuilder::with_capacity(rows)
                         .with_data_type(f.field_type.data_type()),
                 ),

@@ -1,7 +1,7 @@
 //! A readable reason for a message arrow-json rejected. Runs only for the
 //! rare rejected message, so it can afford a full `serde_json::Value` parse.
 
-use scorestream_schemas::{EventSchema, FieldType};
+use scorestream_schemas::{ColumnType, EventSchema};
 use serde_json::Value;
 
 pub(super) fn explain(payload: &[u8], schema: &EventSchema) -> Option<String> {
@@ -29,17 +29,17 @@ pub(super) fn explain(payload: &[u8], schema: &EventSchema) -> Option<String> {
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 
-fn fits(v: &Value, t: FieldType) -> bool {
+fn fits(v: &Value, t: ColumnType) -> bool {
     match (t, v) {
-        (FieldType::String, Value::String(_)) => true,
-        (FieldType::Bool, Value::Bool(_)) => true,
-        (FieldType::Int64, Value::Number(n)) => n.is_i64() || n.is_u64(),
-        (FieldType::Float64, Value::Number(_)) => true,
-        (FieldType::Int64 | FieldType::Float64, Value::String(s)) => {
+        (ColumnType::String, Value::String(_)) => true,
+        (ColumnType::Bool, Value::Bool(_)) => true,
+        (ColumnType::Int64, Value::Number(n)) => n.is_i64() || n.is_u64(),
+        (ColumnType::Float64, Value::Number(_)) => true,
+        (ColumnType::Int64 | ColumnType::Float64, Value::String(s)) => {
             s.trim().parse::<f64>().is_ok()
         }
-        (FieldType::Timestamp, Value::Number(n)) => n.is_i64(),
-        (FieldType::Timestamp, Value::String(s)) => {
+        (ColumnType::Timestamp, Value::Number(n)) => n.is_i64(),
+        (ColumnType::Timestamp, Value::String(s)) => {
             arrow::compute::kernels::cast_utils::string_to_datetime(&chrono::Utc, s).is_ok()
         }
         _ => false,

@@ -14,7 +14,7 @@
 use std::ops::Range;
 
 use arrow::compute::kernels::cast_utils::string_to_datetime;
-use scorestream_schemas::{FieldSpec, FieldType};
+use scorestream_schemas::{ColumnType, FieldSpec};
 
 use super::timestamp;
 
@@ -112,15 +112,15 @@ pub(super) fn scan<'a>(
 }
 
 /// A JSON number (`(text, integral)`, see [`Scanner::number`]) as `ty`.
-fn number_slot((n, integral): (&str, bool), ty: FieldType) -> Option<Slot> {
+fn number_slot((n, integral): (&str, bool), ty: ColumnType) -> Option<Slot> {
     match ty {
-        FieldType::Float64 => {
+        ColumnType::Float64 => {
             // Both this and lexical-core round correctly, so they agree.
             let v: f64 = n.parse().ok()?;
             v.is_finite().then_some(Slot::Float(v))
         }
         // `1e3` or `2.0` as an integer: the slow path decides.
-        FieldType::Int64 | FieldType::Timestamp if integral => n.parse().ok().map(Slot::Int),
+        ColumnType::Int64 | ColumnType::Timestamp if integral => n.parse().ok().map(Slot::Int),
         _ => None,
     }
 }
@@ -298,17 +298,17 @@ impl<'a> Scanner<'a> {
     /// matters: moving the enum out through `Option` copied it as
     /// overlapping chunks, and the stalled store forwarding took a quarter
     /// of the scanner's own samples.
-    fn value(&mut self, ty: FieldType, scratch: &mut String, out: &mut Slot) -> Option<()> {
+    fn value(&mut self, ty: ColumnType, scratch: &mut String, out: &mut Slot) -> Option<()> {
         match (self.peek()?, ty) {
             (b'n', _) => {
                 self.literal(b"null")?;
                 *out = Slot::Null;
             }
-            (b'"', FieldType::String) => {
+            (b'"', ColumnType::String) => {
                 self.i += 1;
                 *out = self.string(scratch)?;
             }
-            (b'"', FieldType::Timestamp) => {
+            (b'"', ColumnType::Timestamp) => {
                 self.i += 1;
                 let from = scratch.len();
                 let s = match self.string(scratch)? {
@@ -323,22 +323,25 @@ impl<'a> Scanner<'a> {
                 scratch.truncate(from);
                 *out = Slot::Int(ms);
             }
-            (b't', FieldType::Bool) => {
+            (b't', ColumnType::Bool) => {
                 self.literal(b"true")?;
                 *out = Slot::Bool(true);
             }
-            (b'f', FieldType::Bool) => {
+            (b'f', ColumnType::Bool) => {
                 self.literal(b"false")?;
                 *out = Slot::Bool(false);
             }
-            (b'-' | b'0'..=b'9', FieldType::Float64 | FieldType::Int64 | FieldType::Timestamp) => {
+            (
+                b'-' | b'0'..=b'9',
+                ColumnType::Float64 | ColumnType::Int64 | ColumnType::Timestamp,
+            ) => {
                 let number = self.number()?;
                 *out = number_slot(number, ty)?;
             }
             // A number sent as text ("12.5"), common from some producers:
             // arrow-json parses the text, so the same rules apply, as long
             // as the text is a JSON number itself.
-            (b'"', FieldType::Float64 | FieldType::Int64) => {
+            (b'"', ColumnType::Float64 | ColumnType::Int64) => {
                 self.i += 1;
                 let Slot::Raw(r) = self.string(scratch)? else {
                     return None;

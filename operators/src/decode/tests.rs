@@ -1,12 +1,12 @@
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMillisecondType};
-use scorestream_schemas::{DeadLetterStage, EventSchema, FieldSpec, FieldType};
+use scorestream_schemas::{ColumnType, DeadLetterStage, EventSchema, FieldSpec};
 
 use super::{Decoder, JsonDecoder};
 use crate::source::kafka::RawChunk;
 
 /// An event schema of `(name, type, required)` fields.
-fn schema_of(fields: &[(&str, FieldType, bool)]) -> EventSchema {
+fn schema_of(fields: &[(&str, ColumnType, bool)]) -> EventSchema {
     let fields = fields
         .iter()
         .map(|&(name, field_type, required)| FieldSpec {
@@ -20,10 +20,10 @@ fn schema_of(fields: &[(&str, FieldType, bool)]) -> EventSchema {
 
 fn schema() -> EventSchema {
     schema_of(&[
-        ("event_id", FieldType::String, true),
-        ("amount", FieldType::Float64, true),
-        ("country", FieldType::String, false),
-        ("event_time", FieldType::Timestamp, true),
+        ("event_id", ColumnType::String, true),
+        ("amount", ColumnType::Float64, true),
+        ("country", ColumnType::String, false),
+        ("event_time", ColumnType::Timestamp, true),
     ])
 }
 
@@ -216,7 +216,7 @@ fn every_row_carries_a_trace_id_the_producers_when_it_sent_one() {
 /// own, so the check never has to mirror arrow-json exactly.
 #[test]
 fn what_only_arrow_json_refuses_is_still_isolated() {
-    let d = JsonDecoder::new(schema_of(&[("count", FieldType::Int64, true)]), 1 << 20);
+    let d = JsonDecoder::new(schema_of(&[("count", ColumnType::Int64, true)]), 1 << 20);
     let (good, odd) = (
         r#"{"count":"12"}"#,
         r#"{"count":"99999999999999999999999"}"#,
@@ -245,7 +245,7 @@ mod fast_path {
     //! the same messages: equal rows, equal dead letters, equal reasons.
 
     use proptest::prelude::*;
-    use scorestream_schemas::{EventSchema, FieldType};
+    use scorestream_schemas::{ColumnType, EventSchema};
 
     use super::chunk;
     use crate::decode::JsonDecoder;
@@ -253,11 +253,11 @@ mod fast_path {
 
     fn schema() -> EventSchema {
         super::schema_of(&[
-            ("s", FieldType::String, true),
-            ("n", FieldType::Int64, false),
-            ("x", FieldType::Float64, false),
-            ("b", FieldType::Bool, false),
-            ("t", FieldType::Timestamp, false),
+            ("s", ColumnType::String, true),
+            ("n", ColumnType::Int64, false),
+            ("x", ColumnType::Float64, false),
+            ("b", ColumnType::Bool, false),
+            ("t", ColumnType::Timestamp, false),
         ])
     }
 

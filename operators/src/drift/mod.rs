@@ -27,7 +27,9 @@ mod window;
 pub use alerts::AlertProducer;
 pub use config::{DriftConfig, WindowConfig, breaches};
 pub use operator::DriftOperator;
-pub use profile::{CategoricalProfile, ColumnProfile, NumericProfile, ReferenceProfile};
+pub use profile::{
+    CategoricalProfile, ColumnProfile, NumericProfile, ProfileKind, ReferenceProfile,
+};
 pub use recent::RecentAlerts;
 pub use report::{DriftAlert, WindowReport};
 pub use reservoir::Reservoir;

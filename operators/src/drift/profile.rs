@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use arrow::datatypes::DataType;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{self, DriftStats};
@@ -47,6 +48,28 @@ impl ReferenceProfile {
             Ok(profile)
         } else {
             Err(bad(problems.join("; ")))
+        }
+    }
+}
+
+/// How drift measures a column: numbers (and booleans) in bins, strings by
+/// category. Not a column type: a reference file may hold any Arrow type
+/// (uint8, large strings), and the job's declared types map onto these two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileKind {
+    Numeric,
+    Categorical,
+}
+
+impl ProfileKind {
+    /// How a column of type `t` is profiled, if it can be.
+    pub fn of(t: &DataType) -> Option<Self> {
+        if t.is_numeric() || t == &DataType::Boolean {
+            Some(Self::Numeric)
+        } else if matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+            Some(Self::Categorical)
+        } else {
+            None
         }
     }
 }

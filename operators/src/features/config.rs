@@ -2,7 +2,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::values::{FeatureType, FeatureValue, toml_value};
+use scorestream_schemas::ColumnType;
+
+use super::values::{FeatureValue, toml_value};
 use crate::config::{ConfigError, HumanDuration, Validate, found};
 
 /// What to do with a feature the store cannot give a usable value for.
@@ -64,6 +66,17 @@ pub struct FeaturesConfig {
     pub missing_check: super::watch::MissingCheckConfig,
 }
 
+/// The types a feature may have: Feast's scalar value types. A store's
+/// timestamps are its own `_ts`/`timestamp_field`, not features.
+pub const FEATURE_TYPES: [ColumnType; 6] = [
+    ColumnType::String,
+    ColumnType::Int32,
+    ColumnType::Int64,
+    ColumnType::Float32,
+    ColumnType::Float64,
+    ColumnType::Bool,
+];
+
 /// One feature the job reads.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,7 +85,7 @@ pub struct FeatureColumn {
     /// layout) or its name inside `view` (Feast layout).
     pub name: String,
     #[serde(rename = "type")]
-    pub kind: FeatureType,
+    pub kind: ColumnType,
     /// Feast layout: the feature view it belongs to.
     #[serde(default)]
     pub view: Option<String>,
@@ -256,7 +269,17 @@ impl Validate for FeaturesConfig {
                     format!("feature `{}` is listed twice", c.name),
                 ));
             }
-            if let Some(d) = &c.default
+            if !FEATURE_TYPES.contains(&c.kind) {
+                p.push(ConfigError::new(
+                    at("type"),
+                    format!(
+                        "feature `{}` has type {}; features take {}",
+                        c.name,
+                        c.kind,
+                        ColumnType::names(&FEATURE_TYPES)
+                    ),
+                ));
+            } else if let Some(d) = &c.default
                 && let Err(e) = FeatureValue::from_default(d, c.kind)
             {
                 p.push(ConfigError::new(at("default"), e));

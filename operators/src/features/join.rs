@@ -19,7 +19,9 @@ use super::join_rows::{Feature, dead_letters, names};
 use super::policy::JoinPolicy;
 use super::values::ColumnBuilder;
 use super::watch::{MissingWatch, Watched};
-use super::{FeatureRows, FeatureStore, FeatureType};
+use scorestream_schemas::ColumnType;
+
+use super::{FeatureRows, FeatureStore};
 use crate::{Envelope, OperatorError, Result};
 
 /// Appends a batch's features to its rows, with what analysts filter on:
@@ -78,7 +80,7 @@ impl FeatureJoin {
             let p = policy.features.get(f.name()).cloned().unwrap_or_default();
             let default = match p.default {
                 Some(v) => {
-                    let t = FeatureType::of(f.data_type()).ok_or_else(|| {
+                    let t = ColumnType::of(f.data_type()).ok_or_else(|| {
                         format!(
                             "feature `{}` has type {} which takes no default",
                             f.name(),

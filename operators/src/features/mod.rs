@@ -22,15 +22,15 @@ use futures::future::BoxFuture;
 
 pub(crate) use config::redact_url;
 pub use config::{
-    CacheConfig, FeatureColumn, FeatureStoreConfig, FeaturesConfig, FileStoreConfig, OnMissing,
-    OnUnavailable, RedisLayout, RedisStoreConfig,
+    CacheConfig, FEATURE_TYPES, FeatureColumn, FeatureStoreConfig, FeaturesConfig, FileStoreConfig,
+    OnMissing, OnUnavailable, RedisLayout, RedisStoreConfig,
 };
 pub use file::FileFeatureStore;
 pub use join::FeatureJoin;
 pub use policy::{FeaturePolicy, JoinPolicy};
 pub use probe::ProbeReport;
 pub(crate) use values::EntityFeatures;
-pub use values::{FeatureType, FeatureValue, toml_value};
+pub use values::{FeatureValue, toml_value};
 pub use watch::{MissingAction, MissingCheckConfig};
 
 use crate::Result;

@@ -3,7 +3,7 @@
 //! unknown entity (both answer nothing), so the job would score on nulls;
 //! reading a bounded sample of what the store holds tells them apart.
 
-use super::values::{FeatureType, FeatureValue};
+use super::values::FeatureValue;
 
 /// What a probe found.
 #[derive(Debug, Clone, Default)]
@@ -15,18 +15,6 @@ pub struct ProbeReport {
     pub problems: Vec<(String, String)>,
     /// What a bounded sample could not settle; not failures.
     pub notes: Vec<String>,
-}
-
-/// A type as the job config spells it.
-pub(crate) fn type_name(t: FeatureType) -> &'static str {
-    match t {
-        FeatureType::Float64 => "float64",
-        FeatureType::Float32 => "float32",
-        FeatureType::Int64 => "int64",
-        FeatureType::Int32 => "int32",
-        FeatureType::String => "string",
-        FeatureType::Bool => "bool",
-    }
 }
 
 /// The type a stored value has, as the job config would spell it.

@@ -7,46 +7,8 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
     StringBuilder,
 };
-use arrow::datatypes::DataType;
-use serde::Deserialize;
+use scorestream_schemas::ColumnType;
 use toml_value::Scalar;
-
-/// Feature value types, named as in Feast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FeatureType {
-    Float64,
-    Float32,
-    Int64,
-    Int32,
-    String,
-    Bool,
-}
-
-impl FeatureType {
-    pub fn data_type(self) -> DataType {
-        match self {
-            FeatureType::Float64 => DataType::Float64,
-            FeatureType::Float32 => DataType::Float32,
-            FeatureType::Int64 => DataType::Int64,
-            FeatureType::Int32 => DataType::Int32,
-            FeatureType::String => DataType::Utf8,
-            FeatureType::Bool => DataType::Boolean,
-        }
-    }
-
-    pub fn of(t: &DataType) -> Option<Self> {
-        Some(match t {
-            DataType::Float64 => FeatureType::Float64,
-            DataType::Float32 => FeatureType::Float32,
-            DataType::Int64 => FeatureType::Int64,
-            DataType::Int32 => FeatureType::Int32,
-            DataType::Utf8 => FeatureType::String,
-            DataType::Boolean => FeatureType::Bool,
-            _ => return None,
-        })
-    }
-}
 
 /// Scalars as TOML gives them, for feature defaults.
 pub mod toml_value {
@@ -75,58 +37,59 @@ pub enum FeatureValue {
 
 impl FeatureValue {
     /// A configured default, checked against the feature's type.
-    pub fn from_default(d: &Scalar, t: FeatureType) -> Result<Self, String> {
+    pub fn from_default(d: &Scalar, t: ColumnType) -> Result<Self, String> {
         let wrong = || format!("{d:?} is not a valid {t:?} value");
         Ok(match (t, d) {
-            (FeatureType::Float64, Scalar::Float(f)) => Self::Float64(*f),
-            (FeatureType::Float64, Scalar::Int(i)) => Self::Float64(*i as f64),
-            (FeatureType::Float32, Scalar::Float(f)) => Self::Float32(*f as f32),
-            (FeatureType::Float32, Scalar::Int(i)) => Self::Float32(*i as f32),
-            (FeatureType::Int64, Scalar::Int(i)) => Self::Int64(*i),
-            (FeatureType::Int32, Scalar::Int(i)) => {
+            (ColumnType::Float64, Scalar::Float(f)) => Self::Float64(*f),
+            (ColumnType::Float64, Scalar::Int(i)) => Self::Float64(*i as f64),
+            (ColumnType::Float32, Scalar::Float(f)) => Self::Float32(*f as f32),
+            (ColumnType::Float32, Scalar::Int(i)) => Self::Float32(*i as f32),
+            (ColumnType::Int64, Scalar::Int(i)) => Self::Int64(*i),
+            (ColumnType::Int32, Scalar::Int(i)) => {
                 Self::Int32(i32::try_from(*i).map_err(|_| wrong())?)
             }
-            (FeatureType::String, Scalar::String(s)) => Self::String(s.as_str().into()),
-            (FeatureType::Bool, Scalar::Bool(b)) => Self::Bool(*b),
+            (ColumnType::String, Scalar::String(s)) => Self::String(s.as_str().into()),
+            (ColumnType::Bool, Scalar::Bool(b)) => Self::Bool(*b),
             _ => return Err(wrong()),
         })
     }
 
     /// Parses the text a plain Redis hash holds.
-    pub fn parse(text: &str, t: FeatureType) -> Result<Self, String> {
+    pub fn parse(text: &str, t: ColumnType) -> Result<Self, String> {
         let s = text.trim();
         let bad = |e: &dyn std::fmt::Display| format!("`{text}` is not a {t:?}: {e}");
         Ok(match t {
-            FeatureType::Float64 => Self::Float64(s.parse().map_err(|e| bad(&e))?),
-            FeatureType::Float32 => Self::Float32(s.parse().map_err(|e| bad(&e))?),
-            FeatureType::Int64 => Self::Int64(s.parse().map_err(|e| bad(&e))?),
-            FeatureType::Int32 => Self::Int32(s.parse().map_err(|e| bad(&e))?),
-            FeatureType::String => Self::String(text.into()),
-            FeatureType::Bool => Self::Bool(match s.to_ascii_lowercase().as_str() {
+            ColumnType::Float64 => Self::Float64(s.parse().map_err(|e| bad(&e))?),
+            ColumnType::Float32 => Self::Float32(s.parse().map_err(|e| bad(&e))?),
+            ColumnType::Int64 => Self::Int64(s.parse().map_err(|e| bad(&e))?),
+            ColumnType::Int32 => Self::Int32(s.parse().map_err(|e| bad(&e))?),
+            ColumnType::String => Self::String(text.into()),
+            ColumnType::Bool => Self::Bool(match s.to_ascii_lowercase().as_str() {
                 "1" | "true" | "t" | "yes" => true,
                 "0" | "false" | "f" | "no" => false,
                 _ => return Err(bad(&"expected true/false or 1/0")),
             }),
+            ColumnType::Timestamp => return Err(bad(&"timestamp is not a feature type")),
         })
     }
 
     /// The value converted to `t`, where no precision or meaning is lost
     /// (Feast may store an int32 feature as int64, a float as double).
-    pub fn coerce(self, t: FeatureType) -> Option<Self> {
+    pub fn coerce(self, t: ColumnType) -> Option<Self> {
         use FeatureValue as V;
         Some(match (self, t) {
-            (v @ V::Float64(_), FeatureType::Float64) => v,
-            (V::Float32(f), FeatureType::Float64) => V::Float64(f as f64),
-            (V::Int64(i), FeatureType::Float64) => V::Float64(i as f64),
-            (V::Int32(i), FeatureType::Float64) => V::Float64(i as f64),
-            (v @ V::Float32(_), FeatureType::Float32) => v,
-            (V::Float64(f), FeatureType::Float32) => V::Float32(f as f32),
-            (v @ V::Int64(_), FeatureType::Int64) => v,
-            (V::Int32(i), FeatureType::Int64) => V::Int64(i as i64),
-            (v @ V::Int32(_), FeatureType::Int32) => v,
-            (V::Int64(i), FeatureType::Int32) => V::Int32(i32::try_from(i).ok()?),
-            (v @ V::String(_), FeatureType::String) => v,
-            (v @ V::Bool(_), FeatureType::Bool) => v,
+            (v @ V::Float64(_), ColumnType::Float64) => v,
+            (V::Float32(f), ColumnType::Float64) => V::Float64(f as f64),
+            (V::Int64(i), ColumnType::Float64) => V::Float64(i as f64),
+            (V::Int32(i), ColumnType::Float64) => V::Float64(i as f64),
+            (v @ V::Float32(_), ColumnType::Float32) => v,
+            (V::Float64(f), ColumnType::Float32) => V::Float32(f as f32),
+            (v @ V::Int64(_), ColumnType::Int64) => v,
+            (V::Int32(i), ColumnType::Int64) => V::Int64(i as i64),
+            (v @ V::Int32(_), ColumnType::Int32) => v,
+            (V::Int64(i), ColumnType::Int32) => V::Int32(i32::try_from(i).ok()?),
+            (v @ V::String(_), ColumnType::String) => v,
+            (v @ V::Bool(_), ColumnType::Bool) => v,
             _ => return None,
         })
     }
@@ -143,14 +106,17 @@ pub(super) enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    pub(super) fn new(t: FeatureType, rows: usize) -> Self {
+    pub(super) fn new(t: ColumnType, rows: usize) -> Self {
         match t {
-            FeatureType::Float64 => Self::Float64(Float64Builder::with_capacity(rows)),
-            FeatureType::Float32 => Self::Float32(Float32Builder::with_capacity(rows)),
-            FeatureType::Int64 => Self::Int64(Int64Builder::with_capacity(rows)),
-            FeatureType::Int32 => Self::Int32(Int32Builder::with_capacity(rows)),
-            FeatureType::String => Self::String(StringBuilder::with_capacity(rows, rows * 8)),
-            FeatureType::Bool => Self::Bool(BooleanBuilder::with_capacity(rows)),
+            ColumnType::Float64 => Self::Float64(Float64Builder::with_capacity(rows)),
+            ColumnType::Float32 => Self::Float32(Float32Builder::with_capacity(rows)),
+            ColumnType::Int64 => Self::Int64(Int64Builder::with_capacity(rows)),
+            ColumnType::Int32 => Self::Int32(Int32Builder::with_capacity(rows)),
+            ColumnType::String => Self::String(StringBuilder::with_capacity(rows, rows * 8)),
+            ColumnType::Bool => Self::Bool(BooleanBuilder::with_capacity(rows)),
+            // Refused by the features config check; an int64 column here
+            // would fail the batch's schema check rather than pass unseen.
+            ColumnType::Timestamp => Self::Int64(Int64Builder::with_capacity(rows)),
         }
     }
 

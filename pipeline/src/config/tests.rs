@@ -302,3 +302,33 @@ fn a_service_resolves_every_relative_path_against_its_base() {
     run.resolve_paths(std::path::Path::new("/srv/base"));
     assert_eq!(run.sink.path.to_string(), "out/fraud-demo", "run keeps cwd");
 }
+
+#[test]
+fn each_column_type_is_refused_where_it_cannot_be_read() {
+    // int32 is a feature type: a JSON number carries no width.
+    let p = problems(&DEMO.replace(
+        "{ name = \"amount\", type = \"float64\"",
+        "{ name = \"amount\", type = \"int32\"",
+    ));
+    assert_eq!(
+        p,
+        [
+            "schema.fields: field `amount` has type int32; event fields take string, int64, float64, bool, timestamp"
+        ]
+    );
+}
+
+#[test]
+fn a_feature_cannot_be_a_timestamp() {
+    const COMPOSE: &str = include_str!("../../../jobs/compose/job.toml");
+    load_str(COMPOSE).expect("the compose job is valid");
+    let p = problems(&COMPOSE.replace(
+        "name = \"txn_count_1d\"\ntype = \"int64\"",
+        "name = \"txn_count_1d\"\ntype = \"timestamp\"",
+    ));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("features.columns[4].type: feature `txn_count_1d` has type timestamp; features take string, int32"),
+        "{p:?}"
+    );
+}

@@ -13,7 +13,9 @@ use prost::Message;
 
 use super::Layout;
 use crate::features::values::{EntityFeatures, FeatureValue};
-use crate::features::{FeatureColumn, FeatureType};
+use scorestream_schemas::ColumnType;
+
+use crate::features::FeatureColumn;
 use crate::{OperatorError, Result};
 
 /// Feast's `ValueType.STRING`.
@@ -88,7 +90,7 @@ pub(crate) struct FeastLayout {
     version: u32,
     /// Feature fields, then one `_ts:<view>` field per view.
     fields: Vec<Vec<u8>>,
-    types: Vec<FeatureType>,
+    types: Vec<ColumnType>,
     /// Per feature, the index of its view's timestamp field in `fields`.
     ts_of: Vec<usize>,
     names: Vec<String>,
@@ -133,7 +135,7 @@ impl FeastLayout {
     }
 }
 
-fn decode_value(raw: &[u8], t: FeatureType) -> Result<Option<FeatureValue>, String> {
+fn decode_value(raw: &[u8], t: ColumnType) -> Result<Option<FeatureValue>, String> {
     let Some(value) = decode_stored(raw)? else {
         return Ok(None);
     };

@@ -11,7 +11,7 @@ use super::feast::{decode_stored, feast_field};
 use super::sample::{SAMPLE_KEYS, Sampler};
 use crate::Result;
 use crate::features::config::{FeatureColumn, RedisStoreConfig};
-use crate::features::probe::{ProbeReport, type_name, value_type_name};
+use crate::features::probe::{ProbeReport, value_type_name};
 
 /// Feast's `ValueType.STRING`: scorestream looks keys up as strings.
 const STRING_TYPE: u32 = 2;
@@ -268,7 +268,7 @@ async fn check_fields(
                 format!(
                     "feature `{}` of view `{view}` is declared {}, but Feast stores {kind} ({count} of {n} sampled keys)",
                     c.name,
-                    type_name(c.kind)
+                    c.kind.name()
                 ),
             ));
         } else if let Some(e) = unreadable {

@@ -3,13 +3,15 @@
 
 use super::Layout;
 use crate::features::values::{EntityFeatures, FeatureValue};
-use crate::features::{FeatureColumn, FeatureType};
+use scorestream_schemas::ColumnType;
+
+use crate::features::FeatureColumn;
 
 pub(crate) struct HashLayout {
     prefix: String,
     suffix: String,
     fields: Vec<Vec<u8>>,
-    types: Vec<FeatureType>,
+    types: Vec<ColumnType>,
     has_timestamp: bool,
 }
 

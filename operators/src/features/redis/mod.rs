@@ -28,10 +28,12 @@ pub(crate) use cache::FeatureCache;
 pub(crate) use feast::FeastLayout;
 pub(crate) use hash::HashLayout;
 
+use scorestream_schemas::ColumnType;
+
 use super::values::{ColumnBuilder, EntityFeatures};
 use super::{
-    CacheConfig, FeatureColumn, FeatureRows, FeatureStore, FeatureType, RedisLayout,
-    RedisStoreConfig, redact_url,
+    CacheConfig, FeatureColumn, FeatureRows, FeatureStore, RedisLayout, RedisStoreConfig,
+    redact_url,
 };
 use crate::{OperatorError, Result};
 
@@ -62,7 +64,7 @@ struct Inner {
     /// For errors and logs: the URL with any password masked.
     name: String,
     layout: Box<dyn Layout>,
-    types: Vec<FeatureType>,
+    types: Vec<ColumnType>,
     timeout: Duration,
     pipeline_keys: usize,
     cache: FeatureCache,

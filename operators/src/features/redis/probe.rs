@@ -5,7 +5,7 @@
 use super::sample::{SAMPLE_KEYS, Sampler};
 use crate::Result;
 use crate::features::config::{FeatureColumn, RedisLayout, RedisStoreConfig};
-use crate::features::probe::{ProbeReport, type_name};
+use crate::features::probe::ProbeReport;
 use crate::features::values::FeatureValue;
 
 /// Probes a Redis store for the job's features.
@@ -102,7 +102,7 @@ async fn probe_hash(
                 format!(
                     "feature `{}` is declared {}, but {} of {} sampled values are not: {first}",
                     c.name,
-                    type_name(c.kind),
+                    c.kind.name(),
                     bad.len(),
                     values.len()
                 ),

@@ -76,7 +76,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn column(name: &str, kind: FeatureType) -> FeatureColumn {
+fn column(name: &str, kind: ColumnType) -> FeatureColumn {
     FeatureColumn {
         name: name.into(),
         kind,
@@ -95,10 +95,10 @@ fn hash_config(url: &str) -> RedisStoreConfig {
 
 fn hash_store(url: &str, cache: CacheConfig) -> RedisFeatureStore {
     let columns = [
-        column("avg", FeatureType::Float64),
-        column("count", FeatureType::Int64),
-        column("country", FeatureType::String),
-        column("verified", FeatureType::Bool),
+        column("avg", ColumnType::Float64),
+        column("count", ColumnType::Int64),
+        column("country", ColumnType::String),
+        column("verified", ColumnType::Bool),
     ];
     RedisFeatureStore::new(&hash_config(url), "account_id", &columns, &cache).expect("store")
 }
@@ -332,12 +332,12 @@ fn feast_columns(info: &serde_json::Value) -> Vec<FeatureColumn> {
     for view in info["feature_views"].as_array().expect("views") {
         for f in view["features"].as_array().expect("features") {
             let kind = match f["feast_type"].as_str().expect("type") {
-                "Float64" => FeatureType::Float64,
-                "Float32" => FeatureType::Float32,
-                "Int64" => FeatureType::Int64,
-                "Int32" => FeatureType::Int32,
-                "String" => FeatureType::String,
-                "Bool" => FeatureType::Bool,
+                "Float64" => ColumnType::Float64,
+                "Float32" => ColumnType::Float32,
+                "Int64" => ColumnType::Int64,
+                "Int32" => ColumnType::Int32,
+                "String" => ColumnType::String,
+                "Bool" => ColumnType::Bool,
                 other => panic!("fixture type {other}"),
             };
             out.push(FeatureColumn {
@@ -417,44 +417,45 @@ async fn feast_layout_reads_what_feast_materialized_value_for_value() {
             }
             assert!(col.is_valid(i), "{at}: Feast has {w}");
             match c.kind {
-                FeatureType::Float64 => {
+                ColumnType::Float64 => {
                     assert_eq!(
                         col.as_primitive::<Float64Type>().value(i),
                         w.as_f64().expect("f64"),
                         "{at}"
                     )
                 }
-                FeatureType::Float32 => assert_eq!(
+                ColumnType::Float32 => assert_eq!(
                     col.as_primitive::<Float32Type>().value(i),
                     w.as_f64().expect("f32") as f32,
                     "{at}"
                 ),
-                FeatureType::Int64 => {
+                ColumnType::Int64 => {
                     assert_eq!(
                         col.as_primitive::<Int64Type>().value(i),
                         w.as_i64().expect("i64"),
                         "{at}"
                     )
                 }
-                FeatureType::Int32 => assert_eq!(
+                ColumnType::Int32 => assert_eq!(
                     i64::from(col.as_primitive::<Int32Type>().value(i)),
                     w.as_i64().expect("i32"),
                     "{at}"
                 ),
-                FeatureType::String => {
+                ColumnType::String => {
                     assert_eq!(
                         col.as_string::<i32>().value(i),
                         w.as_str().expect("str"),
                         "{at}"
                     )
                 }
-                FeatureType::Bool => {
+                ColumnType::Bool => {
                     assert_eq!(
                         col.as_boolean().value(i),
                         w.as_bool().expect("bool"),
                         "{at}"
                     )
                 }
+                ColumnType::Timestamp => panic!("{at}: timestamp is not a feature type"),
             }
             // Feast's event timestamp for the value is its view's `_ts`.
             let ts = &want["event_timestamps"][i];
@@ -478,12 +479,12 @@ async fn feast_layout_reads_what_feast_materialized_value_for_value() {
 
 #[test]
 fn defaults_are_checked_against_their_feature_type() {
-    assert!(FeatureValue::from_default(&Scalar::Float(1.5), FeatureType::Float64).is_ok());
-    assert!(FeatureValue::from_default(&Scalar::Int(3), FeatureType::Float32).is_ok());
-    let e = FeatureValue::from_default(&Scalar::String("x".into()), FeatureType::Int64)
+    assert!(FeatureValue::from_default(&Scalar::Float(1.5), ColumnType::Float64).is_ok());
+    assert!(FeatureValue::from_default(&Scalar::Int(3), ColumnType::Float32).is_ok());
+    let e = FeatureValue::from_default(&Scalar::String("x".into()), ColumnType::Int64)
         .expect_err("wrong type");
     assert!(e.contains("not a valid Int64"), "{e}");
-    assert!(FeatureValue::from_default(&Scalar::Int(1 << 40), FeatureType::Int32).is_err());
+    assert!(FeatureValue::from_default(&Scalar::Int(1 << 40), ColumnType::Int32).is_err());
 }
 
 #[test]
