@@ -1,9 +1,8 @@
-//! The REST API: routes, authentication, limits and error bodies. The
-//! handlers are in `handlers.rs`; the OpenAPI document is generated from
-//! them (`openapi.rs`).
+//! The REST API's layers: authentication, body limits and error bodies,
+//! around the routes `openapi.rs` lists (the handlers are in
+//! `handlers.rs`, what they share in `state.rs`).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -11,28 +10,13 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use metrics_exporter_prometheus::PrometheusHandle;
 use scorestream_operators::ErrorKind;
 use tracing::warn;
-use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::ServiceError;
-use crate::auth::Tokens;
 use crate::bodies::{self, ErrorBody};
-use crate::handlers;
-use crate::jobs::Jobs;
-use crate::openapi::ApiDoc;
-
-/// What every handler shares.
-pub(crate) struct AppState {
-    pub jobs: Arc<Jobs>,
-    pub tokens: Tokens,
-    pub metrics: PrometheusHandle,
-    /// Set once persisted jobs are resumed; cleared when shutting down.
-    pub ready: AtomicBool,
-}
+use crate::openapi::routes;
+use crate::state::AppState;
 
 /// What a request body is held to.
 #[derive(Debug, Clone, Copy)]
@@ -49,24 +33,6 @@ pub(crate) fn router(state: Arc<AppState>, body: BodyLimits) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(body.max_bytes))
         .with_state(state)
-}
-
-/// Every route, each at the path and method of its handler's
-/// `#[utoipa::path]`, with the document's entry for it: the one list both
-/// the router and the document are made from. One `routes!` per path
-/// (`routes!` would put every handler it names on every path it names).
-pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(handlers::healthz))
-        .routes(routes!(handlers::readyz))
-        .routes(routes!(handlers::metrics))
-        .routes(routes!(handlers::openapi))
-        .routes(routes!(handlers::list_jobs, handlers::submit_job))
-        .routes(routes!(handlers::dry_run))
-        .routes(routes!(handlers::job_status, handlers::delete_job))
-        .routes(routes!(handlers::stop_job))
-        .routes(routes!(handlers::start_job))
-        .routes(routes!(handlers::swap_model))
 }
 
 /// Reads are open (responses never hold secrets); everything that changes

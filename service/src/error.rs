@@ -2,7 +2,7 @@ use scorestream_operators::ErrorKind;
 use scorestream_pipeline::{PipelineError, Problem};
 
 /// Everything the service can answer with besides success. Each variant
-/// maps to one HTTP status (see `api::error_response`) and a domain.
+/// maps to one HTTP status (its `IntoResponse` in `api.rs`) and a domain.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// A submitted or dry-run config that does not describe a runnable job.

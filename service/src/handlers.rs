@@ -1,5 +1,5 @@
 //! The API's handlers. Each one's `#[utoipa::path]` is both its route
-//! (`api::routes` registers it there) and its entry in the OpenAPI
+//! (`openapi::routes` registers it there) and its entry in the OpenAPI
 //! document: the statuses it answers with and their bodies. What the
 //! layers around every handler add (401, 408, 413) is documented once, in
 //! `openapi.rs`.
@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::api::AppState;
 use crate::bodies::{self, DryRun, ErrorBody, Health, JobList, ModelRequest, Ready};
+use crate::state::AppState;
 use crate::{JobStatus, ServiceError, probe};
 
 const JOB_CONFIG: &str = "A job config, as `scorestream run` reads from a file. Relative paths resolve against the service's --base-dir.";
@@ -84,9 +84,8 @@ pub(crate) async fn metrics(State(app): State<Arc<AppState>>) -> Response {
 #[utoipa::path(get, path = "/openapi.json", summary = "This document.",
     responses((status = 200, description = "OpenAPI 3.1.", body = Object,
         content_type = "application/json")))]
-pub(crate) async fn openapi() -> Response {
-    let document = crate::openapi::document();
-    ([(header::CONTENT_TYPE, "application/json")], document).into_response()
+pub(crate) async fn openapi(State(app): State<Arc<AppState>>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], app.openapi).into_response()
 }
 
 #[utoipa::path(get, path = "/v1/jobs", summary = "List jobs with their status.",

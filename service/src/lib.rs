@@ -18,6 +18,7 @@ mod openapi;
 mod openapi_tests;
 mod prepare;
 mod probe;
+mod state;
 mod status;
 mod store;
 #[cfg(test)]
@@ -93,11 +94,12 @@ pub async fn serve(
         options.base_dir.clone(),
         options.confinement.clone(),
     ));
-    let state = Arc::new(api::AppState {
+    let state = Arc::new(state::AppState {
         jobs: jobs.clone(),
         tokens: options.tokens.clone(),
         metrics,
         ready: false.into(),
+        openapi: openapi::document(),
     });
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await

@@ -1,10 +1,10 @@
-//! The API's OpenAPI document, generated from the handlers' annotations and
+//! The API's routes and its OpenAPI document, generated from the handlers' annotations and
 //! the body types rather than written by hand, so it cannot drift from
 //! what the service does. `service/src/openapi.json` is a copy for readers
 //! and tools (client generators, schemathesis); a test fails when it is
 //! not what the code generates.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{
@@ -12,6 +12,11 @@ use utoipa::openapi::{
     SecurityRequirement, Type,
 };
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::handlers;
+use crate::state::AppState;
 
 /// The checked-in copy, for those who want the document without building
 /// the router (`tests/docs.rs` checks the service API page against it).
@@ -34,13 +39,31 @@ pub(crate) struct ApiDoc;
 pub(crate) fn document() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        let mut doc = crate::api::routes().into_openapi();
+        let mut doc = routes().into_openapi();
         Layers.modify(&mut doc);
         // Only string-keyed maps and plain values: serializing cannot fail.
         let mut json = doc.to_pretty_json().expect("the OpenAPI document as JSON");
         json.push('\n');
         json
     })
+}
+
+/// Every route, each at the path and method of its handler's
+/// `#[utoipa::path]`, with the document's entry for it: the one list both
+/// the router and the document are made from. One `routes!` per path
+/// (`routes!` would put every handler it names on every path it names).
+pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(handlers::healthz))
+        .routes(routes!(handlers::readyz))
+        .routes(routes!(handlers::metrics))
+        .routes(routes!(handlers::openapi))
+        .routes(routes!(handlers::list_jobs, handlers::submit_job))
+        .routes(routes!(handlers::dry_run))
+        .routes(routes!(handlers::job_status, handlers::delete_job))
+        .routes(routes!(handlers::stop_job))
+        .routes(routes!(handlers::start_job))
+        .routes(routes!(handlers::swap_model))
 }
 
 const BEARER: &str = "bearer";

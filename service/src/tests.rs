@@ -12,7 +12,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::api::{AppState, BodyLimits, router};
+use crate::api::{BodyLimits, router};
+use crate::state::AppState;
 use crate::{JobStore, Jobs, Tokens};
 use scorestream_pipeline::config::{Confinement, Roots};
 
@@ -89,6 +90,7 @@ fn api_in_with(
             .build_recorder()
             .handle(),
         ready: true.into(),
+        openapi: crate::openapi::document(),
     });
     let out = dir.path().join("out");
     Api {
