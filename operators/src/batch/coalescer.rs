@@ -118,115 +118,126 @@ impl Coalescer {
         let inputs: Vec<Pending> = self.pending.drain(..).collect();
         let batches: Vec<&RecordBatch> = inputs.iter().filter_map(|p| p.batch.as_ref()).collect();
         let all = concat_batches(&self.schema, batches)?;
-        let total = all.num_rows();
-        let m = self.max_rows;
-
-        // Segments: the outputs, then the leftover that stays pending.
-        let n_out = rows.div_ceil(m).max(1);
-        let mut segs: Vec<(Coverage, Vec<DeadLetter>)> =
-            (0..=n_out).map(|_| Default::default()).collect();
-        let mut fetched: Vec<Option<std::time::Instant>> = vec![None; n_out + 1];
-        let mut batched: Vec<Option<Instant>> = vec![None; n_out + 1];
-        let seg_rows = |s: usize| -> Range<usize> {
-            if s == n_out {
-                rows..total
-            } else {
-                s * m..((s + 1) * m).min(rows)
-            }
-        };
-        let seg_of = |row: usize| if row >= rows { n_out } else { row / m };
-        let mut leftover_arrived = None;
-
+        let mut segs = Segments::new(rows, all.num_rows(), self.max_rows);
         let mut base = 0;
         for p in inputs {
-            let end = base + p.rows;
-            let last = if end > rows {
-                n_out
-            } else {
-                end.saturating_sub(1) / m
-            };
-            let first = if p.rows == 0 { last } else { seg_of(base) };
-            if last == n_out {
-                leftover_arrived.get_or_insert(p.arrived);
-            }
-            for s in first..=last {
-                fetched[s] = Envelope::oldest(fetched[s], p.fetched_at);
-                batched[s] = Some(batched[s].map_or(p.arrived, |b| b.min(p.arrived)));
-            }
-            // Where each partition's range is cut: walking back from the last
-            // segment, a segment starts at its first row of that partition.
-            let mut hi: Vec<(&Arc<str>, i32, i64)> =
-                p.coverage.iter().map(|(t, q, r)| (t, q, r.end)).collect();
-            let mut parts: Vec<Vec<(usize, Range<i64>)>> = vec![Vec::new(); hi.len()];
-            for s in (first..=last).rev() {
-                let firsts = if s == first {
-                    Vec::new()
-                } else {
-                    let r = seg_rows(s);
-                    self.first_offsets(&all, r.start.max(base)..r.end.min(end))
-                };
-                for (i, (t, q, h)) in hi.iter_mut().enumerate() {
-                    let lo = if s == first {
-                        p.coverage.get(t, *q).map_or(*h, |r| r.start)
-                    } else {
-                        firsts
-                            .iter()
-                            .find(|(ft, fq, _)| *ft == t.as_ref() && fq == q)
-                            .map_or(*h, |f| f.2)
-                    };
-                    if lo < *h {
-                        parts[i].push((s, lo..*h));
-                    }
-                    *h = lo;
-                }
-            }
-            for (i, (t, q, _)) in hi.iter().enumerate() {
-                for (s, r) in parts[i].iter().rev() {
-                    segs[*s].0.extend(t, *q, r.clone())?;
-                }
-            }
-            for d in p.dead_letters {
-                let s = (first..=last)
-                    .find(|s| {
-                        segs[*s]
-                            .0
-                            .get(&d.topic, d.partition)
-                            .is_some_and(|r| r.contains(&d.offset))
-                    })
-                    .ok_or_else(|| {
-                        OperatorError::Internal(format!(
-                            "dead letter {}/{}@{} outside its input's offsets",
-                            d.topic, d.partition, d.offset
-                        ))
-                    })?;
-                segs[s].1.push(d);
-            }
-            base = end;
+            base = self.place(&mut segs, &all, p, base)?;
         }
+        Ok(self.emit(segs, &all))
+    }
 
-        let (left_cov, left_dead) = segs.pop().unwrap_or_default();
-        let left_fetched = fetched.pop().flatten();
+    /// Hands the input `p`, whose rows start at `base` in `all`, to the
+    /// segments its rows fall in: its times, its offset coverage cut where
+    /// each segment starts, and its dead letters by offset. Returns where
+    /// the next input starts.
+    fn place(
+        &self,
+        segs: &mut Segments,
+        all: &RecordBatch,
+        p: Pending,
+        base: usize,
+    ) -> Result<usize> {
+        let end = base + p.rows;
+        let (first, last) = segs.span(base, end, p.rows);
+        if last == segs.n_out {
+            segs.leftover_arrived.get_or_insert(p.arrived);
+        }
+        for s in first..=last {
+            segs.fetched[s] = Envelope::oldest(segs.fetched[s], p.fetched_at);
+            segs.batched[s] = Some(segs.batched[s].map_or(p.arrived, |b| b.min(p.arrived)));
+        }
+        self.split_coverage(segs, all, &p.coverage, base..end, first, last)?;
+        for d in p.dead_letters {
+            let s = (first..=last)
+                .find(|s| {
+                    segs.coverage[*s]
+                        .get(&d.topic, d.partition)
+                        .is_some_and(|r| r.contains(&d.offset))
+                })
+                .ok_or_else(|| {
+                    OperatorError::Internal(format!(
+                        "dead letter {}/{}@{} outside its input's offsets",
+                        d.topic, d.partition, d.offset
+                    ))
+                })?;
+            segs.dead_letters[s].push(d);
+        }
+        Ok(end)
+    }
+
+    /// Cuts one input's `coverage` (its rows `span` of `all`, in segments
+    /// `first..=last`) partition by partition: walking back from the last
+    /// segment, a segment starts at its first row of that partition.
+    fn split_coverage(
+        &self,
+        segs: &mut Segments,
+        all: &RecordBatch,
+        coverage: &Coverage,
+        span: Range<usize>,
+        first: usize,
+        last: usize,
+    ) -> Result<()> {
+        let mut hi: Vec<(&Arc<str>, i32, i64)> =
+            coverage.iter().map(|(t, q, r)| (t, q, r.end)).collect();
+        let mut parts: Vec<Vec<(usize, Range<i64>)>> = vec![Vec::new(); hi.len()];
+        for s in (first..=last).rev() {
+            let firsts = if s == first {
+                Vec::new()
+            } else {
+                let r = segs.rows_of(s);
+                self.first_offsets(all, r.start.max(span.start)..r.end.min(span.end))
+            };
+            for (i, (t, q, h)) in hi.iter_mut().enumerate() {
+                let lo = if s == first {
+                    coverage.get(t, *q).map_or(*h, |r| r.start)
+                } else {
+                    firsts
+                        .iter()
+                        .find(|(ft, fq, _)| *ft == t.as_ref() && fq == q)
+                        .map_or(*h, |f| f.2)
+                };
+                if lo < *h {
+                    parts[i].push((s, lo..*h));
+                }
+                *h = lo;
+            }
+        }
+        for (i, (t, q, _)) in hi.iter().enumerate() {
+            for (s, r) in parts[i].iter().rev() {
+                segs.coverage[*s].extend(t, *q, r.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The output envelopes; the leftover segment goes back to pending.
+    fn emit(&mut self, mut segs: Segments, all: &RecordBatch) -> Vec<Envelope> {
+        let (rows, total) = (segs.rows, segs.total);
+        let left_cov = segs.coverage.pop().unwrap_or_default();
+        let left_dead = segs.dead_letters.pop().unwrap_or_default();
+        let left_fetched = segs.fetched.pop().flatten();
+        segs.batched.pop();
         let emitted = Instant::now();
-        batched.pop();
-        let outputs = segs
-            .into_iter()
-            .zip(fetched.into_iter().zip(batched))
-            .enumerate()
-            .map(|(s, ((coverage, dead_letters), (fetched_at, batched)))| {
-                let r = seg_rows(s);
+        let coverage = std::mem::take(&mut segs.coverage);
+        let dead_letters = std::mem::take(&mut segs.dead_letters);
+        let outputs = (0..segs.n_out)
+            .zip(coverage.into_iter().zip(dead_letters))
+            .zip(segs.fetched.iter().zip(&segs.batched))
+            .map(|((s, (coverage, dead_letters)), (fetched_at, batched))| {
+                let r = segs.rows_of(s);
                 Envelope {
                     batch: (!r.is_empty()).then(|| all.slice(r.start, r.len())),
                     dead_letters,
                     coverage,
                     flush: false,
-                    fetched_at,
+                    fetched_at: *fetched_at,
                     busy: batched
                         .map_or_else(Default::default, |b| emitted.saturating_duration_since(b)),
                 }
             })
             .collect();
         self.pending_rows = total - rows;
-        if let Some(arrived) = leftover_arrived {
+        if let Some(arrived) = segs.leftover_arrived {
             self.pending.push_back(Pending {
                 rows: total - rows,
                 batch: (total > rows).then(|| all.slice(rows, total - rows)),
@@ -236,7 +247,7 @@ impl Coalescer {
                 fetched_at: left_fetched,
             });
         }
-        Ok(outputs)
+        outputs
     }
 
     /// The first offset of each partition among `rows` of `batch`.
@@ -259,5 +270,65 @@ impl Coalescer {
             }
         }
         out
+    }
+}
+
+/// The segments of one `take`: its `n_out` outputs of `m` rows (the last
+/// may be shorter), then the leftover that stays pending, each with what
+/// it carries besides its rows.
+struct Segments {
+    /// Rows that go out; `total - rows` stay pending.
+    rows: usize,
+    total: usize,
+    m: usize,
+    n_out: usize,
+    coverage: Vec<Coverage>,
+    dead_letters: Vec<Vec<DeadLetter>>,
+    fetched: Vec<Option<std::time::Instant>>,
+    batched: Vec<Option<Instant>>,
+    leftover_arrived: Option<Instant>,
+}
+
+impl Segments {
+    fn new(rows: usize, total: usize, m: usize) -> Self {
+        let n_out = rows.div_ceil(m).max(1);
+        Self {
+            rows,
+            total,
+            m,
+            n_out,
+            coverage: (0..=n_out).map(|_| Coverage::default()).collect(),
+            dead_letters: (0..=n_out).map(|_| Vec::new()).collect(),
+            fetched: vec![None; n_out + 1],
+            batched: vec![None; n_out + 1],
+            leftover_arrived: None,
+        }
+    }
+
+    /// The rows of segment `s` in the concatenated batch.
+    fn rows_of(&self, s: usize) -> Range<usize> {
+        if s == self.n_out {
+            self.rows..self.total
+        } else {
+            s * self.m..((s + 1) * self.m).min(self.rows)
+        }
+    }
+
+    /// The first and last segment an input's rows `base..end` fall in; an
+    /// empty input (dead letters only) belongs to the segment it ends in.
+    fn span(&self, base: usize, end: usize, rows: usize) -> (usize, usize) {
+        let last = if end > self.rows {
+            self.n_out
+        } else {
+            end.saturating_sub(1) / self.m
+        };
+        let first = if rows == 0 {
+            last
+        } else if base >= self.rows {
+            self.n_out
+        } else {
+            base / self.m
+        };
+        (first, last)
     }
 }

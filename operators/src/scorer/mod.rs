@@ -10,6 +10,7 @@ mod device;
 mod fixture_tests;
 mod input;
 mod manifest;
+mod mixed;
 mod mlp;
 mod model;
 #[cfg(feature = "onnx")]

@@ -2,8 +2,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, AsArray, Float32Array, Float32Builder, ListArray, ListBuilder, RecordBatch,
-    StringArray, StringBuilder, StructBuilder, TimestampMillisecondArray,
+    ArrayRef, AsArray, Float32Array, ListArray, RecordBatch, StringArray, TimestampMillisecondArray,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -11,6 +10,7 @@ use candle_core::Device;
 use scorestream_schemas::{score_fields, shadow_score_fields};
 use serde::Deserialize;
 
+use super::mixed::MixedColumns;
 use super::{DeviceChoice, InputMatrix, ModelPackage, PrecisionChoice};
 use crate::{Envelope, OperatorError, Result};
 
@@ -69,6 +69,11 @@ struct Model {
 }
 
 impl Model {
+    /// Name and version, as the output columns show them.
+    fn label(&self) -> (&str, &str) {
+        (self.name(), self.version())
+    }
+
     fn bind(package: ModelPackage, schema: &SchemaRef) -> Result<Self, Vec<OperatorError>> {
         let inputs = InputMatrix::bind(&package.manifest.inputs, schema)?;
         Ok(Self { package, inputs })
@@ -271,34 +276,45 @@ impl Scorer {
         let Some(batch) = env.batch.take() else {
             return Ok(env);
         };
-        let n = batch.num_rows();
         let champion = self.champion.scores(&batch, &self.device)?;
-        if self.shadows.is_empty() && self.canary.is_none() {
-            // One model: constant name and version, every shadow list empty.
-            let cols = vec![
-                Arc::new(champion) as ArrayRef,
-                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                    self.champion.name(),
-                    n,
-                ))),
-                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-                    self.champion.version(),
-                    n,
-                ))),
-                self.scored_at(n),
-                Arc::new(ListArray::new(
-                    Arc::new(shadow_entry_field()),
-                    OffsetBuffer::new_zeroed(n),
-                    arrow::array::new_empty_array(&DataType::Struct(shadow_score_fields())),
-                    None,
-                )),
-            ];
-            return self.finish(env, &batch, cols);
-        }
+        let cols = if self.shadows.is_empty() && self.canary.is_none() {
+            self.champion_columns(champion, batch.num_rows())
+        } else {
+            self.mixed_columns(&batch, champion)?
+        };
+        self.finish(env, &batch, cols)
+    }
+
+    /// One model: constant name and version, every shadow list empty.
+    fn champion_columns(&self, champion: Float32Array, n: usize) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(champion) as ArrayRef,
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                self.champion.name(),
+                n,
+            ))),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                self.champion.version(),
+                n,
+            ))),
+            self.scored_at(n),
+            Arc::new(ListArray::new(
+                Arc::new(shadow_entry_field()),
+                OffsetBuffer::new_zeroed(n),
+                arrow::array::new_empty_array(&DataType::Struct(shadow_score_fields())),
+                None,
+            )),
+        ]
+    }
+
+    /// Shadows and a canary: per row, the model that answers for it and
+    /// every other model's score in `shadow_scores`.
+    fn mixed_columns(&self, batch: &RecordBatch, champion: Float32Array) -> Result<Vec<ArrayRef>> {
+        let n = batch.num_rows();
         let shadows = self
             .shadows
             .iter()
-            .map(|m| Ok((m, m.scores(&batch, &self.device)?)))
+            .map(|m| Ok((m, m.scores(batch, &self.device)?)))
             .collect::<Result<Vec<_>>>()?;
         // Which rows the canary answers for, and its scores.
         let canary = match &self.canary {
@@ -309,60 +325,29 @@ impl Scorer {
                     .iter()
                     .map(|k| k.is_some_and(|k| canary_hash(k) < c.threshold))
                     .collect();
-                Some((c, c.model.scores(&batch, &self.device)?, chosen))
+                Some((c, c.model.scores(batch, &self.device)?, chosen))
             }
         };
-        let pick = |i: usize| canary.as_ref().is_some_and(|(_, _, chosen)| chosen[i]);
-
-        let mut score = Vec::with_capacity(n);
-        let mut names = StringBuilder::with_capacity(n, n * 8);
-        let mut versions = StringBuilder::with_capacity(n, n * 2);
-        let mut others =
-            ListBuilder::with_capacity(StructBuilder::from_fields(shadow_score_fields(), n), n)
-                .with_field(Arc::new(shadow_entry_field()));
+        let mut out = MixedColumns::new(n);
         for i in 0..n {
-            let mut other = |m: &Model, s: f32| {
-                let entry = others.values();
-                if let Some(b) = entry.field_builder::<StringBuilder>(0) {
-                    b.append_value(m.name());
-                }
-                if let Some(b) = entry.field_builder::<StringBuilder>(1) {
-                    b.append_value(m.version());
-                }
-                if let Some(b) = entry.field_builder::<Float32Builder>(2) {
-                    b.append_value(s);
-                }
-                entry.append(true);
-            };
             match &canary {
-                Some((c, cs, _)) if pick(i) => {
-                    score.push(cs.value(i));
-                    names.append_value(c.model.name());
-                    versions.append_value(c.model.version());
-                    other(&self.champion, champion.value(i));
+                Some((c, cs, chosen)) if chosen[i] => {
+                    out.answer(c.model.label(), cs.value(i));
+                    out.also(self.champion.label(), champion.value(i));
                 }
                 _ => {
-                    score.push(champion.value(i));
-                    names.append_value(self.champion.name());
-                    versions.append_value(self.champion.version());
+                    out.answer(self.champion.label(), champion.value(i));
                     if let Some((c, cs, _)) = &canary {
-                        other(&c.model, cs.value(i));
+                        out.also(c.model.label(), cs.value(i));
                     }
                 }
             }
             for (m, s) in &shadows {
-                other(m, s.value(i));
+                out.also(m.label(), s.value(i));
             }
-            others.append(true);
+            out.end_row();
         }
-        let cols = vec![
-            Arc::new(Float32Array::from(score)) as ArrayRef,
-            Arc::new(names.finish()),
-            Arc::new(versions.finish()),
-            self.scored_at(n),
-            Arc::new(others.finish()),
-        ];
-        self.finish(env, &batch, cols)
+        Ok(out.finish(self.scored_at(n)))
     }
 
     fn scored_at(&self, n: usize) -> ArrayRef {
@@ -387,6 +372,6 @@ impl Scorer {
 }
 
 /// The item field of `shadow_scores`.
-fn shadow_entry_field() -> Field {
+pub(super) fn shadow_entry_field() -> Field {
     Field::new_list_field(DataType::Struct(shadow_score_fields()), false)
 }

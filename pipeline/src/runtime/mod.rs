@@ -4,6 +4,7 @@
 mod build;
 mod drift_tee;
 mod models;
+mod queues;
 mod run;
 mod stages;
 mod stats;

@@ -7,15 +7,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use scorestream_operators::OperatorError;
 use scorestream_operators::batch::{Coalescer, LatencyFeedback, run_batcher};
+use scorestream_operators::decode::Decoder;
 use scorestream_operators::drift::{AlertProducer, DriftOperator, DriftTable};
-use scorestream_operators::queue::{QueueDepth, RowReceiver, RowSender, channel};
+use scorestream_operators::features::FeatureJoin;
 use scorestream_operators::scorer::{ModelSource, RegistryWatcher};
 use scorestream_operators::sink::Sink;
 use scorestream_operators::sink::dead_letter_topic::DeadLetterProducer;
 use scorestream_operators::sink::parquet::{ParquetSink, PartitionSpec, Store};
-use scorestream_operators::source::kafka::{KafkaSource, RawChunk, SourceGauges, SourceReport};
-use scorestream_operators::{Coverage, Envelope, OperatorError};
+use scorestream_operators::source::kafka::{KafkaSource, SourceGauges, SourceReport};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,7 @@ use tracing::{Instrument, error, info, info_span};
 use super::build::DriftSetup;
 use super::drift_tee::DriftTee;
 use super::models::{ModelLoader, ModelSwap, RegistryWatch};
+use super::queues::{IngestQueues, Queues};
 use super::stages::{self, SinkFeedback, TaskResult};
 use super::{Job, JobStats, StatsSnapshot};
 use crate::PipelineError;
@@ -79,34 +81,19 @@ impl Job {
 
         let q = Queues::new(config.queues.capacity_rows);
         let cancel = stop.child_token();
-        let join = join.with_cancel(cancel.clone());
-        let coalescer = Coalescer::new(
-            join.output_schema().clone(),
-            config.batch.max_rows,
-            config.batch.effective_max_wait(),
-        )?;
-        let latency = Arc::new(LatencyFeedback::default());
-        let adaptive = config.batch.adaptive().map(|size| (size, latency.clone()));
         let mut tasks = Tasks::default();
         let s = &stats;
         tasks.spawn(
             "queues",
             stages::sample_queues(q.depths(), s.clone(), cancel.clone()),
         );
-        let (raw_tx, acks, stop_reading) = (q.raw_tx, q.ack_rx, cancel.clone());
-        tasks.spawn("source", async move {
-            source.run(raw_tx, acks, stop_reading).await.map(Some)
-        });
-        tasks.spawn(
-            "decode",
-            stages::decode(decoder, q.raw_rx, q.dec_tx, s.clone()),
-        );
-        tasks.spawn(
-            "feature_join",
-            stages::feature_join(join, q.dec_rx, q.join_tx, s.clone()),
-        );
-        let batcher = run_batcher(coalescer, q.join_rx, q.batch_tx, adaptive);
-        tasks.spawn("batcher", async move { batcher.await.map(|()| None) });
+        let (ingest, q) = q.split();
+        let reading = Reading {
+            source,
+            decoder,
+            join: join.with_cancel(cancel.clone()),
+        };
+        let latency = reading.spawn(&mut tasks, &config, ingest, s, &cancel)?;
         spawn_registry(
             &mut tasks,
             &model_source,
@@ -150,57 +137,48 @@ impl Job {
     }
 }
 
-/// The queues between the operators, bounded in rows, and the sink's
-/// acknowledgements to the source.
-struct Queues {
-    raw_tx: RowSender<RawChunk>,
-    raw_rx: RowReceiver<RawChunk>,
-    dec_tx: RowSender<Envelope>,
-    dec_rx: RowReceiver<Envelope>,
-    join_tx: RowSender<Envelope>,
-    join_rx: RowReceiver<Envelope>,
-    batch_tx: RowSender<Envelope>,
-    batch_rx: RowReceiver<Envelope>,
-    score_tx: RowSender<Envelope>,
-    score_rx: RowReceiver<Envelope>,
-    ack_tx: mpsc::UnboundedSender<Coverage>,
-    ack_rx: mpsc::UnboundedReceiver<Coverage>,
+/// The stages that read rows and make batches of them, ahead of the scorer.
+struct Reading {
+    source: KafkaSource,
+    decoder: Box<dyn Decoder>,
+    join: FeatureJoin,
 }
 
-impl Queues {
-    fn new(cap: usize) -> Self {
-        let (raw_tx, raw_rx) = channel(cap);
-        let (dec_tx, dec_rx) = channel(cap);
-        let (join_tx, join_rx) = channel(cap);
-        let (batch_tx, batch_rx) = channel(cap);
-        let (score_tx, score_rx) = channel(cap);
-        // Acks are control messages, one per commit: unbounded so the sink
-        // never blocks on the source (which may itself wait on the queue).
-        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
-        Self {
-            raw_tx,
-            raw_rx,
-            dec_tx,
-            dec_rx,
-            join_tx,
-            join_rx,
-            batch_tx,
-            batch_rx,
-            score_tx,
-            score_rx,
-            ack_tx,
-            ack_rx,
-        }
-    }
-
-    fn depths(&self) -> [(&'static str, QueueDepth); 5] {
-        [
-            ("raw", self.raw_tx.depth()),
-            ("decoded", self.dec_tx.depth()),
-            ("joined", self.join_tx.depth()),
-            ("batched", self.batch_tx.depth()),
-            ("scored", self.score_tx.depth()),
-        ]
+impl Reading {
+    /// Starts source, decode, feature join and batcher, each as its own
+    /// task; returns where the sink reports how long batches took, which
+    /// adaptive batch sizing reads.
+    fn spawn(
+        self,
+        tasks: &mut Tasks,
+        config: &JobConfig,
+        q: IngestQueues,
+        s: &Arc<JobStats>,
+        cancel: &CancellationToken,
+    ) -> Result<Arc<LatencyFeedback>, PipelineError> {
+        let coalescer = Coalescer::new(
+            self.join.output_schema().clone(),
+            config.batch.max_rows,
+            config.batch.effective_max_wait(),
+        )?;
+        let latency = Arc::new(LatencyFeedback::default());
+        let adaptive = config.batch.adaptive().map(|size| (size, latency.clone()));
+        let (source, raw_tx, acks, stop_reading) =
+            (self.source, q.raw_tx, q.ack_rx, cancel.clone());
+        tasks.spawn("source", async move {
+            source.run(raw_tx, acks, stop_reading).await.map(Some)
+        });
+        tasks.spawn(
+            "decode",
+            stages::decode(self.decoder, q.raw_rx, q.dec_tx, s.clone()),
+        );
+        tasks.spawn(
+            "feature_join",
+            stages::feature_join(self.join, q.dec_rx, q.join_tx, s.clone()),
+        );
+        let batcher = run_batcher(coalescer, q.join_rx, q.batch_tx, adaptive);
+        tasks.spawn("batcher", async move { batcher.await.map(|()| None) });
+        Ok(latency)
     }
 }
 
