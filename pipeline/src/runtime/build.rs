@@ -2,16 +2,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::datatypes::SchemaRef;
-use candle_core::Device;
 use scorestream_operators::config::Validate;
 use scorestream_operators::decode::{Decoder, JsonDecoder};
-use scorestream_operators::drift::ReferenceProfile;
 use scorestream_operators::features::{FeatureJoin, FeatureStoreConfig, JoinPolicy, build_store};
 use scorestream_operators::scorer::{ModelPackage, ModelSource, Scorer, registry_version};
 use scorestream_operators::sink::parquet::PartitionSpec;
 use scorestream_schemas::EventSchema;
 use tokio::sync::mpsc;
 
+use super::build_model::{build_scorer, load_model, undeclared_features};
+use super::drift_setup::{DriftSetup, drift_setup};
 use super::models::{ModelLoader, ModelSwap, ModelSwitch};
 use crate::config::JobConfig;
 use crate::{PipelineError, Problem};
@@ -33,13 +33,6 @@ pub struct Job {
     pub(super) swaps: (mpsc::Sender<ModelSwap>, mpsc::Receiver<ModelSwap>),
     /// Set while the job is pinned to a version asked for by name.
     pub(super) pinned: Arc<AtomicBool>,
-}
-
-/// The reference profile a `[drift]` job compares with, and the output
-/// columns it watches.
-pub(super) struct DriftSetup {
-    pub(super) profile: ReferenceProfile,
-    pub(super) columns: Vec<String>,
 }
 
 impl Job {
@@ -237,50 +230,6 @@ fn feature_join(
     }
 }
 
-/// The device and the champion's package, loaded onto it.
-fn load_model(
-    config: &JobConfig,
-    problems: &mut Vec<Problem>,
-) -> Option<(Device, ModelSource, ModelPackage)> {
-    let device = config
-        .model
-        .device
-        .open()
-        .map_err(|e| problems.push(Problem::new("model.device", e.to_string())))
-        .ok()?;
-    ModelSource::resolve(&config.model.path)
-        .and_then(|source| {
-            let package =
-                ModelPackage::load_as(source.package_dir(), &device, config.model.precision)?;
-            Ok((source, package))
-        })
-        .map_err(|e| problems.push(Problem::new("model.path", e.to_string())))
-        .ok()
-        .map(|(source, package)| (device, source, package))
-}
-
-/// The scorer with its champion bound to the joined schema, and its shadows
-/// and canary.
-fn build_scorer(
-    config: &JobConfig,
-    package: ModelPackage,
-    device: &Device,
-    input: &SchemaRef,
-    problems: &mut Vec<Problem>,
-) -> Option<Scorer> {
-    match Scorer::new(package, device.clone(), input).and_then(|s| challengers(s, config, device)) {
-        Ok(s) => Some(s),
-        Err(errors) => {
-            problems.extend(
-                errors
-                    .into_iter()
-                    .map(|e| Problem::new("model", e.to_string())),
-            );
-            None
-        }
-    }
-}
-
 /// How scored rows map to output partition directories.
 fn partition_spec(
     config: &JobConfig,
@@ -294,161 +243,4 @@ fn partition_spec(
     )
     .map_err(|ps| problems.extend(ps.into_iter().map(|(k, m)| Problem::new(k, m))))
     .ok()
-}
-
-/// The columns the model reads that are neither event fields nor features
-/// the store declares, as one problem naming them and what is declared
-/// (by Feast view where there are views).
-fn undeclared_features(
-    config: &JobConfig,
-    package: &ModelPackage,
-    events: &arrow::datatypes::SchemaRef,
-) -> Option<Problem> {
-    use scorestream_operators::scorer::Transform;
-    let declared: Vec<&str> = config
-        .features
-        .columns
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
-    if declared.is_empty() {
-        // A feature file without declared columns provides whatever it
-        // holds; the scorer reports inputs it lacks, one by one.
-        return None;
-    }
-    let mut missing: Vec<&str> = Vec::new();
-    for input in &package.manifest.inputs {
-        let mut needed = vec![input.column.as_str()];
-        if let Transform::SameAs { other } = &input.transform {
-            needed.push(other);
-        }
-        for c in needed {
-            if events.field_with_name(c).is_err() && !declared.contains(&c) && !missing.contains(&c)
-            {
-                missing.push(c);
-            }
-        }
-    }
-    if missing.is_empty() {
-        return None;
-    }
-    let mut views: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-    for c in &config.features.columns {
-        views
-            .entry(c.view.as_deref().unwrap_or(""))
-            .or_default()
-            .push(&c.name);
-    }
-    let provided: Vec<String> = views
-        .iter()
-        .map(|(v, names)| {
-            if v.is_empty() {
-                names.join(", ")
-            } else {
-                format!("view `{v}`: {}", names.join(", "))
-            }
-        })
-        .collect();
-    Some(Problem::new(
-        "features.columns",
-        format!(
-            "the model needs {} that the feature store does not provide: {} (declared: {})",
-            if missing.len() == 1 {
-                "a feature"
-            } else {
-                "features"
-            },
-            missing.join(", "),
-            provided.join("; ")
-        ),
-    ))
-}
-
-/// Adds the configured shadow and canary models to the champion's scorer.
-fn challengers(
-    mut scorer: Scorer,
-    config: &JobConfig,
-    device: &candle_core::Device,
-) -> Result<Scorer, Vec<scorestream_operators::OperatorError>> {
-    let load = |path: &std::path::Path| {
-        ModelPackage::load_as(path, device, config.model.precision).map_err(|e| vec![e])
-    };
-    for s in &config.model.shadows {
-        scorer = scorer.with_shadow(load(&s.path)?)?;
-    }
-    if let Some(c) = &config.model.canary {
-        if !(0.0..=1.0).contains(&c.fraction) {
-            return Err(vec![scorestream_operators::OperatorError::ModelInput {
-                input: "model.canary.fraction".into(),
-                reason: format!("{} is not between 0 and 1", c.fraction),
-            }]);
-        }
-        let key = c.key.as_deref().unwrap_or(&config.features.key);
-        scorer = scorer.with_canary(load(&c.path)?, c.fraction, key)?;
-    }
-    Ok(scorer)
-}
-
-/// Loads the drift profile and picks the watched columns: those asked for,
-/// or every profiled column the output has. Each column must be in both.
-fn drift_setup(
-    config: &JobConfig,
-    output: &arrow::datatypes::SchemaRef,
-    problems: &mut Vec<Problem>,
-) -> Option<DriftSetup> {
-    let d = config.drift.as_ref()?;
-    let profile = match scorestream_operators::drift::ReferenceProfile::load(&d.profile) {
-        Ok(p) => p,
-        Err(e) => {
-            problems.push(Problem::new("drift.profile", e.to_string()));
-            return None;
-        }
-    };
-    let in_output = |c: &str| output.index_of(c).is_ok();
-    let columns: Vec<String> = if d.columns.is_empty() {
-        profile
-            .columns
-            .keys()
-            .filter(|c| in_output(c))
-            .cloned()
-            .collect()
-    } else {
-        for c in &d.columns {
-            if !profile.columns.contains_key(c) {
-                problems.push(Problem::new(
-                    "drift.columns",
-                    format!("`{c}` is not in the profile {}", d.profile.display()),
-                ));
-            } else if !in_output(c) {
-                problems.push(Problem::new(
-                    "drift.columns",
-                    format!("`{c}` is not a column of the scored output"),
-                ));
-            }
-        }
-        d.columns.clone()
-    };
-    if columns.is_empty() {
-        problems.push(Problem::new(
-            "drift.profile",
-            format!(
-                "none of the profile's columns ({}) is in the scored output",
-                profile
-                    .columns
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
-    for c in d.column_thresholds.keys() {
-        if !columns.contains(c) {
-            problems.push(Problem::new(
-                format!("drift.column_thresholds.{c}"),
-                "is not a watched column",
-            ));
-        }
-    }
-    Some(DriftSetup { profile, columns })
 }

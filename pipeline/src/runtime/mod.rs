@@ -2,6 +2,8 @@
 //! by row-bounded queues, each its own task, drained in order on shutdown.
 
 mod build;
+mod build_model;
+mod drift_setup;
 mod drift_tee;
 mod models;
 mod queues;

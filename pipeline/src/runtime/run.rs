@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span};
 
-use super::build::DriftSetup;
+use super::drift_setup::DriftSetup;
 use super::drift_tee::DriftTee;
 use super::models::{ModelLoader, ModelSwap, RegistryWatch};
 use super::queues::{IngestQueues, Queues};
