@@ -163,7 +163,7 @@ pub async fn run_demo(
     .await;
     generator.halt();
     stop.cancel();
-    let job = join_job(running).await?;
+    let job = join_job(&mut running).await?;
     outcome?;
     let interrupted = interrupt.is_cancelled();
     let produced = generator.finish(interrupted).await?;
@@ -187,7 +187,7 @@ pub async fn run_demo(
 type RunningJob = JoinHandle<Result<JobReport, PipelineError>>;
 type RunningGenerator = JoinHandle<Result<ProduceReport, ToolError>>;
 
-async fn join_job(running: RunningJob) -> Result<JobReport, ToolError> {
+async fn join_job(running: &mut RunningJob) -> Result<JobReport, ToolError> {
     Ok(running
         .await
         .map_err(|e| ToolError::TaskFailed(format!("job: {e}")))??)
@@ -205,9 +205,7 @@ async fn await_assignment(
     while stats.partitions_assigned.load(Ordering::Relaxed) <= 0 {
         if running.is_finished() || joined.elapsed() > stall_timeout {
             stop.cancel();
-            running
-                .await
-                .map_err(|e| ToolError::TaskFailed(format!("job: {e}")))??;
+            join_job(running).await?;
             return Err(ToolError::Incomplete(
                 "the demo job never joined its consumer group".into(),
             ));
