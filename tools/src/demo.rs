@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::mocking::MockCluster;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::ToolError;
@@ -148,102 +149,24 @@ pub async fn run_demo(
     let device = job.device();
     let stats = Arc::new(JobStats::default());
     let stop = CancellationToken::new();
-    let running = tokio::spawn(job.run(stop.clone(), stats.clone()));
-
-    // Produce only once the consumer owns partitions, so the job consumes
-    // while the generator produces (the mock cluster keeps little per partition).
-    let joined = Instant::now();
-    while stats.partitions_assigned.load(Ordering::Relaxed) <= 0 {
-        if running.is_finished() || joined.elapsed() > opts.stall_timeout {
-            stop.cancel();
-            running
-                .await
-                .map_err(|e| ToolError::TaskFailed(format!("job: {e}")))??;
-            return Err(ToolError::Incomplete(
-                "the demo job never joined its consumer group".into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let produced = Arc::new(AtomicU64::new(0));
-    let halt = Arc::new(AtomicBool::new(false));
-    let producer = {
-        let (brokers, produced, halt) =
-            (cluster.bootstrap_servers(), produced.clone(), halt.clone());
-        let (n, rate, seed) = (opts.events, opts.rate, opts.seed);
-        let window = MAX_AHEAD_PER_PARTITION * opts.partitions.max(1) as u64;
-        let world = demo_world(assets)?;
-        let stats = stats.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut generator = EventGen::new(&world, generator_options(seed));
-            let pace = Pace {
-                rate,
-                progress: &produced,
-                stop: &halt,
-                ahead_of: Some((&stats.events_in, window)),
-            };
-            produce(&brokers, DEMO_TOPIC, &mut generator, n, &pace)
-        })
-    };
-
-    // Watch until every delivered event is acknowledged (scored or dead-lettered).
-    let mut delivered: Option<ProduceReport> = None;
-    let mut producer = Some(producer);
-    let mut last_acked = 0;
-    let mut last_change = Instant::now();
-    let outcome = loop {
-        tokio::select! {
-            _ = interrupt.cancelled() => break Ok(()),
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-        }
-        let snap = stats.snapshot();
-        progress(&snap, produced.load(Ordering::Relaxed));
-        if producer.as_ref().is_some_and(|p| p.is_finished())
-            && let Some(handle) = producer.take()
-        {
-            match handle.await {
-                Ok(Ok(r)) => delivered = Some(r),
-                Ok(Err(e)) => break Err(e),
-                Err(e) => break Err(ToolError::TaskFailed(format!("producer: {e}"))),
-            }
-        }
-        if running.is_finished() {
-            break Ok(());
-        }
-        if let Some(d) = &delivered
-            && snap.messages_acked >= d.delivered
-        {
-            break Ok(());
-        }
-        if snap.messages_acked != last_acked {
-            last_acked = snap.messages_acked;
-            last_change = Instant::now();
-        } else if last_change.elapsed() > opts.stall_timeout {
-            break Err(ToolError::Incomplete(format!(
-                "no progress for {:?}: {} of {} produced events accounted for",
-                opts.stall_timeout,
-                snap.messages_acked,
-                produced.load(Ordering::Relaxed)
-            )));
-        }
-    };
-    halt.store(true, Ordering::Relaxed);
+    let mut running = tokio::spawn(job.run(stop.clone(), stats.clone()));
+    await_assignment(&mut running, &stats, &stop, opts.stall_timeout).await?;
+    let mut generator = Generator::spawn(assets, opts, cluster.bootstrap_servers(), &stats)?;
+    let outcome = watch(
+        &running,
+        &stats,
+        &mut generator,
+        &interrupt,
+        opts.stall_timeout,
+        &mut progress,
+    )
+    .await;
+    generator.halt();
     stop.cancel();
-    let job = running
-        .await
-        .map_err(|e| ToolError::TaskFailed(format!("job: {e}")))??;
+    let job = join_job(&mut running).await?;
     outcome?;
     let interrupted = interrupt.is_cancelled();
-    if interrupted && let Some(handle) = producer.take() {
-        delivered = Some(
-            handle
-                .await
-                .map_err(|e| ToolError::TaskFailed(format!("producer: {e}")))??,
-        );
-    }
-    let produced = delivered.ok_or_else(|| {
-        ToolError::Incomplete("the job stopped before the generator finished".into())
-    })?;
+    let produced = generator.finish(interrupted).await?;
     if !interrupted && job.stats.messages_acked != produced.delivered {
         return Err(ToolError::Incomplete(format!(
             "{} events were produced but {} were accounted for",
@@ -259,4 +182,160 @@ pub async fn run_demo(
         device,
         interrupted,
     })
+}
+
+type RunningJob = JoinHandle<Result<JobReport, PipelineError>>;
+type RunningGenerator = JoinHandle<Result<ProduceReport, ToolError>>;
+
+async fn join_job(running: &mut RunningJob) -> Result<JobReport, ToolError> {
+    Ok(running
+        .await
+        .map_err(|e| ToolError::TaskFailed(format!("job: {e}")))??)
+}
+
+/// Produce only once the consumer owns partitions, so the job consumes
+/// while the generator produces (the mock cluster keeps little per partition).
+async fn await_assignment(
+    running: &mut RunningJob,
+    stats: &JobStats,
+    stop: &CancellationToken,
+    stall_timeout: Duration,
+) -> Result<(), ToolError> {
+    let joined = Instant::now();
+    while stats.partitions_assigned.load(Ordering::Relaxed) <= 0 {
+        if running.is_finished() || joined.elapsed() > stall_timeout {
+            stop.cancel();
+            join_job(running).await?;
+            return Err(ToolError::Incomplete(
+                "the demo job never joined its consumer group".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// The synthetic producer on a blocking thread, with the counters the
+/// watcher reads and the flag that stops it early.
+struct Generator {
+    produced: Arc<AtomicU64>,
+    halt: Arc<AtomicBool>,
+    /// Taken once the task has been joined.
+    handle: Option<RunningGenerator>,
+    /// What the generator delivered, once it has finished.
+    delivered: Option<ProduceReport>,
+}
+
+impl Generator {
+    fn spawn(
+        assets: &DemoAssets,
+        opts: &DemoOptions,
+        brokers: String,
+        stats: &Arc<JobStats>,
+    ) -> Result<Self, ToolError> {
+        let produced = Arc::new(AtomicU64::new(0));
+        let halt = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let (produced, halt) = (produced.clone(), halt.clone());
+            let (n, rate, seed) = (opts.events, opts.rate, opts.seed);
+            let window = MAX_AHEAD_PER_PARTITION * opts.partitions.max(1) as u64;
+            let world = demo_world(assets)?;
+            let stats = stats.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut generator = EventGen::new(&world, generator_options(seed));
+                let pace = Pace {
+                    rate,
+                    progress: &produced,
+                    stop: &halt,
+                    ahead_of: Some((&stats.events_in, window)),
+                };
+                produce(&brokers, DEMO_TOPIC, &mut generator, n, &pace)
+            })
+        };
+        Ok(Self {
+            produced,
+            halt,
+            handle: Some(handle),
+            delivered: None,
+        })
+    }
+
+    fn produced(&self) -> u64 {
+        self.produced.load(Ordering::Relaxed)
+    }
+
+    /// Joins the task if it has finished, without waiting for it.
+    async fn reap(&mut self) -> Result<(), ToolError> {
+        if self.handle.as_ref().is_some_and(|p| p.is_finished())
+            && let Some(handle) = self.handle.take()
+        {
+            match handle.await {
+                Ok(Ok(r)) => self.delivered = Some(r),
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(ToolError::TaskFailed(format!("producer: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn halt(&self) {
+        self.halt.store(true, Ordering::Relaxed);
+    }
+
+    /// What was delivered; after an interrupt the halted task is waited for,
+    /// since it stops early rather than never.
+    async fn finish(mut self, interrupted: bool) -> Result<ProduceReport, ToolError> {
+        if interrupted && let Some(handle) = self.handle.take() {
+            self.delivered = Some(
+                handle
+                    .await
+                    .map_err(|e| ToolError::TaskFailed(format!("producer: {e}")))??,
+            );
+        }
+        self.delivered.ok_or_else(|| {
+            ToolError::Incomplete("the job stopped before the generator finished".into())
+        })
+    }
+}
+
+/// Watch until every delivered event is acknowledged (scored or
+/// dead-lettered), the job stops, the user interrupts, or nothing moves for
+/// `stall_timeout`.
+async fn watch(
+    running: &RunningJob,
+    stats: &JobStats,
+    generator: &mut Generator,
+    interrupt: &CancellationToken,
+    stall_timeout: Duration,
+    progress: &mut impl FnMut(&StatsSnapshot, u64),
+) -> Result<(), ToolError> {
+    let mut last_acked = 0;
+    let mut last_change = Instant::now();
+    loop {
+        tokio::select! {
+            _ = interrupt.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        let snap = stats.snapshot();
+        progress(&snap, generator.produced());
+        generator.reap().await?;
+        if running.is_finished() {
+            return Ok(());
+        }
+        if let Some(d) = &generator.delivered
+            && snap.messages_acked >= d.delivered
+        {
+            return Ok(());
+        }
+        if snap.messages_acked != last_acked {
+            last_acked = snap.messages_acked;
+            last_change = Instant::now();
+        } else if last_change.elapsed() > stall_timeout {
+            return Err(ToolError::Incomplete(format!(
+                "no progress for {stall_timeout:?}: {} of {} produced events accounted for",
+                snap.messages_acked,
+                generator.produced()
+            )));
+        }
+    }
 }

@@ -1,5 +1,8 @@
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
+use arrow::array::RecordBatch;
 use candle_core::{Device, Tensor};
 use scorestream_operators::decode::{Decoder, JsonDecoder};
 use scorestream_operators::features::{
@@ -101,15 +104,43 @@ pub async fn train_demo_model(
     let world = World::new(accounts, seed);
     let features = out.join("features.csv");
     world.write_features_csv(&features)?;
-    let store = std::sync::Arc::new(FileFeatureStore::load(&features, "account_id")?);
+    let store = Arc::new(FileFeatureStore::load(&features, "account_id")?);
 
+    let (chunk, labels) = training_events(&world, events, seed);
+    let batch = decode_and_join(job, store, &chunk).await?;
+    let (specs, x) = standardised_inputs(&batch)?;
+    let fitted = fit(&x, &labels, specs.len(), seed)?;
+
+    let manifest = ModelManifest {
+        name: "fraud-mlp".into(),
+        output: Default::default(),
+        precisions: Vec::new(),
+        version: "1".into(),
+        architecture: Architecture::Mlp {
+            hidden: fitted.options.hidden.clone(),
+            activation: fitted.options.activation,
+        },
+        inputs: specs,
+        training: fitted.record(accounts, events, seed),
+    };
+    ModelPackage::save(&out.join("model"), &manifest, &fitted.tensors)?;
+    Ok(TrainSummary {
+        rows: fitted.rows,
+        fraud_rate: fitted.fraud_rate,
+        holdout_auc: fitted.holdout_auc,
+    })
+}
+
+/// Well-formed events from known accounts only, with their fraud labels:
+/// the model should learn fraud, not the generator's deliberate noise.
+fn training_events(world: &World, events: usize, seed: u64) -> (RawChunk, Vec<f32>) {
     let opts = GenOptions {
         seed: seed + 1,
         malformed_rate: 0.0,
         unknown_account_rate: 0.0,
         ..Default::default()
     };
-    let mut generator = EventGen::new(&world, opts);
+    let mut generator = EventGen::new(world, opts);
     let mut chunk = RawChunk::with_capacity(events);
     let (mut buf, mut key) = (String::new(), String::new());
     let mut labels = Vec::with_capacity(events);
@@ -126,9 +157,19 @@ pub async fn train_demo_model(
             labels.push(f32::from(fraud));
         }
     }
+    (chunk, labels)
+}
+
+/// The events as the scorer would see them, via the pipeline's own decoder
+/// and join; any row lost here would misalign the labels, so none may be.
+async fn decode_and_join(
+    job: &JobConfig,
+    store: Arc<FileFeatureStore>,
+    chunk: &RawChunk,
+) -> Result<RecordBatch, ToolError> {
     let schema = EventSchema::try_new(job.schema.fields.clone()).map_err(OperatorError::from)?;
     let decoder = JsonDecoder::new(schema, usize::MAX);
-    let decoded = decoder.decode(&chunk)?;
+    let decoded = decoder.decode(chunk)?;
     if !decoded.dead_letters.is_empty() {
         return Err(ToolError::Incomplete(format!(
             "{} generated training events did not decode: {}",
@@ -137,7 +178,7 @@ pub async fn train_demo_model(
         )));
     }
     let join = FeatureJoin::try_new(
-        store.clone() as std::sync::Arc<dyn FeatureStore>,
+        store as Arc<dyn FeatureStore>,
         decoder.output_schema(),
         "account_id",
         JoinPolicy::on_missing(OnMissing::Fail),
@@ -150,17 +191,36 @@ pub async fn train_demo_model(
     else {
         return Err(ToolError::Incomplete("no training rows".into()));
     };
+    Ok(batch)
+}
 
+/// The demo inputs with their standardisation fitted to this data, and the
+/// input matrix built with it (two passes: raw values give the fit).
+fn standardised_inputs(batch: &RecordBatch) -> Result<(Vec<InputSpec>, Vec<f32>), ToolError> {
     let bind = |specs: &[InputSpec]| {
         InputMatrix::bind(specs, &batch.schema())
             .map_err(|e| ToolError::Incomplete(format!("{e:?}")))
     };
     let mut specs = demo_inputs();
     let width = specs.len();
-    let raw = bind(&specs)?.build(&batch)?;
+    let raw = bind(&specs)?.build(batch)?;
     fit_standardisation(&mut specs, &raw, width);
-    let x = bind(&specs)?.build(&batch)?;
+    let x = bind(&specs)?.build(batch)?;
+    Ok((specs, x))
+}
 
+/// A trained model and how well it did on the rows held out from training.
+struct Fitted {
+    tensors: HashMap<String, Tensor>,
+    options: TrainOptions,
+    rows: usize,
+    split: usize,
+    holdout_auc: f64,
+    fraud_rate: f64,
+}
+
+/// Trains on the first four fifths of the rows and scores the rest.
+fn fit(x: &[f32], labels: &[f32], width: usize, seed: u64) -> Result<Fitted, ToolError> {
     let rows = labels.len();
     let split = rows * 4 / 5;
     let options = TrainOptions {
@@ -180,42 +240,45 @@ pub async fn train_demo_model(
         .map_err(OperatorError::from)?;
     let holdout_auc = auc(&p, &labels[split..]);
     let fraud_rate = labels.iter().sum::<f32>() as f64 / rows as f64;
-
-    let mut training = serde_json::Map::new();
-    training.insert(
-        "command".into(),
-        json!(format!(
-            "scorestream train --accounts {accounts} --events {events} --seed {seed}"
-        )),
-    );
-    training.insert("world_seed".into(), json!(seed));
-    training.insert("accounts".into(), json!(accounts));
-    training.insert("rows".into(), json!(split));
-    training.insert("holdout_rows".into(), json!(rows - split));
-    training.insert(
-        "holdout_auc".into(),
-        json!((holdout_auc * 10_000.0).round() / 10_000.0),
-    );
-    training.insert(
-        "fraud_rate".into(),
-        json!((fraud_rate * 10_000.0).round() / 10_000.0),
-    );
-    let manifest = ModelManifest {
-        name: "fraud-mlp".into(),
-        output: Default::default(),
-        precisions: Vec::new(),
-        version: "1".into(),
-        architecture: Architecture::Mlp {
-            hidden: options.hidden.clone(),
-            activation: options.activation,
-        },
-        inputs: specs,
-        training,
-    };
-    ModelPackage::save(&out.join("model"), &manifest, &tensors)?;
-    Ok(TrainSummary {
+    Ok(Fitted {
+        tensors,
+        options,
         rows,
-        fraud_rate,
+        split,
         holdout_auc,
+        fraud_rate,
     })
+}
+
+impl Fitted {
+    /// The manifest's `training` section: the command that rebuilds the
+    /// model, and the world it came from, which `demo` regenerates events
+    /// from so they match the feature file.
+    fn record(
+        &self,
+        accounts: usize,
+        events: usize,
+        seed: u64,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut training = serde_json::Map::new();
+        training.insert(
+            "command".into(),
+            json!(format!(
+                "scorestream train --accounts {accounts} --events {events} --seed {seed}"
+            )),
+        );
+        training.insert("world_seed".into(), json!(seed));
+        training.insert("accounts".into(), json!(accounts));
+        training.insert("rows".into(), json!(self.split));
+        training.insert("holdout_rows".into(), json!(self.rows - self.split));
+        training.insert(
+            "holdout_auc".into(),
+            json!((self.holdout_auc * 10_000.0).round() / 10_000.0),
+        );
+        training.insert(
+            "fraud_rate".into(),
+            json!((self.fraud_rate * 10_000.0).round() / 10_000.0),
+        );
+        training
+    }
 }
