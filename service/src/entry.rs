@@ -1,17 +1,19 @@
 //! One hosted job as the service holds it: its submitted and shown config,
-//! where its run is, and what changes while it runs. The job table
-//! (`jobs.rs`) owns entries; status (`status.rs`) reads them.
+//! where its run is, and what changes while it runs, and the run itself.
+//! The job table (`jobs.rs`) owns entries; status (`status.rs`) reads them.
 
 use std::sync::{Arc, Mutex};
 
-use scorestream_pipeline::config::Redactor;
-use scorestream_pipeline::runtime::{JobStats, ModelSwitch};
+use scorestream_pipeline::config::{Redactor, redacted_toml};
+use scorestream_pipeline::runtime::{Job, JobStats, ModelSwitch};
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
 use utoipa::ToSchema;
 
-use crate::store::JobState;
+use crate::ServiceError;
+use crate::store::{JobState, Persisted};
 
 /// Where a job's run is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -47,6 +49,74 @@ pub(crate) struct Entry {
     pub(crate) source: (String, Vec<String>, String),
     pub(crate) run: watch::Sender<RunState>,
     pub(crate) live: Mutex<Live>,
+}
+
+impl Entry {
+    /// A persisted job whose config no longer loads (a newer scorestream
+    /// reads it differently, or the operator narrowed the roots): listed as
+    /// failed with the reason, so the other jobs still resume.
+    pub(crate) fn failed(p: &Persisted, redactor: Redactor, error: String) -> Self {
+        Entry {
+            name: p.name.clone(),
+            shown_toml: redacted_toml(&p.toml).unwrap_or_default(),
+            redactor,
+            toml: p.toml.clone(),
+            output: String::new(),
+            source: Default::default(),
+            run: watch::Sender::new(RunState::Failed { error }),
+            live: Mutex::new(Live {
+                state: p.state.clone(),
+                stats: Arc::new(JobStats::default()),
+                started_at: None,
+                stop: None,
+                switch: None,
+            }),
+        }
+    }
+
+    /// The failure as the status shows it: explained, secrets redacted.
+    fn fail(&self, e: &(dyn std::error::Error + 'static), what: &str) {
+        let error = self
+            .redactor
+            .redact(&crate::descriptors::explain_failure(e, &self.name));
+        error!(%error, "{what}");
+        self.run.send_replace(RunState::Failed { error });
+    }
+}
+
+/// Runs a built job (or records why it could not be built) until `stop`,
+/// keeping the entry's run state and model switch current.
+pub(crate) async fn run_entry(
+    entry: &Entry,
+    job: Result<Job, ServiceError>,
+    stop: CancellationToken,
+    stats: Arc<JobStats>,
+) {
+    let job = match job {
+        Ok(job) => job,
+        Err(e) => return entry.fail(&e, "the job cannot start"),
+    };
+    stats.set_models(job.models());
+    if let Ok(mut live) = entry.live.lock() {
+        live.switch = Some(job.model_switch());
+    }
+    if stop.is_cancelled() {
+        entry.run.send_replace(RunState::Stopped);
+        return;
+    }
+    entry.run.send_replace(RunState::Running);
+    let outcome = job.run(stop, stats).await;
+    if let Ok(mut live) = entry.live.lock() {
+        live.switch = None;
+        live.stop = None;
+    }
+    match outcome {
+        Ok(report) => {
+            info!(rows = report.stats.rows_scored, "job stopped");
+            entry.run.send_replace(RunState::Stopped);
+        }
+        Err(e) => entry.fail(&e, "job failed"),
+    }
 }
 
 /// What changes while a job runs.

@@ -11,10 +11,10 @@ use scorestream_pipeline::runtime::{Job, JobStats};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::ServiceError;
-use crate::entry::{Entry, Live, RunState};
+use crate::entry::{Entry, Live, RunState, run_entry};
 use crate::prepare::{build, overlapping, prepare, redact_error};
 use crate::status::{self, JobStatus};
 use crate::store::{Desired, JobState, JobStore, Persisted};
@@ -196,44 +196,7 @@ impl Jobs {
                         .unwrap_or_else(|e| Err(ServiceError::Internal(e.to_string())))
                     }
                 };
-                let job = match job {
-                    Ok(job) => job,
-                    Err(e) => {
-                        let error = entry
-                            .redactor
-                            .redact(&crate::descriptors::explain_failure(&e, &entry.name));
-                        error!(%error, "the job cannot start");
-                        entry.run.send_replace(RunState::Failed { error });
-                        return;
-                    }
-                };
-                stats.set_models(job.models());
-                if let Ok(mut live) = entry.live.lock() {
-                    live.switch = Some(job.model_switch());
-                }
-                if stop.is_cancelled() {
-                    entry.run.send_replace(RunState::Stopped);
-                    return;
-                }
-                entry.run.send_replace(RunState::Running);
-                let outcome = job.run(stop, stats).await;
-                if let Ok(mut live) = entry.live.lock() {
-                    live.switch = None;
-                    live.stop = None;
-                }
-                match outcome {
-                    Ok(report) => {
-                        info!(rows = report.stats.rows_scored, "job stopped");
-                        entry.run.send_replace(RunState::Stopped);
-                    }
-                    Err(e) => {
-                        let error = entry
-                            .redactor
-                            .redact(&crate::descriptors::explain_failure(&e, &entry.name));
-                        error!(%error, "job failed");
-                        entry.run.send_replace(RunState::Failed { error });
-                    }
-                }
+                run_entry(&entry, job, stop, stats).await;
             }
             .instrument(span),
         );
@@ -254,22 +217,7 @@ impl Jobs {
                     let redactor = Redactor::from_toml(&p.toml);
                     let error = redact_error(e, &redactor).to_string();
                     warn!(job = %p.name, %error, "a persisted job's config no longer loads");
-                    let entry = Entry {
-                        name: p.name.clone(),
-                        shown_toml: redacted_toml(&p.toml).unwrap_or_default(),
-                        redactor,
-                        toml: p.toml.clone(),
-                        output: String::new(),
-                        source: Default::default(),
-                        run: watch::Sender::new(RunState::Failed { error }),
-                        live: Mutex::new(Live {
-                            state: p.state.clone(),
-                            stats: Arc::new(JobStats::default()),
-                            started_at: None,
-                            stop: None,
-                            switch: None,
-                        }),
-                    };
+                    let entry = Entry::failed(&p, redactor, error);
                     self.entries().insert(p.name.clone(), Arc::new(entry));
                     continue;
                 }
