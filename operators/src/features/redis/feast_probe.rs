@@ -7,10 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::RedisStoreConfig;
 use super::feast::{decode_stored, feast_field};
 use super::sample::{SAMPLE_KEYS, Sampler};
 use crate::Result;
-use crate::features::config::{FeatureColumn, RedisStoreConfig};
+use crate::features::FeatureColumn;
 use crate::features::probe::{ProbeReport, value_type_name};
 
 /// Feast's `ValueType.STRING`: scorestream looks keys up as strings.

@@ -3,8 +3,9 @@
 //! few of them (see [`super::sample`] for the bounds).
 
 use super::sample::{SAMPLE_KEYS, Sampler};
+use super::{RedisLayout, RedisStoreConfig};
 use crate::Result;
-use crate::features::config::{FeatureColumn, RedisLayout, RedisStoreConfig};
+use crate::features::FeatureColumn;
 use crate::features::probe::ProbeReport;
 use crate::features::values::FeatureValue;
 

@@ -9,7 +9,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, Pipeline};
 
 use super::redact_in;
-use crate::features::config::{RedisStoreConfig, redact_url};
+use super::{RedisStoreConfig, redact_url};
 use crate::{OperatorError, Result};
 
 /// Keys asked for per `SCAN` round trip.
