@@ -162,31 +162,7 @@ impl Validate for FeaturesConfig {
             .into_iter()
             .map(|e| e.within("missing_check"))
             .collect();
-        let mut seen = std::collections::HashSet::new();
-        for (i, c) in self.columns.iter().enumerate() {
-            let at = |k: &str| format!("columns[{i}].{k}");
-            if !seen.insert(c.name.as_str()) {
-                p.push(ConfigError::new(
-                    at("name"),
-                    format!("feature `{}` is listed twice", c.name),
-                ));
-            }
-            if !FEATURE_TYPES.contains(&c.kind) {
-                p.push(ConfigError::new(
-                    at("type"),
-                    format!(
-                        "feature `{}` has type {}; features take {}",
-                        c.name,
-                        c.kind,
-                        ColumnType::names(&FEATURE_TYPES)
-                    ),
-                ));
-            } else if let Some(d) = &c.default
-                && let Err(e) = FeatureValue::from_default(d, c.kind)
-            {
-                p.push(ConfigError::new(at("default"), e));
-            }
-        }
+        p.extend(self.column_problems());
         let needs_default = |policy: OnMissing| policy == OnMissing::Default;
         if needs_default(self.on_missing) || needs_default(self.on_stale) {
             let without: Vec<_> = self
@@ -230,5 +206,39 @@ impl Validate for FeaturesConfig {
             ),
         }
         found(p)
+    }
+}
+
+impl FeaturesConfig {
+    /// Keyed by the entry's index in `[[features.columns]]`, not its name: a
+    /// name may be listed twice, so it cannot say which entry is meant.
+    fn column_problems(&self) -> Vec<ConfigError> {
+        let mut p = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            let at = |k: &str| format!("columns[{i}].{k}");
+            if !seen.insert(c.name.as_str()) {
+                p.push(ConfigError::new(
+                    at("name"),
+                    format!("feature `{}` is listed twice", c.name),
+                ));
+            }
+            if !FEATURE_TYPES.contains(&c.kind) {
+                p.push(ConfigError::new(
+                    at("type"),
+                    format!(
+                        "feature `{}` has type {}; features take {}",
+                        c.name,
+                        c.kind,
+                        ColumnType::names(&FEATURE_TYPES)
+                    ),
+                ));
+            } else if let Some(d) = &c.default
+                && let Err(e) = FeatureValue::from_default(d, c.kind)
+            {
+                p.push(ConfigError::new(at("default"), e));
+            }
+        }
+        p
     }
 }
