@@ -20,15 +20,15 @@ use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray};
 use arrow::datatypes::SchemaRef;
 use futures::future::BoxFuture;
 
-pub(crate) use config::redact_url;
 pub use config::{
     CacheConfig, FEATURE_TYPES, FeatureColumn, FeatureStoreConfig, FeaturesConfig, FileStoreConfig,
-    OnMissing, OnUnavailable, RedisLayout, RedisStoreConfig,
+    OnMissing, OnUnavailable,
 };
 pub use file::FileFeatureStore;
 pub use join::FeatureJoin;
 pub use policy::{FeaturePolicy, JoinPolicy};
 pub use probe::ProbeReport;
+pub use redis::{RedisLayout, RedisStoreConfig};
 pub(crate) use values::EntityFeatures;
 pub use values::{FeatureValue, toml_value};
 pub use watch::{MissingAction, MissingCheckConfig};

@@ -7,10 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::RedisStoreConfig;
 use super::feast::{decode_stored, feast_field};
 use super::sample::{SAMPLE_KEYS, Sampler};
 use crate::Result;
-use crate::features::config::{FeatureColumn, RedisStoreConfig};
+use crate::features::FeatureColumn;
 use crate::features::probe::{ProbeReport, value_type_name};
 
 /// Feast's `ValueType.STRING`: scorestream looks keys up as strings.
@@ -152,7 +153,6 @@ pub(super) async fn probe(
             ours.len() >= SAMPLE_KEYS
         })
         .await?;
-    let mut report = ProbeReport::default();
     if ours.is_empty() {
         let found = if others.is_empty() {
             "it holds no Feast keys at all".to_owned()
@@ -166,13 +166,9 @@ pub(super) async fn probe(
             want.describe(),
             scanned.describe()
         );
-        if scanned.complete {
-            report.problems.push((culprit(&want, &others).into(), m));
-        } else {
-            report.notes.push(m);
-        }
-        return Ok(report);
+        return Ok(scanned.nothing_found(culprit(&want, &others), m));
     }
+    let mut report = ProbeReport::default();
     check_fields(s, &want, &ours, columns, &mut report).await?;
     if report.problems.is_empty() {
         report.summary = format!(
@@ -212,12 +208,12 @@ async fn check_fields(
             .any(|r| r.get(i).is_some_and(Option::is_some))
     };
     let n = keys.len();
-    let mut missing_views = Vec::new();
-    for (v, view) in views.iter().enumerate() {
-        if !has(columns.len() + v) {
-            missing_views.push(*view);
-        }
-    }
+    let missing_views: Vec<&str> = views
+        .iter()
+        .enumerate()
+        .filter(|(v, _)| !has(columns.len() + v))
+        .map(|(_, view)| *view)
+        .collect();
     let found_views = if missing_views.is_empty() {
         Vec::new()
     } else {
@@ -248,37 +244,54 @@ async fn check_fields(
             ));
             continue;
         }
-        let mut stored: BTreeMap<&'static str, usize> = BTreeMap::new();
-        let mut unreadable = None;
-        for raw in replies
-            .iter()
-            .filter_map(|r| r.get(j).and_then(Option::as_deref))
-        {
-            match decode_stored(raw) {
-                Ok(Some(v)) if v.clone().coerce(c.kind).is_none() => {
-                    *stored.entry(value_type_name(&v)).or_default() += 1;
-                }
-                Ok(_) => {}
-                Err(e) => unreadable = Some(e),
-            }
-        }
-        if let Some((kind, count)) = stored.iter().max_by_key(|(_, c)| **c) {
-            report.problems.push((
-                format!("columns[{j}].type"),
-                format!(
-                    "feature `{}` of view `{view}` is declared {}, but Feast stores {kind} ({count} of {n} sampled keys)",
-                    c.name,
-                    c.kind.name()
-                ),
-            ));
-        } else if let Some(e) = unreadable {
-            report.problems.push((
-                format!("columns[{j}].type"),
-                format!("feature `{}` of view `{view}`: a stored value {e}", c.name),
-            ));
-        }
+        report
+            .problems
+            .extend(type_problem(j, c, view, &replies, n));
     }
     Ok(())
+}
+
+/// Column `j`'s stored values against its declared type. The most common
+/// stored type is named because it is the likely fix for the config; an
+/// undecodable value is reported only when no value has the wrong type.
+fn type_problem(
+    j: usize,
+    c: &FeatureColumn,
+    view: &str,
+    replies: &[Vec<Option<Vec<u8>>>],
+    n: usize,
+) -> Option<(String, String)> {
+    let mut stored: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut unreadable = None;
+    for raw in replies
+        .iter()
+        .filter_map(|r| r.get(j).and_then(Option::as_deref))
+    {
+        match decode_stored(raw) {
+            Ok(Some(v)) if v.clone().coerce(c.kind).is_none() => {
+                *stored.entry(value_type_name(&v)).or_default() += 1;
+            }
+            Ok(_) => {}
+            Err(e) => unreadable = Some(e),
+        }
+    }
+    if let Some((kind, count)) = stored.iter().max_by_key(|(_, c)| **c) {
+        Some((
+            format!("columns[{j}].type"),
+            format!(
+                "feature `{}` of view `{view}` is declared {}, but Feast stores {kind} ({count} of {n} sampled keys)",
+                c.name,
+                c.kind.name()
+            ),
+        ))
+    } else {
+        unreadable.map(|e| {
+            (
+                format!("columns[{j}].type"),
+                format!("feature `{}` of view `{view}`: a stored value {e}", c.name),
+            )
+        })
+    }
 }
 
 /// The views the sampled keys hold, from their `_ts:<view>` fields.

@@ -3,6 +3,7 @@
 //! reconnection handled by redis-rs's connection manager.
 
 mod cache;
+mod config;
 mod feast;
 mod feast_probe;
 mod hash;
@@ -25,16 +26,15 @@ use tokio::sync::Mutex;
 use tracing::warn;
 
 pub(crate) use cache::FeatureCache;
+pub(crate) use config::redact_url;
+pub use config::{RedisLayout, RedisStoreConfig};
 pub(crate) use feast::FeastLayout;
 pub(crate) use hash::HashLayout;
 
 use scorestream_schemas::ColumnType;
 
 use super::values::{ColumnBuilder, EntityFeatures};
-use super::{
-    CacheConfig, FeatureColumn, FeatureRows, FeatureStore, RedisLayout, RedisStoreConfig,
-    redact_url,
-};
+use super::{CacheConfig, FeatureColumn, FeatureRows, FeatureStore};
 use crate::{OperatorError, Result};
 
 /// How entities map to Redis keys and hash fields.

@@ -3,8 +3,9 @@
 //! few of them (see [`super::sample`] for the bounds).
 
 use super::sample::{SAMPLE_KEYS, Sampler};
+use super::{RedisLayout, RedisStoreConfig};
 use crate::Result;
-use crate::features::config::{FeatureColumn, RedisLayout, RedisStoreConfig};
+use crate::features::FeatureColumn;
 use crate::features::probe::ProbeReport;
 use crate::features::values::FeatureValue;
 
@@ -51,19 +52,13 @@ async fn probe_hash(
             keys.len() >= SAMPLE_KEYS
         })
         .await?;
-    let mut report = ProbeReport::default();
     if keys.is_empty() {
         let m = format!(
             "no key in Redis {} matches `{template}` ({})",
             s.name,
             scanned.describe()
         );
-        if scanned.complete {
-            report.problems.push(("store.key_template".into(), m));
-        } else {
-            report.notes.push(m);
-        }
-        return Ok(report);
+        return Ok(scanned.nothing_found("store.key_template", m));
     }
     let mut fields: Vec<Vec<u8>> = columns
         .iter()
@@ -74,40 +69,15 @@ async fn probe_hash(
     }
     let replies = s.hmget(&keys, &fields).await?;
     let n = keys.len();
+    let mut report = ProbeReport::default();
     for (j, c) in columns.iter().enumerate() {
         let values: Vec<&[u8]> = replies
             .iter()
             .filter_map(|r| r.get(j).and_then(Option::as_deref))
             .collect();
-        if values.is_empty() {
-            report.problems.push((
-                format!("columns[{j}].name"),
-                format!(
-                    "none of {n} sampled hashes `{template}` has a field `{}`",
-                    c.name
-                ),
-            ));
-            continue;
-        }
-        let bad: Vec<String> = values
-            .iter()
-            .filter_map(|v| {
-                let text = String::from_utf8_lossy(v);
-                FeatureValue::parse(&text, c.kind).err()
-            })
-            .collect();
-        if let Some(first) = bad.first() {
-            report.problems.push((
-                format!("columns[{j}].type"),
-                format!(
-                    "feature `{}` is declared {}, but {} of {} sampled values are not: {first}",
-                    c.name,
-                    c.kind.name(),
-                    bad.len(),
-                    values.len()
-                ),
-            ));
-        }
+        report
+            .problems
+            .extend(field_problem(j, c, &values, n, template));
     }
     if let Some(ts) = &config.timestamp_field
         && replies
@@ -125,4 +95,42 @@ async fn probe_hash(
         columns.len()
     );
     Ok(report)
+}
+
+/// Column `j`'s field in the `n` sampled hashes. An absent field is the
+/// only problem named for it: with no values there is no type to check.
+fn field_problem(
+    j: usize,
+    c: &FeatureColumn,
+    values: &[&[u8]],
+    n: usize,
+    template: &str,
+) -> Option<(String, String)> {
+    if values.is_empty() {
+        return Some((
+            format!("columns[{j}].name"),
+            format!(
+                "none of {n} sampled hashes `{template}` has a field `{}`",
+                c.name
+            ),
+        ));
+    }
+    let bad: Vec<String> = values
+        .iter()
+        .filter_map(|v| {
+            let text = String::from_utf8_lossy(v);
+            FeatureValue::parse(&text, c.kind).err()
+        })
+        .collect();
+    let first = bad.first()?;
+    Some((
+        format!("columns[{j}].type"),
+        format!(
+            "feature `{}` is declared {}, but {} of {} sampled values are not: {first}",
+            c.name,
+            c.kind.name(),
+            bad.len(),
+            values.len()
+        ),
+    ))
 }

@@ -9,7 +9,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{FromRedisValue, Pipeline};
 
 use super::redact_in;
-use crate::features::config::{RedisStoreConfig, redact_url};
+use super::{RedisStoreConfig, redact_url};
+use crate::features::ProbeReport;
 use crate::{OperatorError, Result};
 
 /// Keys asked for per `SCAN` round trip.
@@ -46,6 +47,19 @@ impl Scanned {
                 self.total
             )
         }
+    }
+
+    /// The report when no key of the job's layout turned up: only a scan of
+    /// the whole keyspace proves the setting at `key` wrong; a partial one
+    /// may just have missed the keys, so it leaves a note instead.
+    pub(super) fn nothing_found(&self, key: &str, message: String) -> ProbeReport {
+        let mut report = ProbeReport::default();
+        if self.complete {
+            report.problems.push((key.to_owned(), message));
+        } else {
+            report.notes.push(message);
+        }
+        report
     }
 }
 
