@@ -168,84 +168,95 @@ fn lower_gemms(
     for node in nodes {
         if node.op_type != "Gemm" || !(node.domain.is_empty() || node.domain == "ai.onnx") {
             out.push(node);
-            continue;
-        }
-        let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
-        let alpha = attr("alpha").map_or(1.0, |a| a.f);
-        let beta = attr("beta").map_or(1.0, |a| a.f);
-        let trans_a = attr("transA").is_some_and(|a| a.i != 0);
-        let trans_b = attr("transB").is_some_and(|a| a.i != 0);
-        let dtype = constants
-            .get(&node.input[1])
-            .map_or(DType::F32, Tensor::dtype);
-        let result = node.output[0].clone();
-        let tmp = |what: &str| format!("{result}/scorestream_{what}");
-        let mut push = |op: &str, inputs: Vec<String>, output: String| {
-            out.push(NodeProto {
-                input: inputs,
-                output: vec![output.clone()],
-                name: format!("{}/{op}", node.name),
-                op_type: op.to_owned(),
-                ..Default::default()
-            });
-            output
-        };
-
-        let mut a = node.input[0].clone();
-        if trans_a {
-            a = push("Transpose", vec![a], tmp("a_t"));
-        }
-        let mut b = node.input[1].clone();
-        if trans_b {
-            b = match constants.get(&b) {
-                Some(t) => {
-                    let name = tmp("b_t");
-                    constants.insert(name.clone(), t.t()?.contiguous()?);
-                    name
-                }
-                None => push("Transpose", vec![b], tmp("b_t")),
-            };
-        }
-        let c = node.input.get(2).filter(|c| !c.is_empty()).cloned();
-        let last_is_matmul = alpha == 1.0 && c.is_none();
-        let mut y = push(
-            "MatMul",
-            vec![a, b],
-            if last_is_matmul {
-                result.clone()
-            } else {
-                tmp("ab")
-            },
-        );
-        if alpha != 1.0 {
-            let k = tmp("alpha");
-            constants.insert(k.clone(), Tensor::new(alpha, device)?.to_dtype(dtype)?);
-            let to = if c.is_none() {
-                result.clone()
-            } else {
-                tmp("alpha_ab")
-            };
-            y = push("Mul", vec![y, k], to);
-        }
-        if let Some(mut c) = c {
-            if beta != 1.0 {
-                c = match constants.get(&c) {
-                    Some(t) => {
-                        let name = tmp("beta_c");
-                        constants.insert(name.clone(), t.affine(f64::from(beta), 0.0)?);
-                        name
-                    }
-                    None => {
-                        let k = tmp("beta");
-                        constants.insert(k.clone(), Tensor::new(beta, device)?.to_dtype(dtype)?);
-                        push("Mul", vec![c, k], tmp("beta_c"))
-                    }
-                };
-            }
-            push("Add", vec![y, c], result);
+        } else {
+            lower_gemm(&node, constants, device, &mut out)?;
         }
     }
     Ok(out)
+}
+
+/// One `Gemm` as the nodes (and constants) that replace it, onto `out`.
+fn lower_gemm(
+    node: &NodeProto,
+    constants: &mut HashMap<String, Tensor>,
+    device: &Device,
+    out: &mut Vec<NodeProto>,
+) -> candle_core::Result<()> {
+    let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
+    let alpha = attr("alpha").map_or(1.0, |a| a.f);
+    let beta = attr("beta").map_or(1.0, |a| a.f);
+    let trans_a = attr("transA").is_some_and(|a| a.i != 0);
+    let trans_b = attr("transB").is_some_and(|a| a.i != 0);
+    let dtype = constants
+        .get(&node.input[1])
+        .map_or(DType::F32, Tensor::dtype);
+    let result = node.output[0].clone();
+    let tmp = |what: &str| format!("{result}/scorestream_{what}");
+    let mut push = |op: &str, inputs: Vec<String>, output: String| {
+        out.push(NodeProto {
+            input: inputs,
+            output: vec![output.clone()],
+            name: format!("{}/{op}", node.name),
+            op_type: op.to_owned(),
+            ..Default::default()
+        });
+        output
+    };
+
+    let mut a = node.input[0].clone();
+    if trans_a {
+        a = push("Transpose", vec![a], tmp("a_t"));
+    }
+    let mut b = node.input[1].clone();
+    if trans_b {
+        b = match constants.get(&b) {
+            Some(t) => {
+                let name = tmp("b_t");
+                constants.insert(name.clone(), t.t()?.contiguous()?);
+                name
+            }
+            None => push("Transpose", vec![b], tmp("b_t")),
+        };
+    }
+    let c = node.input.get(2).filter(|c| !c.is_empty()).cloned();
+    let last_is_matmul = alpha == 1.0 && c.is_none();
+    let mut y = push(
+        "MatMul",
+        vec![a, b],
+        if last_is_matmul {
+            result.clone()
+        } else {
+            tmp("ab")
+        },
+    );
+    if alpha != 1.0 {
+        let k = tmp("alpha");
+        constants.insert(k.clone(), Tensor::new(alpha, device)?.to_dtype(dtype)?);
+        let to = if c.is_none() {
+            result.clone()
+        } else {
+            tmp("alpha_ab")
+        };
+        y = push("Mul", vec![y, k], to);
+    }
+    if let Some(mut c) = c {
+        if beta != 1.0 {
+            c = match constants.get(&c) {
+                Some(t) => {
+                    let name = tmp("beta_c");
+                    constants.insert(name.clone(), t.affine(f64::from(beta), 0.0)?);
+                    name
+                }
+                None => {
+                    let k = tmp("beta");
+                    constants.insert(k.clone(), Tensor::new(beta, device)?.to_dtype(dtype)?);
+                    push("Mul", vec![c, k], tmp("beta_c"))
+                }
+            };
+        }
+        push("Add", vec![y, c], result);
+    }
+    Ok(())
 }
 
 /// The tensor a `Constant` node holds in its `value` attribute.
