@@ -16,6 +16,7 @@ mod open_file;
 mod open_set;
 mod partition;
 mod properties;
+mod route;
 mod sink;
 mod split;
 mod store;
