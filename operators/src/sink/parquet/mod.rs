@@ -10,6 +10,7 @@ mod config;
 mod dictionary;
 mod encode;
 mod lock;
+mod merge;
 #[cfg(test)]
 mod object_tests;
 mod open_file;
