@@ -20,13 +20,12 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use super::commit_log::sync_dir;
+use super::merge::merge;
 use super::{SCORES_DIR, TMP_SUFFIX};
 use crate::{OperatorError, Result};
 
@@ -76,7 +75,7 @@ struct Record {
     written: Vec<String>,
 }
 
-fn io(what: &str, p: &Path) -> impl FnOnce(std::io::Error) -> OperatorError {
+pub(super) fn io(what: &str, p: &Path) -> impl FnOnce(std::io::Error) -> OperatorError {
     let context = format!("{what} {}", p.display());
     move |e| OperatorError::io(context, e)
 }
@@ -206,6 +205,10 @@ impl Listing {
     }
 }
 
+/// Replaces the partition's small files by merged ones, in the order that
+/// keeps a crash at any point recoverable (see [`recover`]): new contents
+/// staged and synced, the record written and synced, the directories
+/// swapped, and only then the replaced files and the record removed.
 fn swap_in_merged(
     root: &Path,
     rel: &str,
@@ -216,45 +219,7 @@ fn swap_in_merged(
     let dir = root.join(rel);
     let id = format!("c{}-{}-{n}", crate::now_ms(), std::process::id());
     let staging = root.join(COMPACT_DIR).join(&id);
-    fs::create_dir_all(&staging).map_err(io("creating", &staging))?;
-    let (mut replaced, mut rows_in) = (Vec::new(), 0u64);
-    for (name, size) in &listing.files {
-        if *size >= opts.target_bytes {
-            fs::hard_link(dir.join(name), staging.join(name)).map_err(io("linking", &staging))?;
-        } else {
-            replaced.push(name.clone());
-        }
-    }
-    let mut out = MergeWriter::new(&staging, &id, opts);
-    for name in &replaced {
-        let path = dir.join(name);
-        let reader = ParquetRecordBatchReaderBuilder::try_new(
-            File::open(&path).map_err(io("opening", &path))?,
-        )
-        .map_err(|source| OperatorError::Parquet {
-            path: path.clone(),
-            source,
-        })?
-        .build()
-        .map_err(|source| OperatorError::Parquet {
-            path: path.clone(),
-            source,
-        })?;
-        for batch in reader {
-            let batch = batch?;
-            rows_in += batch.num_rows() as u64;
-            out.write(&batch)?;
-        }
-    }
-    let written = out.finish()?;
-    let rows_out: u64 = written.iter().map(|w| w.1).sum();
-    if rows_out != rows_in {
-        fs::remove_dir_all(&staging).map_err(io("removing", &staging))?;
-        return Err(OperatorError::Internal(format!(
-            "compacting {rel}: read {rows_in} rows but wrote {rows_out}; nothing changed"
-        )));
-    }
-    sync_dir(&staging)?;
+    let (replaced, written, rows) = stage(&dir, &staging, rel, listing, &id, opts)?;
 
     let record = Record {
         dir: rel.to_owned(),
@@ -263,19 +228,11 @@ fn swap_in_merged(
             .unwrap_or(&staging)
             .to_string_lossy()
             .into_owned(),
-        replaced: replaced.clone(),
-        written: written.iter().map(|w| w.0.clone()).collect(),
+        replaced,
+        written,
     };
     let records = root.join(RECORDS_DIR);
-    fs::create_dir_all(&records).map_err(io("creating", &records))?;
-    let record_path = records.join(format!("{id}.json"));
-    let json = serde_json::to_vec_pretty(&record)
-        .map_err(|e| OperatorError::Internal(format!("encoding compaction record: {e}")))?;
-    fs::write(&record_path, json).map_err(io("writing", &record_path))?;
-    File::open(&record_path)
-        .and_then(|f| f.sync_all())
-        .map_err(io("syncing", &record_path))?;
-    sync_dir(&records)?;
+    let record_path = write_record(&records, &id, &record)?;
 
     exchange(&dir, &staging)?;
     if let Some(parent) = dir.parent() {
@@ -294,7 +251,7 @@ fn swap_in_merged(
         dir: rel.to_owned(),
         files_before: listing.files.len(),
         files_after: after.files.len(),
-        rows: rows_in,
+        rows,
         bytes_before: listing.files.iter().map(|f| f.1).sum(),
         bytes_after: after.files.iter().map(|f| f.1).sum(),
     };
@@ -308,69 +265,53 @@ fn swap_in_merged(
     Ok(merged)
 }
 
-/// Writes merged files of about `target_bytes`, each with one schema.
-struct MergeWriter<'a> {
-    dir: &'a Path,
-    id: &'a str,
-    opts: &'a CompactOptions,
-    open: Option<(String, ArrowWriter<File>, arrow::datatypes::SchemaRef, u64)>,
-    done: Vec<(String, u64)>,
+/// Builds the partition's new contents in `staging`: hard links to the
+/// files kept as they are, merged files for the small ones. Returns the
+/// names replaced, the names written and the rows merged. A merge that
+/// lost or gained rows is removed before anything else changes.
+fn stage(
+    dir: &Path,
+    staging: &Path,
+    rel: &str,
+    listing: &Listing,
+    id: &str,
+    opts: &CompactOptions,
+) -> Result<(Vec<String>, Vec<String>, u64)> {
+    fs::create_dir_all(staging).map_err(io("creating", staging))?;
+    let mut replaced = Vec::new();
+    for (name, size) in &listing.files {
+        if *size >= opts.target_bytes {
+            fs::hard_link(dir.join(name), staging.join(name)).map_err(io("linking", staging))?;
+        } else {
+            replaced.push(name.clone());
+        }
+    }
+    let (rows_in, written) = merge(dir, &replaced, staging, id, opts)?;
+    let rows_out: u64 = written.iter().map(|w| w.1).sum();
+    if rows_out != rows_in {
+        fs::remove_dir_all(staging).map_err(io("removing", staging))?;
+        return Err(OperatorError::Internal(format!(
+            "compacting {rel}: read {rows_in} rows but wrote {rows_out}; nothing changed"
+        )));
+    }
+    sync_dir(staging)?;
+    let written = written.into_iter().map(|w| w.0).collect();
+    Ok((replaced, written, rows_in))
 }
 
-impl<'a> MergeWriter<'a> {
-    fn new(dir: &'a Path, id: &'a str, opts: &'a CompactOptions) -> Self {
-        Self {
-            dir,
-            id,
-            opts,
-            open: None,
-            done: Vec::new(),
-        }
-    }
-
-    fn write(&mut self, batch: &arrow::array::RecordBatch) -> Result<()> {
-        let rolls = self.open.as_ref().is_some_and(|(_, w, schema, _)| {
-            schema != &batch.schema()
-                || (w.bytes_written() + w.in_progress_size()) as u64 >= self.opts.target_bytes
-        });
-        if rolls {
-            self.close()?;
-        }
-        if self.open.is_none() {
-            let name = format!("compacted+{}+{:04}.parquet", self.id, self.done.len());
-            let path = self.dir.join(&name);
-            let f = File::create(&path).map_err(io("creating", &path))?;
-            let w = ArrowWriter::try_new(f, batch.schema(), Some(self.opts.props.clone()))
-                .map_err(|source| OperatorError::Parquet { path, source })?;
-            self.open = Some((name, w, batch.schema(), 0));
-        }
-        if let Some((name, w, _, rows)) = self.open.as_mut() {
-            w.write(batch).map_err(|source| OperatorError::Parquet {
-                path: self.dir.join(&*name),
-                source,
-            })?;
-            *rows += batch.num_rows() as u64;
-        }
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<()> {
-        if let Some((name, w, _, rows)) = self.open.take() {
-            let path = self.dir.join(&name);
-            let f = w.into_inner().map_err(|source| OperatorError::Parquet {
-                path: path.clone(),
-                source,
-            })?;
-            f.sync_all().map_err(io("syncing", &path))?;
-            self.done.push((name, rows));
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<Vec<(String, u64)>> {
-        self.close()?;
-        Ok(self.done)
-    }
+/// Makes the record durable before the swap, so a crash after it leaves a
+/// later run what it needs to finish.
+fn write_record(records: &Path, id: &str, record: &Record) -> Result<PathBuf> {
+    fs::create_dir_all(records).map_err(io("creating", records))?;
+    let record_path = records.join(format!("{id}.json"));
+    let json = serde_json::to_vec_pretty(record)
+        .map_err(|e| OperatorError::Internal(format!("encoding compaction record: {e}")))?;
+    fs::write(&record_path, json).map_err(io("writing", &record_path))?;
+    File::open(&record_path)
+        .and_then(|f| f.sync_all())
+        .map_err(io("syncing", &record_path))?;
+    sync_dir(records)?;
+    Ok(record_path)
 }
 
 /// Swaps two directories in one step.

@@ -160,6 +160,50 @@ impl ParquetSinkConfig {
 /// output schema by [`super::PartitionSpec::new`].
 impl Validate for ParquetSinkConfig {
     fn validate(&self) -> Result<(), Vec<ConfigError>> {
+        let mut out = self.location_problems();
+        let positive = [
+            (self.row_group.rows > 0, "row_group.rows", "rows"),
+            (self.row_group.bytes.0 > 0, "row_group.bytes", "bytes"),
+            (self.roll.max_bytes.0 > 0, "roll.max_bytes", "max_bytes"),
+            (self.roll.max_rows > 0, "roll.max_rows", "max_rows"),
+            (
+                self.roll.interval.0 > Duration::ZERO,
+                "roll.interval",
+                "interval",
+            ),
+            (
+                self.roll.inactivity.0 > Duration::ZERO,
+                "roll.inactivity",
+                "inactivity",
+            ),
+            (self.max_open_files > 0, "max_open_files", "max_open_files"),
+            (
+                self.max_buffered_bytes.0 > 0,
+                "max_buffered_bytes",
+                "max_buffered_bytes",
+            ),
+            (
+                self.encode_threads != Some(0),
+                "encode_threads",
+                "encode_threads",
+            ),
+        ];
+        for (ok, key, what) in positive {
+            if !ok {
+                out.push(ConfigError::new(
+                    key,
+                    format!("{what} must be greater than zero"),
+                ));
+            }
+        }
+        found(out)
+    }
+}
+
+impl ParquetSinkConfig {
+    /// Settings that only make sense for the other kind of output are
+    /// refused rather than ignored, since they were set for a reason.
+    fn location_problems(&self) -> Vec<ConfigError> {
         let mut out = Vec::new();
         if self.path.is_object_store() {
             if self.roll.max_bytes.0 > S3_MAX_COPY {
@@ -184,64 +228,7 @@ impl Validate for ParquetSinkConfig {
                 ));
             }
         }
-        let positive = |v: bool, key: &str, what: &str, out: &mut Vec<_>| {
-            if !v {
-                out.push(ConfigError::new(
-                    key,
-                    format!("{what} must be greater than zero"),
-                ));
-            }
-        };
-        positive(self.row_group.rows > 0, "row_group.rows", "rows", &mut out);
-        positive(
-            self.row_group.bytes.0 > 0,
-            "row_group.bytes",
-            "bytes",
-            &mut out,
-        );
-        positive(
-            self.roll.max_bytes.0 > 0,
-            "roll.max_bytes",
-            "max_bytes",
-            &mut out,
-        );
-        positive(
-            self.roll.max_rows > 0,
-            "roll.max_rows",
-            "max_rows",
-            &mut out,
-        );
-        positive(
-            self.roll.interval.0 > Duration::ZERO,
-            "roll.interval",
-            "interval",
-            &mut out,
-        );
-        positive(
-            self.roll.inactivity.0 > Duration::ZERO,
-            "roll.inactivity",
-            "inactivity",
-            &mut out,
-        );
-        positive(
-            self.max_open_files > 0,
-            "max_open_files",
-            "max_open_files",
-            &mut out,
-        );
-        positive(
-            self.max_buffered_bytes.0 > 0,
-            "max_buffered_bytes",
-            "max_buffered_bytes",
-            &mut out,
-        );
-        positive(
-            self.encode_threads != Some(0),
-            "encode_threads",
-            "encode_threads",
-            &mut out,
-        );
-        found(out)
+        out
     }
 }
 

@@ -10,12 +10,14 @@ mod config;
 mod dictionary;
 mod encode;
 mod lock;
+mod merge;
 #[cfg(test)]
 mod object_tests;
 mod open_file;
 mod open_set;
 mod partition;
 mod properties;
+mod route;
 mod sink;
 mod split;
 mod store;

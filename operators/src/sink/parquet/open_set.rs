@@ -10,6 +10,7 @@ use scorestream_schemas::DeadLetterStage;
 
 use super::RollConfig;
 use super::open_file::OpenFile;
+use crate::TopicPartition;
 
 /// What one Kafka partition has written since its last commit: one open file
 /// per partition directory it has rows for, and one for its dead letters.
@@ -30,6 +31,23 @@ pub(super) struct OpenSet {
 }
 
 impl OpenSet {
+    /// An empty set for a partition whose next offset is `start`.
+    pub(super) fn new(tp: &TopicPartition, start: i64, now: Instant) -> Self {
+        Self {
+            topic: tp.0.clone(),
+            partition: tp.1,
+            range: start..start,
+            opened: now,
+            last_write: now,
+            scores: HashMap::new(),
+            dead: None,
+            rows: 0,
+            dead_letters: 0,
+            dead_letter_stages: [0; DeadLetterStage::ALL.len()],
+            ingest: BTreeMap::new(),
+        }
+    }
+
     pub(super) fn files(&self) -> impl Iterator<Item = &OpenFile> {
         self.scores.values().chain(self.dead.as_ref())
     }

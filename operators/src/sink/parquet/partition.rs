@@ -33,6 +33,45 @@ enum Key {
     },
 }
 
+impl Key {
+    /// The key a `partition_by` entry names. Any other column type would
+    /// make directory names readers cannot parse back into the column.
+    fn of(name: &str, schema: &Schema) -> std::result::Result<Self, String> {
+        match name {
+            EVENT_DATE => Ok(Key::Date),
+            EVENT_HOUR => Ok(Key::Hour),
+            _ => match schema.index_of(name) {
+                Ok(index) if partitionable(schema.field(index).data_type()) => Ok(Key::Column {
+                    name: name.to_owned(),
+                    index,
+                }),
+                Ok(index) => Err(format!(
+                    "column `{name}` is {}; partition by a string, integer or boolean column, or by event_date / event_hour",
+                    schema.field(index).data_type()
+                )),
+                Err(_) => Err(format!(
+                    "no output column `{name}`; use event_date, event_hour or one of: {}",
+                    names(schema)
+                )),
+            },
+        }
+    }
+}
+
+/// The index of the `partition_time` column, which must be a timestamp.
+fn time_column(partition_time: &str, schema: &Schema) -> std::result::Result<usize, String> {
+    match schema.index_of(partition_time) {
+        Ok(i) if matches!(schema.field(i).data_type(), DataType::Timestamp(..)) => Ok(i),
+        Ok(i) => Err(format!(
+            "column `{partition_time}` is {}, not a timestamp",
+            schema.field(i).data_type()
+        )),
+        Err(_) => Err(format!(
+            "no output column `{partition_time}`; use a timestamp field of the schema or ingest_time"
+        )),
+    }
+}
+
 /// How rows map to partition directories, checked against the output schema.
 #[derive(Debug, Clone)]
 pub struct PartitionSpec {
@@ -58,58 +97,17 @@ impl PartitionSpec {
                 problems.push(("sink.partition_by", format!("`{name}` is listed twice")));
                 continue;
             }
-            let key = match name.as_str() {
-                EVENT_DATE => Key::Date,
-                EVENT_HOUR => Key::Hour,
-                _ => match schema.index_of(name) {
-                    Ok(index) if partitionable(schema.field(index).data_type()) => Key::Column {
-                        name: name.clone(),
-                        index,
-                    },
-                    Ok(index) => {
-                        problems.push((
-                            "sink.partition_by",
-                            format!(
-                                "column `{name}` is {}; partition by a string, integer or boolean column, or by event_date / event_hour",
-                                schema.field(index).data_type()
-                            ),
-                        ));
-                        continue;
-                    }
-                    Err(_) => {
-                        problems.push((
-                            "sink.partition_by",
-                            format!(
-                                "no output column `{name}`; use event_date, event_hour or one of: {}",
-                                names(schema)
-                            ),
-                        ));
-                        continue;
-                    }
-                },
-            };
-            keys.push(key);
+            match Key::of(name, schema) {
+                Ok(key) => keys.push(key),
+                Err(problem) => problems.push(("sink.partition_by", problem)),
+            }
         }
         let derived = keys.iter().any(|k| matches!(k, Key::Date | Key::Hour));
         let mut time = None;
         if derived {
-            match schema.index_of(partition_time) {
-                Ok(i) if matches!(schema.field(i).data_type(), DataType::Timestamp(..)) => {
-                    time = Some(i);
-                }
-                Ok(i) => problems.push((
-                    "sink.partition_time",
-                    format!(
-                        "column `{partition_time}` is {}, not a timestamp",
-                        schema.field(i).data_type()
-                    ),
-                )),
-                Err(_) => problems.push((
-                    "sink.partition_time",
-                    format!(
-                        "no output column `{partition_time}`; use a timestamp field of the schema or ingest_time"
-                    ),
-                )),
+            match time_column(partition_time, schema) {
+                Ok(i) => time = Some(i),
+                Err(problem) => problems.push(("sink.partition_time", problem)),
             }
         }
         if !problems.is_empty() {

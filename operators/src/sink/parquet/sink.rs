@@ -1,23 +1,21 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{Int64Type, TimestampMillisecondType};
+use arrow::array::RecordBatch;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use scorestream_schemas::{
-    DeadLetter, DeadLetterBuilder, DeadLetterStage, columns, dead_letter_schema,
-};
+use scorestream_schemas::DeadLetter;
 use tracing::{debug, info};
 
-use super::commit_log::{CommitLog, base_name};
+use super::commit_log::CommitLog;
 use super::dictionary;
 use super::encode::encode_files;
 use super::open_file::OpenFile;
 use super::open_set::OpenSet;
 use super::properties::{compression, writer_properties, writer_properties_with_plain};
-use super::split::{column, split_by_partition};
+use super::route::{self, Pending, Router};
+use super::split::split_by_partition;
 use super::store::Store;
 use super::two_phase;
 use super::{ParquetSinkConfig, PartitionSpec};
@@ -29,11 +27,7 @@ pub const DEAD_LETTERS_DIR: &str = "dead_letters";
 
 /// Kafka-to-committed latencies are kept per open set at this resolution, so
 /// their memory does not grow with the rows a file holds.
-const LATENCY_BUCKET_MS: i64 = 10;
-
-/// Rows split off a batch, bound for the open file of a Kafka partition and
-/// partition directory, waiting to be encoded with the batch's other files.
-type Pending = Vec<(TopicPartition, String, RecordBatch)>;
+pub(super) const LATENCY_BUCKET_MS: i64 = 10;
 
 /// Writes scored rows into Hive-partitioned Parquet files that stay open
 /// across batches and roll by size, rows, age or inactivity, whichever comes
@@ -190,6 +184,9 @@ impl ParquetSink {
         self.commit(all)
     }
 
+    /// Routes one Kafka partition's share of a batch into its open set,
+    /// first committing other partitions if its new files would not fit
+    /// under `max_open_files`.
     fn write_partition(
         &mut self,
         tp: TopicPartition,
@@ -199,105 +196,31 @@ impl ParquetSink {
         now: Instant,
         pending: &mut Pending,
     ) -> Result<()> {
-        let groups = match &rows {
-            Some(b) if b.num_rows() > 0 => {
-                let offsets = column(b, columns::SOURCE_OFFSET)?
-                    .as_primitive::<Int64Type>()
-                    .clone();
-                self.spec
-                    .split(b)?
-                    .into_iter()
-                    .map(|(dir, first, part)| (dir, offsets.value(first), part))
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
-        let new_files = {
-            let set = self.sets.get(&tp);
-            let mut n = groups
-                .iter()
-                .filter(|(dir, _, _)| set.is_none_or(|s| !s.scores.contains_key(dir)))
-                .count();
-            if !dead.is_empty() && self.dead_letter_files && set.is_none_or(|s| s.dead.is_none()) {
-                n += 1;
-            }
-            n
-        };
-        self.make_room(new_files, pending, now)?;
+        let groups = route::groups(&self.spec, rows.as_ref())?;
+        let needed = route::files_needed(self.sets.get(&tp), &groups, dead, self.dead_letter_files);
+        self.make_room(needed, pending, now)?;
 
-        let set = self.sets.entry(tp.clone()).or_insert_with(|| OpenSet {
-            topic: tp.0.clone(),
-            partition: tp.1,
-            range: range.start..range.start,
-            opened: now,
-            last_write: now,
-            scores: HashMap::new(),
-            dead: None,
-            rows: 0,
-            dead_letters: 0,
-            dead_letter_stages: [0; DeadLetterStage::ALL.len()],
-            ingest: BTreeMap::new(),
-        });
+        let set = self
+            .sets
+            .entry(tp.clone())
+            .or_insert_with(|| OpenSet::new(&tp, range.start, now));
         if set.range.end != range.start {
             return Err(OperatorError::Internal(format!(
                 "offsets of {}/{} out of order: {:?} then {range:?}",
                 tp.0, tp.1, set.range
             )));
         }
-        for (dir, first, part) in groups {
-            let key = dir.clone();
-            if let std::collections::hash_map::Entry::Vacant(v) = set.scores.entry(dir) {
-                let dir = if v.key().is_empty() {
-                    SCORES_DIR.to_owned()
-                } else {
-                    format!("{SCORES_DIR}/{}", v.key())
-                };
-                v.insert(OpenFile::create(
-                    &self.store,
-                    &dir,
-                    &file_name(&tp, first),
-                    &self.writer,
-                    self.spec.file_schema(),
-                    &self.props,
-                    self.config.row_group.bytes.0 as usize,
-                )?);
-            }
-            set.rows += part.num_rows();
-            if let Some(ingest) = part.column_by_name(columns::INGEST_TIME) {
-                let ingest = ingest.as_primitive::<TimestampMillisecondType>();
-                for t in ingest.iter().flatten() {
-                    *set.ingest
-                        .entry(t.div_euclid(LATENCY_BUCKET_MS))
-                        .or_insert(0) += 1;
-                }
-            }
-            pending.push((tp.clone(), key, part));
-        }
-        if !dead.is_empty() {
-            set.dead_letters += dead.len();
-            for d in dead {
-                set.dead_letter_stages[d.stage as usize] += 1;
-            }
-            if self.dead_letter_files {
-                let mut b = DeadLetterBuilder::default();
-                dead.iter().for_each(|d| b.push(d));
-                let batch = b.finish()?;
-                if set.dead.is_none() {
-                    set.dead = Some(OpenFile::create(
-                        &self.store,
-                        DEAD_LETTERS_DIR,
-                        &file_name(&tp, dead[0].offset),
-                        &self.writer,
-                        &dead_letter_schema(),
-                        &self.dead_props,
-                        self.config.row_group.bytes.0 as usize,
-                    )?);
-                }
-                if let Some(f) = set.dead.as_mut() {
-                    f.write(&batch, now)?;
-                }
-            }
-        }
+        let router = Router {
+            store: &self.store,
+            spec: &self.spec,
+            writer: &self.writer,
+            props: &self.props,
+            dead_props: &self.dead_props,
+            row_group_bytes: self.config.row_group.bytes.0 as usize,
+            dead_letter_files: self.dead_letter_files,
+        };
+        router.rows(set, &tp, groups, pending)?;
+        router.dead_letters(set, &tp, dead, now)?;
         set.range.end = range.end;
         set.last_write = now;
         Ok(())
@@ -453,9 +376,4 @@ impl crate::sink::Sink for ParquetSink {
     fn buffered_bytes(&self) -> usize {
         ParquetSink::buffered_bytes(self)
     }
-}
-
-/// `<topic>+<partition>+<first offset>.parquet`.
-fn file_name(tp: &TopicPartition, first: i64) -> String {
-    format!("{}.parquet", base_name(&tp.0, tp.1, first))
 }
