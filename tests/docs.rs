@@ -258,7 +258,7 @@ fn the_column_types_in_the_reference_are_the_ones_the_loader_takes() {
     );
     assert_eq!(
         row("features.columns[].type"),
-        names(&scorestream_operators::features::FEATURE_TYPES)
+        names(scorestream_operators::features::FEATURE_TYPES)
     );
 }
 

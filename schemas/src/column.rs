@@ -23,7 +23,7 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
-    /// Every type, in the order the docs list them.
+    /// Every type, timestamp last (features take all the others).
     pub const ALL: [ColumnType; 7] = [
         ColumnType::String,
         ColumnType::Int32,

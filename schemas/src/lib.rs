@@ -17,7 +17,7 @@ pub use dead_letter::{DeadLetter, DeadLetterBuilder, DeadLetterStage, dead_lette
 pub use drift::{drift_columns, drift_schema};
 pub use error::{ErrorKind, SchemaError};
 pub use event::{EVENT_TYPES, EventSchema, FieldSpec};
-pub use output::{columns, provenance_fields, score_fields, shadow_score_fields};
+pub use output::{column_names, columns, provenance_fields, score_fields, shadow_score_fields};
 pub use secret::{REDACTED, Secret, redact};
 
 /// The time zone of every timestamp column: an offset, which Arrow, Parquet

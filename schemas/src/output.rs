@@ -91,3 +91,14 @@ pub fn shadow_score_fields() -> arrow::datatypes::Fields {
         Field::new(columns::SCORE, DataType::Float32, false),
     ])
 }
+
+/// The column names of `schema`, comma-separated, for an error that says
+/// what a batch or file does have.
+pub fn column_names(schema: &arrow::datatypes::Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

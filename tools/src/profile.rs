@@ -183,12 +183,7 @@ fn named_columns(names: &[String], schema: &Schema) -> Result<Vec<(String, DataT
             format!(
                 "{} (the input's columns: {})",
                 missing.join("; "),
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                scorestream_schemas::column_names(schema)
             ),
         ));
     }

@@ -3,8 +3,8 @@
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::report::DriftAlert;
-use crate::kafka::{ClientRole, KafkaOptions};
-use crate::sink::dead_letter_topic::ProducerContext;
+use crate::kafka::KafkaOptions;
+use crate::sink::dead_letter_topic::{ProducerContext, producer_for};
 use crate::source::kafka::KafkaSourceConfig;
 use crate::{OperatorError, Result};
 
@@ -16,10 +16,7 @@ pub struct AlertProducer {
 
 impl AlertProducer {
     pub fn build(source: &KafkaSourceConfig, topic: &str) -> Result<Self> {
-        let producer = source
-            .client_config(ClientRole::Producer)
-            .create_with_context(ProducerContext::new(&source.options))
-            .map_err(|e| OperatorError::KafkaSetup(source.options.redact(&e.to_string())))?;
+        let producer = producer_for(source)?;
         Ok(Self {
             producer,
             topic: topic.to_owned(),

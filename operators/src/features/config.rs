@@ -67,16 +67,10 @@ pub struct FeaturesConfig {
     pub missing_check: super::watch::MissingCheckConfig,
 }
 
-/// The types a feature may have: Feast's scalar value types. A store's
-/// timestamps are its own `_ts`/`timestamp_field`, not features.
-pub const FEATURE_TYPES: [ColumnType; 6] = [
-    ColumnType::String,
-    ColumnType::Int32,
-    ColumnType::Int64,
-    ColumnType::Float32,
-    ColumnType::Float64,
-    ColumnType::Bool,
-];
+/// The types a feature may have: every column type but timestamp (the
+/// last), which are Feast's scalar value types. A store's timestamps are
+/// its own `_ts`/`timestamp_field`, not features.
+pub const FEATURE_TYPES: &[ColumnType] = ColumnType::ALL.split_at(ColumnType::ALL.len() - 1).0;
 
 /// One feature the job reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -230,7 +224,7 @@ impl FeaturesConfig {
                         "feature `{}` has type {}; features take {}",
                         c.name,
                         c.kind,
-                        ColumnType::names(&FEATURE_TYPES)
+                        ColumnType::names(FEATURE_TYPES)
                     ),
                 ));
             } else if let Some(d) = &c.default

@@ -25,7 +25,7 @@ use tracing::{Instrument, error, info, info_span};
 use super::drift_setup::DriftSetup;
 use super::drift_tee::DriftTee;
 use super::models::{ModelLoader, ModelSwap, RegistryWatch};
-use super::queues::{IngestQueues, Queues};
+use super::queues::{IngestQueues, queues};
 use super::stages::{self, SinkFeedback, TaskResult};
 use super::{Job, JobStats, StatsSnapshot};
 use crate::PipelineError;
@@ -79,15 +79,14 @@ impl Job {
         let source = KafkaSource::build(&config.source, gauges, outputs.sink.resume_positions())?;
         info!(job, output = %config.sink.path, "job starting");
 
-        let q = Queues::new(config.queues.capacity_rows);
+        let (ingest, q, depths) = queues(config.queues.capacity_rows);
         let cancel = stop.child_token();
         let mut tasks = Tasks::default();
         let s = &stats;
         tasks.spawn(
             "queues",
-            stages::sample_queues(q.depths(), s.clone(), cancel.clone()),
+            stages::sample_queues(depths, s.clone(), cancel.clone()),
         );
-        let (ingest, q) = q.split();
         let reading = Reading {
             source,
             decoder,

@@ -6,7 +6,10 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use tracing::{debug, info, warn};
 
-use crate::kafka::KafkaOptions;
+use rdkafka::producer::FutureProducer;
+
+use crate::kafka::{ClientRole, KafkaOptions};
+use crate::source::kafka::KafkaSourceConfig;
 
 /// How long after one warning further ones go to `debug`.
 const QUIET_FOR: Duration = Duration::from_secs(10);
@@ -20,6 +23,18 @@ const QUIET_FOR: Duration = Duration::from_secs(10);
 pub struct ProducerContext {
     options: KafkaOptions,
     last_warning: Mutex<Option<Instant>>,
+}
+
+/// A producer on `source`'s cluster (no connection yet), logging through
+/// [`ProducerContext`]. Fails on settings librdkafka refuses, with secret
+/// values redacted.
+pub(crate) fn producer_for(
+    source: &KafkaSourceConfig,
+) -> crate::Result<FutureProducer<ProducerContext>> {
+    source
+        .client_config(ClientRole::Producer)
+        .create_with_context(ProducerContext::new(&source.options))
+        .map_err(|e| crate::OperatorError::KafkaSetup(source.options.redact(&e.to_string())))
 }
 
 impl ProducerContext {

@@ -11,4 +11,5 @@ mod tests;
 
 pub use config::{DeadLettersConfig, check_topic_name};
 pub use context::ProducerContext;
+pub(crate) use context::producer_for;
 pub use producer::{DeadLetterProducer, Outgoing, RawProducer, headers};

@@ -7,8 +7,8 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use scorestream_schemas::DeadLetter;
 use tracing::debug;
 
-use super::context::ProducerContext;
-use crate::kafka::{ClientRole, KafkaOptions};
+use super::context::{ProducerContext, producer_for};
+use crate::kafka::KafkaOptions;
 use crate::source::kafka::KafkaSourceConfig;
 use crate::{OperatorError, Result};
 
@@ -50,10 +50,7 @@ impl RawProducer {
     /// Creates the producer (no connection yet). Fails on settings librdkafka
     /// refuses, with secret values redacted.
     pub fn build(source: &KafkaSourceConfig) -> Result<Self> {
-        let producer = source
-            .client_config(ClientRole::Producer)
-            .create_with_context(ProducerContext::new(&source.options))
-            .map_err(|e| OperatorError::KafkaSetup(source.options.redact(&e.to_string())))?;
+        let producer = producer_for(source)?;
         Ok(Self {
             producer,
             brokers: source.brokers.clone(),

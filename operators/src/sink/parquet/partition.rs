@@ -51,7 +51,7 @@ impl Key {
                 )),
                 Err(_) => Err(format!(
                     "no output column `{name}`; use event_date, event_hour or one of: {}",
-                    names(schema)
+                    scorestream_schemas::column_names(schema)
                 )),
             },
         }
@@ -296,15 +296,6 @@ impl PartitionSpec {
 
 fn partitionable(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Boolean) || t.is_integer()
-}
-
-fn names(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn date_of(ms: i64) -> String {
