@@ -196,50 +196,40 @@ async fn an_unreachable_broker_is_reported_quickly() {
 
 #[test]
 fn producer_settings_keep_client_options_and_force_durability() {
-    let cfg = source(
-        "b:9092",
-        &[
-            ("security.protocol", "sasl_ssl"),
-            ("sasl.mechanism", "PLAIN"),
-            ("sasl.username", "alice"),
-            ("sasl.password", "hunter2"),
-            ("ssl.ca.location", "/etc/ca.pem"),
-            ("client.id", "scorer-1"),
-            ("acks", "1"),
-            ("group.instance.id", "i-1"),
-            ("session.timeout.ms", "30000"),
-            ("heartbeat.interval.ms", "3000"),
-            ("max.poll.interval.ms", "300000"),
-            ("auto.offset.reset", "latest"),
-            ("isolation.level", "read_committed"),
-            ("fetch.min.bytes", "1"),
-            ("fetch.wait.max.ms", "100"),
-        ],
-    );
-    let cc = cfg.client_config(ClientRole::Producer);
-    for (k, v) in [
-        ("bootstrap.servers", "b:9092"),
+    // The client's own settings, which every client of the cluster keeps.
+    let client = [
         ("security.protocol", "sasl_ssl"),
         ("sasl.mechanism", "PLAIN"),
         ("sasl.username", "alice"),
         ("sasl.password", "hunter2"),
         ("ssl.ca.location", "/etc/ca.pem"),
         ("client.id", "scorer-1"),
+    ];
+    let consumer_only = [
+        ("group.instance.id", "i-1"),
+        ("session.timeout.ms", "30000"),
+        ("heartbeat.interval.ms", "3000"),
+        ("max.poll.interval.ms", "300000"),
+        ("auto.offset.reset", "latest"),
+        ("isolation.level", "read_committed"),
+        ("fetch.min.bytes", "1"),
+        ("fetch.wait.max.ms", "100"),
+    ];
+    let options: Vec<(&str, &str)> = client
+        .into_iter()
+        .chain([("acks", "1")])
+        .chain(consumer_only)
+        .collect();
+    let cc = source("b:9092", &options).client_config(ClientRole::Producer);
+    let forced = [
+        ("bootstrap.servers", "b:9092"),
         ("enable.idempotence", "true"),
         ("acks", "all"),
-    ] {
+    ];
+    for (k, v) in client.into_iter().chain(forced) {
         assert_eq!(cc.get(k), Some(v), "{k}");
     }
-    for k in [
-        "group.instance.id",
-        "session.timeout.ms",
-        "heartbeat.interval.ms",
-        "max.poll.interval.ms",
-        "auto.offset.reset",
-        "isolation.level",
-        "fetch.min.bytes",
-        "fetch.wait.max.ms",
-    ] {
+    for (k, _) in consumer_only {
         assert_eq!(cc.get(k), None, "{k} is consumer-only");
     }
 }

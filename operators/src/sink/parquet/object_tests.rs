@@ -13,7 +13,6 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::tests::{H09, H10, HOUR, NINE, dead, env, rows, rows_at, schema, values};
 use super::*;
-use crate::OperatorError;
 
 const URL: &str = "s3://bucket/jobs/fraud";
 const PREFIX: &str = "jobs/fraud";
@@ -263,17 +262,7 @@ async fn a_second_writer_of_the_same_offsets_is_fenced_by_the_conditional_put() 
         .expect("write");
     first.flush().expect("first commits");
     let e = second.flush().expect_err("second is fenced");
-    assert!(
-        matches!(
-            e,
-            OperatorError::Fenced {
-                partition: 0,
-                offset: 0,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    super::tests::assert_fenced_at_start(&e);
     let want = format!("scores/{H09}/t+0+00000000000000000000.parquet");
     assert_eq!(
         b.keys().await,

@@ -551,17 +551,7 @@ fn a_second_writer_of_the_same_offsets_is_fenced() {
         .expect("b writes");
     a.flush().expect("a commits");
     let e = b.flush().expect_err("b is fenced");
-    assert!(
-        matches!(
-            e,
-            OperatorError::Fenced {
-                partition: 0,
-                offset: 0,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert_fenced_at_start(&e);
     let files = visible(dir.path());
     assert_eq!(
         files,
@@ -830,4 +820,19 @@ fn mostly_distinct_columns_are_written_without_a_dictionary() {
     assert!(has_dictionary("country"));
     assert!(has_dictionary(columns::SOURCE_TOPIC));
     assert_eq!(values(&read(&path)), (0..3000).collect::<Vec<i64>>());
+}
+
+/// `e` fences a writer of partition 0 that claimed offsets from 0.
+pub(super) fn assert_fenced_at_start(e: &OperatorError) {
+    assert!(
+        matches!(
+            e,
+            OperatorError::Fenced {
+                partition: 0,
+                offset: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
