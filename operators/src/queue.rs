@@ -92,10 +92,6 @@ impl<T: Weighted> RowSender<T> {
         (self.capacity as usize).saturating_sub(self.permits.available_permits())
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-
     /// A handle that reads how many rows are queued without keeping the
     /// queue open (a sender would keep the receiver from ever ending).
     pub fn depth(&self) -> QueueDepth {
@@ -139,7 +135,8 @@ impl<T> RowReceiver<T> {
     }
 
     /// The next item if one is queued now, without waiting.
-    pub fn try_recv(&mut self) -> Option<T> {
+    #[cfg(test)]
+    pub(crate) fn try_recv(&mut self) -> Option<T> {
         self.rx.try_recv().ok().map(|(item, _permit)| item)
     }
 

@@ -69,7 +69,7 @@ impl AdaptiveSize {
     }
 
     /// The size after one more observed batch latency.
-    pub fn observe(&mut self, latency: Duration) -> usize {
+    pub(crate) fn observe(&mut self, latency: Duration) -> usize {
         if latency > self.target {
             self.rows = (self.rows - (self.rows / 4).max(1)).max(self.min_rows);
         } else if latency < self.target.mul_f64(0.7) {
@@ -79,7 +79,7 @@ impl AdaptiveSize {
     }
 
     /// Applies the newest report, if there is one it has not seen.
-    pub fn steer(&mut self, feedback: &LatencyFeedback) -> Option<usize> {
+    pub(crate) fn steer(&mut self, feedback: &LatencyFeedback) -> Option<usize> {
         let (reports, latency) = feedback.since(self.seen)?;
         self.seen = reports;
         Some(self.observe(latency))

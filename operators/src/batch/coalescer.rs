@@ -65,11 +65,12 @@ impl Coalescer {
 
     /// Changes the batch size from the next input on; rows already
     /// pending go out at the new size.
-    pub fn set_max_rows(&mut self, max_rows: usize) {
+    pub(crate) fn set_max_rows(&mut self, max_rows: usize) {
         self.max_rows = max_rows.max(1);
     }
 
-    pub fn pending_rows(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn pending_rows(&self) -> usize {
         self.pending_rows
     }
 

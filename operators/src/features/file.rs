@@ -69,7 +69,7 @@ impl FileFeatureStore {
     }
 
     /// Builds the store from an in-memory batch whose column `key_idx` is the key.
-    pub fn from_batch(batch: RecordBatch, key_idx: usize) -> Result<Self, String> {
+    pub(crate) fn from_batch(batch: RecordBatch, key_idx: usize) -> Result<Self, String> {
         let keys = cast(batch.column(key_idx), &DataType::Utf8).map_err(|e| e.to_string())?;
         let keys = keys.as_string::<i32>();
         let mut index = KeyIndex::with_capacity_and_hasher(keys.len(), Default::default());

@@ -37,7 +37,7 @@ pub enum FeatureValue {
 
 impl FeatureValue {
     /// A configured default, checked against the feature's type.
-    pub fn from_default(d: &Scalar, t: ColumnType) -> Result<Self, String> {
+    pub(crate) fn from_default(d: &Scalar, t: ColumnType) -> Result<Self, String> {
         let wrong = || format!("{d:?} is not a valid {t:?} value");
         Ok(match (t, d) {
             (ColumnType::Float64, Scalar::Float(f)) => Self::Float64(*f),
@@ -75,7 +75,7 @@ impl FeatureValue {
 
     /// The value converted to `t`, where no precision or meaning is lost
     /// (Feast may store an int32 feature as int64, a float as double).
-    pub fn coerce(self, t: ColumnType) -> Option<Self> {
+    pub(crate) fn coerce(self, t: ColumnType) -> Option<Self> {
         use FeatureValue as V;
         Some(match (self, t) {
             (v @ V::Float64(_), ColumnType::Float64) => v,

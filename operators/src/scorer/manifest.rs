@@ -179,7 +179,7 @@ pub enum Transform {
 }
 
 impl Transform {
-    pub fn is_numeric(&self) -> bool {
+    pub(crate) fn is_numeric(&self) -> bool {
         matches!(
             self,
             Transform::Standard { .. } | Transform::LogStandard { .. }
@@ -242,7 +242,7 @@ impl ModelManifest {
     }
 
     /// Widths of every layer's input and output: `[inputs, hidden..., 1]`.
-    pub fn layer_widths(&self) -> Vec<usize> {
+    pub(crate) fn layer_widths(&self) -> Vec<usize> {
         let mut w = vec![self.inputs.len()];
         if let Architecture::Mlp { hidden, .. } = &self.architecture {
             w.extend(hidden);

@@ -24,7 +24,7 @@ impl Mlp {
     }
 
     /// The widest layer's width: how many values one row holds at most.
-    pub fn widest(&self) -> usize {
+    pub(crate) fn widest(&self) -> usize {
         self.layers
             .iter()
             .filter_map(|l| l.weight().dims2().ok())

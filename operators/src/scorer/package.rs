@@ -38,7 +38,7 @@ impl ModelPackage {
 }
 
 impl ModelPackage {
-    pub fn read_manifest(dir: &Path) -> Result<ModelManifest> {
+    pub(crate) fn read_manifest(dir: &Path) -> Result<ModelManifest> {
         let err = |reason: String| OperatorError::ModelPackage {
             path: dir.to_owned(),
             reason,

@@ -118,7 +118,7 @@ pub fn train(
 /// Binary cross-entropy on logits, in the stable form
 /// `max(z, 0) - z*y + ln(1 + e^-|z|)` (candle's version takes `ln(sigmoid)`,
 /// which overflows for confident logits).
-pub fn bce_with_logits(z: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+pub(crate) fn bce_with_logits(z: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
     let pos = z.relu()?;
     let soft = (z.abs()?.neg()?.exp()? + 1.0)?.log()?;
     ((pos - (z * y)?)? + soft)?.mean_all()

@@ -84,7 +84,7 @@ fn parse_tmp(name: &str) -> Option<(&str, &str)> {
 
 /// What a recovery pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Recovery {
+pub(crate) struct Recovery {
     /// Files of committed entries whose rename a crash interrupted, now done.
     pub rolled_forward: usize,
     /// Temporary files that can never be committed, deleted.
@@ -118,7 +118,7 @@ impl CommitLog {
     /// Creates `entry` unless its start offset is already committed. Returns
     /// the writer that got there first when it is. The entry is durable only
     /// after [`CommitLog::sync`].
-    pub fn try_create(&self, entry: &CommitEntry) -> Result<Option<String>> {
+    pub(crate) fn try_create(&self, entry: &CommitEntry) -> Result<Option<String>> {
         let rel = Self::entry_rel(&entry.topic, entry.partition, entry.start);
         let tmp = join(LOG_DIR, &tmp_name(split(&rel).1, &entry.writer));
         let json = serde_json::to_vec_pretty(entry)
@@ -191,7 +191,7 @@ impl CommitLog {
     }
 
     /// Where each partition's committed chain ends: the offset to resume from.
-    pub fn chain_ends(&self) -> Result<BTreeMap<(String, i32), i64>> {
+    pub(crate) fn chain_ends(&self) -> Result<BTreeMap<(String, i32), i64>> {
         let mut out = BTreeMap::new();
         for ((t, p), starts) in self.starts()? {
             if let Some(&last) = starts.last()
@@ -209,7 +209,7 @@ impl CommitLog {
     /// pass (`None`) also deletes temporary files that can never be
     /// committed; ones past the end of a chain may belong to a live writer
     /// and are left for a later pass.
-    pub fn recover(&self, only: Option<&[(String, i32)]>) -> Result<Recovery> {
+    pub(crate) fn recover(&self, only: Option<&[(String, i32)]>) -> Result<Recovery> {
         let starts = self.starts()?;
         let mut rec = Recovery::default();
         let mut changed_dirs: Vec<String> = Vec::new();

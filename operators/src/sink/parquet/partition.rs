@@ -147,7 +147,7 @@ impl PartitionSpec {
     }
 
     /// The schema of the data files (without the partition columns).
-    pub fn file_schema(&self) -> &SchemaRef {
+    pub(crate) fn file_schema(&self) -> &SchemaRef {
         &self.file_schema
     }
 

@@ -105,7 +105,8 @@ impl ParquetSink {
         &self.store
     }
 
-    pub fn commit_log(&self) -> &CommitLog {
+    #[cfg(test)]
+    pub(crate) fn commit_log(&self) -> &CommitLog {
         &self.log
     }
 

@@ -84,7 +84,7 @@ impl RawChunk {
     }
 
     /// All payloads' bytes together.
-    pub fn payload_bytes(&self) -> usize {
+    pub(crate) fn payload_bytes(&self) -> usize {
         self.payload.len()
     }
 
@@ -122,7 +122,7 @@ impl RawChunk {
     /// Keeps the trace id an upstream service sent in a W3C `traceparent`
     /// header (`00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`), so
     /// a score joins the producer's trace. Anything else is ignored.
-    pub fn set_traceparent(&mut self, i: usize, header: &[u8]) {
+    pub(crate) fn set_traceparent(&mut self, i: usize, header: &[u8]) {
         if let Some(id) = parse_traceparent(header) {
             self.trace_ids[i] = id;
         }

@@ -99,7 +99,7 @@ impl KafkaSourceConfig {
     }
 
     /// The settings of the source's own consumer-group member.
-    pub fn consumer_config(&self) -> ClientConfig {
+    pub(crate) fn consumer_config(&self) -> ClientConfig {
         self.client_config(ClientRole::Consumer {
             group_id: &self.group_id,
             offset_reset: self.start_from.as_str(),

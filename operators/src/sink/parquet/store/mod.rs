@@ -90,7 +90,7 @@ impl Store {
 
     /// Makes sure directory `rel` exists (durably); object stores have no
     /// directories.
-    pub fn create_dir(&self, rel: &str) -> Result<()> {
+    pub(crate) fn create_dir(&self, rel: &str) -> Result<()> {
         match &self.0 {
             Backend::Local(l) => l.create_dir(rel),
             Backend::Object(_) => Ok(()),
@@ -100,7 +100,7 @@ impl Store {
     /// Creates `rel` holding `bytes` unless it exists; `false` when it does.
     /// Local outputs write `tmp_rel` first and link it into place. Durable
     /// once [`Store::sync_dir`] returns for its directory.
-    pub fn put_if_absent(&self, rel: &str, tmp_rel: &str, bytes: Vec<u8>) -> Result<bool> {
+    pub(crate) fn put_if_absent(&self, rel: &str, tmp_rel: &str, bytes: Vec<u8>) -> Result<bool> {
         match &self.0 {
             Backend::Local(l) => l.put_if_absent(rel, tmp_rel, &bytes),
             Backend::Object(o) => o.put_if_absent(rel, bytes),
@@ -174,7 +174,7 @@ impl Store {
 
     /// Makes renames and creations in directory `rel` durable (local only:
     /// an object store's writes are durable when acknowledged).
-    pub fn sync_dir(&self, rel: &str) -> Result<()> {
+    pub(crate) fn sync_dir(&self, rel: &str) -> Result<()> {
         match &self.0 {
             Backend::Local(l) => l.sync_dir(rel),
             Backend::Object(_) => Ok(()),
@@ -211,7 +211,7 @@ impl Store {
 
     /// Drops a data file whose commit did not happen: its local file and,
     /// once staged, its temporary object.
-    pub fn discard(&self, local: &Path, tmp_rel: &str) -> Result<()> {
+    pub(crate) fn discard(&self, local: &Path, tmp_rel: &str) -> Result<()> {
         match &self.0 {
             Backend::Local(l) => l.remove_path(local),
             Backend::Object(o) => {

@@ -65,7 +65,7 @@ impl OutputPath {
         }
     }
 
-    pub fn is_object_store(&self) -> bool {
+    pub(crate) fn is_object_store(&self) -> bool {
         matches!(self, OutputPath::Object(_))
     }
 }
