@@ -17,9 +17,8 @@ use tracing::warn;
 use super::config::{OnMissing, OnUnavailable};
 use super::join_rows::{Feature, dead_letters, names};
 use super::policy::JoinPolicy;
-use super::values::ColumnBuilder;
+use super::values::default_column;
 use super::watch::{MissingWatch, Watched};
-use scorestream_schemas::ColumnType;
 
 use super::{FeatureRows, FeatureStore};
 use crate::{Envelope, OperatorError, Result};
@@ -78,27 +77,7 @@ impl FeatureJoin {
                 ));
             }
             let p = policy.features.get(f.name()).cloned().unwrap_or_default();
-            let default = match p.default {
-                Some(v) => {
-                    let t = ColumnType::of(f.data_type()).ok_or_else(|| {
-                        format!(
-                            "feature `{}` has type {} which takes no default",
-                            f.name(),
-                            f.data_type()
-                        )
-                    })?;
-                    let v = v.coerce(t).ok_or_else(|| {
-                        format!(
-                            "the default of feature `{}` does not fit its type {t:?}",
-                            f.name()
-                        )
-                    })?;
-                    let mut b = ColumnBuilder::new(t, 1);
-                    b.push(Some(&v));
-                    Some(b.finish())
-                }
-                None => None,
-            };
+            let default = default_column(f, p.default.as_ref())?;
             watched.push(Watched {
                 feature: f.name().clone(),
                 view: p.view.clone().unwrap_or_default(),

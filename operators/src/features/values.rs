@@ -95,6 +95,33 @@ impl FeatureValue {
     }
 }
 
+/// A feature's configured default as a one-row column of its type, checked
+/// once when the join is built.
+pub(super) fn default_column(
+    f: &arrow::datatypes::Field,
+    default: Option<&FeatureValue>,
+) -> Result<Option<ArrayRef>, String> {
+    let Some(v) = default else {
+        return Ok(None);
+    };
+    let t = ColumnType::of(f.data_type()).ok_or_else(|| {
+        format!(
+            "feature `{}` has type {} which takes no default",
+            f.name(),
+            f.data_type()
+        )
+    })?;
+    let v = v.clone().coerce(t).ok_or_else(|| {
+        format!(
+            "the default of feature `{}` does not fit its type {t:?}",
+            f.name()
+        )
+    })?;
+    let mut b = ColumnBuilder::new(t, 1);
+    b.push(Some(&v));
+    Ok(Some(b.finish()))
+}
+
 /// Builds one feature column of a batch, row by row.
 pub(super) enum ColumnBuilder {
     Float64(Float64Builder),
