@@ -64,13 +64,7 @@ impl Entry {
             output: String::new(),
             source: Default::default(),
             run: watch::Sender::new(RunState::Failed { error }),
-            live: Mutex::new(Live {
-                state: p.state.clone(),
-                stats: Arc::new(JobStats::default()),
-                started_at: None,
-                stop: None,
-                switch: None,
-            }),
+            live: Mutex::new(Live::idle(p.state.clone())),
         }
     }
 
@@ -126,4 +120,17 @@ pub(crate) struct Live {
     pub(crate) started_at: Option<String>,
     pub(crate) stop: Option<CancellationToken>,
     pub(crate) switch: Option<ModelSwitch>,
+}
+
+impl Live {
+    /// A job that has not started: no run to stop, no counters yet.
+    pub(crate) fn idle(state: JobState) -> Self {
+        Live {
+            state,
+            stats: Arc::new(JobStats::default()),
+            started_at: None,
+            stop: None,
+            switch: None,
+        }
+    }
 }

@@ -148,13 +148,7 @@ impl Jobs {
                 c.source.group_id.clone(),
             ),
             run: watch::Sender::new(RunState::Starting),
-            live: Mutex::new(Live {
-                state,
-                stats: Arc::new(JobStats::default()),
-                started_at: None,
-                stop: None,
-                switch: None,
-            }),
+            live: Mutex::new(Live::idle(state)),
         })
     }
 
