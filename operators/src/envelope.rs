@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use scorestream_schemas::DeadLetter;
 
+use crate::source::kafka::RawChunk;
 use crate::{OperatorError, Result};
 
 /// A Kafka topic-partition.
@@ -92,6 +93,12 @@ pub struct Envelope {
     /// `batch.target_latency` steers. Queueing while a job works off a
     /// backlog is a throughput matter smaller batches would only worsen.
     pub busy: std::time::Duration,
+    /// The chunk the rows were decoded from, from the decoder to the
+    /// feature join (which drops it): a row the join dead-letters then
+    /// keeps its message's original bytes, key, headers and timestamp. It
+    /// is the chunk itself, moved, not a copy, and rows keep the chunk's
+    /// message order, so a row finds its message by walking both.
+    pub origin: Option<Arc<RawChunk>>,
 }
 
 impl Envelope {

@@ -13,7 +13,10 @@ mod output;
 mod secret;
 
 pub use column::ColumnType;
-pub use dead_letter::{DeadLetter, DeadLetterBuilder, DeadLetterStage, dead_letter_schema};
+pub use dead_letter::{
+    DeadLetter, DeadLetterBuilder, DeadLetterCounts, DeadLetterStage, KafkaHeader, ReasonCode,
+    dead_letter_schema, headers_type,
+};
 pub use drift::{drift_columns, drift_schema};
 pub use error::{ErrorKind, SchemaError};
 pub use event::{EVENT_TYPES, EventSchema, FieldSpec};

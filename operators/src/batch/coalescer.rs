@@ -234,6 +234,7 @@ impl Coalescer {
                     fetched_at: *fetched_at,
                     busy: batched
                         .map_or_else(Default::default, |b| emitted.saturating_duration_since(b)),
+                    origin: None,
                 }
             })
             .collect();

@@ -64,6 +64,9 @@ fn envelope(msgs: &[Msg], starts: &mut BTreeMap<i32, i64>) -> Envelope {
             stage: DeadLetterStage::Parse,
             reason: "x".into(),
             rejected_at_ms: 0,
+            headers: Vec::new(),
+            source_timestamp_ms: None,
+            reason_code: scorestream_schemas::ReasonCode::InvalidJson,
         })
         .collect();
     let mut coverage = Coverage::default();
@@ -81,6 +84,7 @@ fn envelope(msgs: &[Msg], starts: &mut BTreeMap<i32, i64>) -> Envelope {
         flush: false,
         fetched_at: None,
         busy: Duration::ZERO,
+        origin: None,
     }
 }
 

@@ -1,18 +1,24 @@
 //! A readable reason for a message arrow-json rejected. Runs only for the
 //! rare rejected message, so it can afford a full `serde_json::Value` parse.
 
-use scorestream_schemas::{ColumnType, EventSchema};
+use scorestream_schemas::{ColumnType, EventSchema, ReasonCode};
 use serde_json::Value;
 
-pub(super) fn explain(payload: &[u8], schema: &EventSchema) -> Option<String> {
+/// The reason's code (a missing field outranks a wrong type) and its words.
+pub(super) fn explain(payload: &[u8], schema: &EventSchema) -> Option<(ReasonCode, String)> {
     let value: Value = serde_json::from_slice(payload).ok()?;
     let Value::Object(map) = value else {
-        return Some(format!("expected a JSON object, found {}", kind(&value)));
+        return Some((
+            ReasonCode::NotAnObject,
+            format!("expected a JSON object, found {}", kind(&value)),
+        ));
     };
+    let mut missing = false;
     let mut problems = Vec::new();
     for f in schema.fields() {
         match map.get(&f.name) {
             None | Some(Value::Null) if f.required => {
+                missing = true;
                 problems.push(format!("missing required field `{}`", f.name));
             }
             None | Some(Value::Null) => {}
@@ -26,7 +32,11 @@ pub(super) fn explain(payload: &[u8], schema: &EventSchema) -> Option<String> {
             Some(_) => {}
         }
     }
-    (!problems.is_empty()).then(|| problems.join("; "))
+    let code = match missing {
+        true => ReasonCode::MissingField,
+        false => ReasonCode::WrongType,
+    };
+    (!problems.is_empty()).then(|| (code, problems.join("; ")))
 }
 
 fn fits(v: &Value, t: ColumnType) -> bool {

@@ -5,7 +5,9 @@ use arrow::array::{
 };
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow_json::ReaderBuilder;
-use scorestream_schemas::{DeadLetter, DeadLetterStage, EventSchema, provenance_fields};
+use scorestream_schemas::{
+    DeadLetter, DeadLetterStage, EventSchema, KafkaHeader, ReasonCode, provenance_fields,
+};
 
 use super::Decoder;
 use super::check::{Misfit, fits};
@@ -64,8 +66,8 @@ impl JsonDecoder {
                 good.push(i);
                 continue;
             }
-            if let Err((stage, reason)) = self.precheck(payload, &mut seen) {
-                dead_letters.push(dead_letter(chunk, i, stage, reason, now));
+            if let Err((code, reason)) = self.precheck(payload, &mut seen) {
+                dead_letters.push(dead_letter(chunk, i, code, reason, now));
                 continue;
             }
             match self.try_decode(payload) {
@@ -74,8 +76,9 @@ impl JsonDecoder {
                     good.push(i);
                 }
                 Err(arrow_reason) => {
-                    let reason = explain(payload, &self.events).unwrap_or(arrow_reason);
-                    dead_letters.push(dead_letter(chunk, i, DeadLetterStage::Schema, reason, now));
+                    let (code, reason) = explain(payload, &self.events)
+                        .unwrap_or((ReasonCode::WrongType, arrow_reason));
+                    dead_letters.push(dead_letter(chunk, i, code, reason, now));
                 }
             }
         }
@@ -93,19 +96,16 @@ impl JsonDecoder {
             flush: chunk.flush,
             fetched_at: chunk.fetched_at,
             busy: std::time::Duration::ZERO,
+            origin: None,
         })
     }
 
     /// One allocation-free pass: size, JSON syntax, one object whose
     /// declared fields have values of their types (see [`check`]).
-    fn precheck(
-        &self,
-        payload: &[u8],
-        seen: &mut Vec<bool>,
-    ) -> Result<(), (DeadLetterStage, String)> {
+    fn precheck(&self, payload: &[u8], seen: &mut Vec<bool>) -> Result<(), (ReasonCode, String)> {
         if payload.len() > self.max_message_bytes {
             return Err((
-                DeadLetterStage::Oversized,
+                ReasonCode::Oversized,
                 format!(
                     "message is {} bytes; the job's max_message_bytes is {}",
                     payload.len(),
@@ -114,19 +114,22 @@ impl JsonDecoder {
             ));
         }
         if payload.iter().all(u8::is_ascii_whitespace) {
-            return Err((DeadLetterStage::Parse, "empty message".into()));
+            return Err((ReasonCode::InvalidJson, "empty message".into()));
         }
         match fits(payload, self.events.fields(), seen) {
             Ok(()) => Ok(()),
-            Err(Misfit::Syntax(e)) => Err((DeadLetterStage::Parse, format!("not valid JSON: {e}"))),
-            Err(Misfit::Schema) => Err((
-                DeadLetterStage::Schema,
-                match payload.iter().find(|b| !b.is_ascii_whitespace()) {
-                    Some(b'{') => explain(payload, &self.events)
-                        .unwrap_or_else(|| "does not fit the event schema".into()),
-                    _ => "expected a JSON object".into(),
-                },
-            )),
+            Err(Misfit::Syntax(e)) => {
+                Err((ReasonCode::InvalidJson, format!("not valid JSON: {e}")))
+            }
+            Err(Misfit::Schema) => Err(match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') => explain(payload, &self.events).unwrap_or_else(|| {
+                    (
+                        ReasonCode::WrongType,
+                        "does not fit the event schema".into(),
+                    )
+                }),
+                _ => (ReasonCode::NotAnObject, "expected a JSON object".into()),
+            }),
         }
     }
 
@@ -193,17 +196,39 @@ fn hex32(id: u128, out: &mut [u8; 32]) -> &str {
 fn dead_letter(
     chunk: &RawChunk,
     i: usize,
+    code: ReasonCode,
+    reason: String,
+    now: i64,
+) -> DeadLetter {
+    original(chunk, i, code.stage(), code, reason, now)
+}
+
+/// A dead letter for message `i` of `chunk`, with everything the producer
+/// sent: what any stage rejecting a message from a chunk builds.
+pub(crate) fn original(
+    chunk: &RawChunk,
+    i: usize,
     stage: DeadLetterStage,
+    reason_code: ReasonCode,
     reason: String,
     now: i64,
 ) -> DeadLetter {
     DeadLetter {
         raw: chunk.payload(i).to_vec(),
         key: chunk.key(i).map(<[u8]>::to_vec),
+        headers: chunk
+            .headers(i)
+            .map(|(key, value)| KafkaHeader {
+                key: key.to_owned(),
+                value: value.map(<[u8]>::to_vec),
+            })
+            .collect(),
         topic: chunk.topic(i).clone(),
         partition: chunk.partition(i),
         offset: chunk.offset(i),
+        source_timestamp_ms: chunk.source_timestamp_ms(i),
         stage,
+        reason_code,
         reason,
         rejected_at_ms: now,
     }

@@ -12,6 +12,9 @@ mod tests;
 mod timestamp;
 
 pub use json::JsonDecoder;
+pub(crate) use json::original;
+
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 
@@ -31,4 +34,15 @@ pub trait Decoder: Send + Sync {
     /// Decodes one chunk; rows keep the messages' order. Fails only on a
     /// bug, never on bad input.
     fn decode(&self, chunk: &RawChunk) -> Result<Envelope>;
+
+    /// Decodes one chunk and hands the chunk on with the rows (see
+    /// [`Envelope::origin`]), so a row a later stage dead-letters keeps its
+    /// original message. What the running pipeline calls.
+    fn decode_keeping(&self, chunk: RawChunk) -> Result<Envelope> {
+        let mut env = self.decode(&chunk)?;
+        if env.batch.is_some() {
+            env.origin = Some(Arc::new(chunk));
+        }
+        Ok(env)
+    }
 }

@@ -10,12 +10,12 @@ use arrow::compute::kernels::zip::zip;
 use arrow::compute::{filter_record_batch, nullif};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use metrics::counter;
-use scorestream_schemas::columns;
+use scorestream_schemas::{ReasonCode, columns};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::config::{OnMissing, OnUnavailable};
-use super::join_rows::{Feature, dead_letters, names};
+use super::join_rows::{Feature, Problems, dead_letters, names, reason};
 use super::policy::JoinPolicy;
 use super::values::default_column;
 use super::watch::{MissingWatch, Watched};
@@ -126,6 +126,8 @@ impl FeatureJoin {
     }
 
     pub async fn process(&self, mut env: Envelope) -> Result<Envelope> {
+        // Past this stage nothing needs the original messages.
+        let origin = env.origin.take();
         let Some(batch) = env.batch.take() else {
             return Ok(env);
         };
@@ -144,20 +146,12 @@ impl FeatureJoin {
         }
         let rejected: BooleanArray = reject.iter().map(|r| Some(r.is_some())).collect();
         let kept: BooleanArray = reject.iter().map(|r| Some(r.is_none())).collect();
-        let reasons: Vec<String> = reject
-            .into_iter()
-            .flatten()
-            .map(|problems| {
-                if problems.is_empty() {
-                    "the feature store has no features for this event's key".to_owned()
-                } else {
-                    format!("the feature store has {}", problems.join("; "))
-                }
-            })
-            .collect();
+        let reasons = reject.into_iter().flatten().map(reason).collect();
         env.dead_letters.extend(dead_letters(
-            &filter_record_batch(&batch, &rejected)?,
-            &reasons,
+            &batch,
+            &rejected,
+            origin.as_deref(),
+            reasons,
         )?);
         let kept = filter_record_batch(&joined, &kept)?;
         env.batch = (kept.num_rows() > 0).then_some(kept);
@@ -218,8 +212,8 @@ impl FeatureJoin {
         rows: &FeatureRows,
         unavailable: bool,
         [missing, stale]: [&[BooleanArray]; 2],
-    ) -> Result<Vec<Option<Vec<String>>>> {
-        let mut reject = vec![None::<Vec<String>>; keys.len()];
+    ) -> Result<Vec<Option<Problems>>> {
+        let mut reject = vec![None::<Problems>; keys.len()];
         for (kind, flags, policy) in [
             ("missing", missing, self.policy.on_missing),
             ("stale", stale, self.policy.on_stale),
@@ -241,8 +235,14 @@ impl FeatureJoin {
                     let problems = reason.get_or_insert_with(Vec::new);
                     if rows.found.value(i) {
                         problems.push(match kind {
-                            "missing" => format!("no value for feature `{}`", f.name),
-                            _ => format!("a value for feature `{}` older than its max_age", f.name),
+                            "missing" => (
+                                ReasonCode::FeatureMissing,
+                                format!("no value for feature `{}`", f.name),
+                            ),
+                            _ => (
+                                ReasonCode::FeatureStale,
+                                format!("a value for feature `{}` older than its max_age", f.name),
+                            ),
                         });
                     }
                 }

@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray, ListArray, RecordBatch, StringBuilder};
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type};
 use arrow_json::LineDelimitedWriter;
-use scorestream_schemas::{DeadLetter, DeadLetterStage, columns};
+use scorestream_schemas::{DeadLetter, DeadLetterStage, ReasonCode, columns};
 
 use crate::Result;
+use crate::decode::original;
+use crate::source::kafka::RawChunk;
 
 /// One output feature: its store column, policy and default as a 1-row
 /// array (for `zip`).
@@ -59,20 +61,86 @@ pub(super) fn names(features: &[Feature], flags: &[BooleanArray], n: usize) -> R
     )))
 }
 
-/// Dead letters for valid events the store could not enrich. Their original
-/// bytes are gone by now, so `raw` is the decoded event re-encoded as JSON,
-/// which replays the same way.
-pub(super) fn dead_letters(rejected: &RecordBatch, reasons: &[String]) -> Result<Vec<DeadLetter>> {
-    let topic = rejected
-        .column_by_name(columns::SOURCE_TOPIC)
-        .map(|c| c.as_string::<i32>().clone());
-    let partition = rejected
-        .column_by_name(columns::SOURCE_PARTITION)
-        .map(|c| c.as_primitive::<arrow::datatypes::Int32Type>().clone());
-    let offset = rejected
-        .column_by_name(columns::SOURCE_OFFSET)
-        .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>().clone());
-    let event_cols: Vec<usize> = rejected
+/// Why a row is sent away: one (code, words) per problem, empty when the
+/// store has nothing at all for the key.
+pub(super) type Problems = Vec<(ReasonCode, String)>;
+
+/// The code and words of a rejected row's dead letter.
+pub(super) fn reason(problems: Problems) -> (ReasonCode, String) {
+    let Some(&(code, _)) = problems.first() else {
+        return (
+            ReasonCode::FeatureMissing,
+            "the feature store has no features for this event's key".to_owned(),
+        );
+    };
+    let code = match problems
+        .iter()
+        .any(|(c, _)| *c == ReasonCode::FeatureMissing)
+    {
+        true => ReasonCode::FeatureMissing,
+        false => code,
+    };
+    let words: Vec<String> = problems.into_iter().map(|(_, w)| w).collect();
+    (code, format!("the feature store has {}", words.join("; ")))
+}
+
+/// Dead letters for the `rejected` rows of `batch`, valid events the store
+/// could not enrich. With the chunk they were decoded from at hand (the
+/// running pipeline), each keeps its message exactly as the producer sent
+/// it. Without it, `raw` is the decoded event re-encoded as JSON, which
+/// replays the same way but without key or headers.
+pub(super) fn dead_letters(
+    batch: &RecordBatch,
+    rejected: &BooleanArray,
+    origin: Option<&RawChunk>,
+    reasons: Vec<(ReasonCode, String)>,
+) -> Result<Vec<DeadLetter>> {
+    let col = |name| batch.column_by_name(name);
+    let topic = col(columns::SOURCE_TOPIC).map(|c| c.as_string::<i32>().clone());
+    let partition = col(columns::SOURCE_PARTITION).map(|c| c.as_primitive::<Int32Type>().clone());
+    let offset = col(columns::SOURCE_OFFSET).map(|c| c.as_primitive::<Int64Type>().clone());
+    let now = crate::now_ms();
+    let mut out = Vec::with_capacity(reasons.len());
+    // Rows are a subsequence of the chunk's messages, in order: one walk
+    // through both finds every rejected row's message.
+    let mut next = 0;
+    for (row, (code, reason)) in rejected.values().set_indices().zip(reasons) {
+        let at = (
+            topic.as_ref().map_or("", |t| t.value(row)),
+            partition.as_ref().map_or(-1, |p| p.value(row)),
+            offset.as_ref().map_or(-1, |o| o.value(row)),
+        );
+        let found = origin.and_then(|chunk| {
+            let i = (next..chunk.len()).find(|&i| {
+                (chunk.offset(i), chunk.partition(i), chunk.topic(i).as_ref()) == (at.2, at.1, at.0)
+            })?;
+            next = i + 1;
+            Some((chunk, i))
+        });
+        let letter = match found {
+            Some((chunk, i)) => original(chunk, i, DeadLetterStage::Features, code, reason, now),
+            None => DeadLetter {
+                raw: reencoded(batch, row)?,
+                key: None,
+                headers: Vec::new(),
+                topic: at.0.into(),
+                partition: at.1,
+                offset: at.2,
+                source_timestamp_ms: None,
+                stage: DeadLetterStage::Features,
+                reason_code: code,
+                reason,
+                rejected_at_ms: now,
+            },
+        };
+        out.push(letter);
+    }
+    Ok(out)
+}
+
+/// The event columns of one row as a line of JSON.
+fn reencoded(batch: &RecordBatch, row: usize) -> Result<Vec<u8>> {
+    let event_cols: Vec<usize> = batch
         .schema()
         .fields()
         .iter()
@@ -80,29 +148,12 @@ pub(super) fn dead_letters(rejected: &RecordBatch, reasons: &[String]) -> Result
         .filter(|(_, f)| !f.name().starts_with("source_") && f.name() != columns::INGEST_TIME)
         .map(|(i, _)| i)
         .collect();
-    let events = rejected.project(&event_cols)?;
-    let now = crate::now_ms();
-    let mut out = Vec::with_capacity(rejected.num_rows());
-    for (row, reason) in reasons.iter().enumerate() {
-        let mut raw = Vec::new();
-        let mut w = LineDelimitedWriter::new(&mut raw);
-        w.write(&events.slice(row, 1))?;
-        w.finish()?;
-        if raw.last() == Some(&b'\n') {
-            raw.pop();
-        }
-        out.push(DeadLetter {
-            raw,
-            key: None,
-            topic: topic
-                .as_ref()
-                .map_or_else(|| "".into(), |t| t.value(row).into()),
-            partition: partition.as_ref().map_or(-1, |p| p.value(row)),
-            offset: offset.as_ref().map_or(-1, |o| o.value(row)),
-            stage: DeadLetterStage::Features,
-            reason: reason.clone(),
-            rejected_at_ms: now,
-        });
+    let mut raw = Vec::new();
+    let mut w = LineDelimitedWriter::new(&mut raw);
+    w.write(&batch.project(&event_cols)?.slice(row, 1))?;
+    w.finish()?;
+    if raw.last() == Some(&b'\n') {
+        raw.pop();
     }
-    Ok(out)
+    Ok(raw)
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use scorestream_schemas::DeadLetterStage;
+use scorestream_schemas::DeadLetterCounts;
 
 use crate::{Coverage, Result};
 
@@ -12,9 +12,8 @@ use crate::{Coverage, Result};
 pub struct Committed {
     pub rows: usize,
     pub dead_letters: usize,
-    /// `dead_letters` by the stage that rejected them, indexed by
-    /// `DeadLetterStage as usize` (see `DeadLetterStage::ALL`).
-    pub dead_letter_stages: [usize; DeadLetterStage::ALL.len()],
+    /// `dead_letters` by the stage that rejected them and reason code.
+    pub dead_letter_stages: DeadLetterCounts,
     /// Where each committed file now is: a path, or an object's URL.
     pub files: Vec<PathBuf>,
     pub bytes: u64,
@@ -47,6 +46,6 @@ impl Committed {
     }
 }
 
-pub(crate) fn add_stages(to: &mut [usize; DeadLetterStage::ALL.len()], from: &[usize]) {
-    to.iter_mut().zip(from).for_each(|(t, f)| *t += f);
+pub(crate) fn add_stages(to: &mut DeadLetterCounts, from: &DeadLetterCounts) {
+    to.absorb(from);
 }

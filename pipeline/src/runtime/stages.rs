@@ -38,7 +38,7 @@ pub(super) async fn decode(
         s.events_arrived(chunk.len() as u64);
         counter!("scorestream_events_total").increment(chunk.len() as u64);
         let started = Instant::now();
-        let env = cpu_bound(|| decoder.decode(&chunk))?;
+        let env = cpu_bound(|| decoder.decode_keeping(chunk))?;
         stage_seconds(&s, "decode", started);
         forward(&tx, env, "decode").await?;
     }

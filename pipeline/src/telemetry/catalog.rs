@@ -164,8 +164,8 @@ pub const METRICS: &[MetricDoc] = &[
         "scorestream_dead_letters_total",
         Counter,
         Unit::Count,
-        &["stage"],
-        "Events committed as dead letters, by the stage that rejected them (parse, schema, oversized, features).",
+        &["stage", "reason"],
+        "Events committed as dead letters, by the stage that rejected them (parse, schema, oversized, features) and reason code (invalid_json, not_an_object, missing_field, wrong_type, oversized, feature_missing, feature_stale, schema_unavailable).",
     ),
     doc(
         "scorestream_dead_letters_produced_total",

@@ -30,7 +30,7 @@ use metrics::{describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_tracing_context::{MetricsLayer, TracingContextLayer};
 use metrics_util::layers::Layer as _;
-use scorestream_schemas::DeadLetterStage;
+use scorestream_schemas::DeadLetterCounts;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::registry::LookupSpan;
@@ -131,14 +131,17 @@ pub fn describe_metrics() {
     }
 }
 
-/// Counts committed dead letters by the stage that rejected them (one
-/// increment per stage per commit, never per letter).
-pub fn count_dead_letters(by_stage: &[usize; DeadLetterStage::ALL.len()]) {
-    for (stage, &n) in DeadLetterStage::ALL.iter().zip(by_stage) {
-        if n > 0 {
-            metrics::counter!("scorestream_dead_letters_total", "stage" => stage.as_str())
-                .increment(n as u64);
-        }
+/// Counts committed dead letters by the stage that rejected them and the
+/// reason code (one increment per pair per commit, never per letter). Both
+/// labels come from closed sets, so the series stay few.
+pub fn count_dead_letters(counts: &DeadLetterCounts) {
+    for (stage, code, n) in counts.iter() {
+        metrics::counter!(
+            "scorestream_dead_letters_total",
+            "stage" => stage.as_str(),
+            "reason" => code.as_str()
+        )
+        .increment(n as u64);
     }
 }
 

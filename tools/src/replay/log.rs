@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,20 +23,52 @@ pub struct ReplayLog {
     /// `--to`, when given.
     pub to: Option<String>,
     pub stage: Option<String>,
+    /// `--reason`, when given (logs from before it existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub predicate: Option<String>,
     pub dead_letters: Vec<Provenance>,
+}
+
+/// Kafka messages by topic, partition and offset, in about 24 bytes each
+/// (topic names are stored once): what a replay keeps per dead letter.
+#[derive(Debug, Default)]
+pub(super) struct ProvenanceSet {
+    topics: Vec<Arc<str>>,
+    set: HashSet<(u32, i32, i64)>,
+}
+
+impl ProvenanceSet {
+    /// Adds a message; false if it was there already.
+    pub(super) fn insert(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+        let t = match self.topics.iter().position(|t| t.as_ref() == topic) {
+            Some(t) => t,
+            None => {
+                self.topics.push(topic.into());
+                self.topics.len() - 1
+            }
+        };
+        self.set.insert((t as u32, partition, offset))
+    }
+
+    pub(super) fn contains(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        self.topics
+            .iter()
+            .position(|t| t.as_ref() == topic)
+            .is_some_and(|t| self.set.contains(&(t as u32, partition, offset)))
+    }
 }
 
 /// Every dead letter any replay log in `dir` lists. Files being written are
 /// hidden (`.name.tmp`) and skipped; a log that does not parse is an error,
 /// since ignoring it would re-send everything it lists.
-pub(super) fn replayed(dir: &Path) -> Result<HashSet<Provenance>, ToolError> {
+pub(super) fn replayed(dir: &Path) -> Result<ProvenanceSet, ToolError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProvenanceSet::default()),
         Err(e) => return Err(ToolError::io(format!("listing {}", dir.display()), e)),
     };
-    let mut done = HashSet::new();
+    let mut done = ProvenanceSet::default();
     for entry in entries {
         let entry = entry.map_err(|e| ToolError::io(format!("listing {}", dir.display()), e))?;
         let name = entry.file_name();
@@ -50,7 +83,9 @@ pub(super) fn replayed(dir: &Path) -> Result<HashSet<Provenance>, ToolError> {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        done.extend(log.dead_letters);
+        for p in &log.dead_letters {
+            done.insert(&p.topic, p.partition, p.offset);
+        }
     }
     Ok(done)
 }

@@ -4,7 +4,7 @@ use metrics::counter;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use scorestream_schemas::DeadLetter;
+use scorestream_schemas::{DeadLetter, KafkaHeader};
 use tracing::debug;
 
 use super::context::{ProducerContext, producer_for};
@@ -18,6 +18,8 @@ use crate::{OperatorError, Result};
 pub mod headers {
     pub const STAGE: &str = "scorestream.stage";
     pub const REASON: &str = "scorestream.reason";
+    /// The reason's code (`invalid_json`, `feature_missing`, ...), for routing.
+    pub const REASON_CODE: &str = "scorestream.reason_code";
     pub const SOURCE_TOPIC: &str = "scorestream.source.topic";
     pub const SOURCE_PARTITION: &str = "scorestream.source.partition";
     pub const SOURCE_OFFSET: &str = "scorestream.source.offset";
@@ -177,8 +179,9 @@ impl DeadLetterProducer {
         &self.topic
     }
 
-    /// Produces every dead letter (key and value as they arrived, Kafka
-    /// timestamp = when it was rejected, provenance in headers) and waits
+    /// Produces every dead letter (key, value and headers as they arrived,
+    /// Kafka timestamp = when it was rejected, provenance in
+    /// `scorestream.*` headers after the original ones) and waits
     /// until each is acknowledged by all in-sync replicas. Any failed delivery
     /// fails the whole call, so the sink does not commit the batch's offsets.
     pub async fn send(&self, letters: &[DeadLetter]) -> Result<usize> {
@@ -201,24 +204,41 @@ impl DeadLetterProducer {
     }
 }
 
-/// The `scorestream.*` headers of a dead letter on the dead-letter topic.
+/// The headers of a dead letter on the dead-letter topic: the message's
+/// own, in order, then the `scorestream.*` ones.
 fn provenance_headers(d: &DeadLetter) -> OwnedHeaders {
     let partition = d.partition.to_string();
     let offset = d.offset.to_string();
     let rejected_at = d.rejected_at_ms.to_string();
+    let original = original_headers(&d.headers, 7);
     [
         (headers::STAGE, d.stage.as_str()),
         (headers::REASON, d.reason.as_str()),
+        (headers::REASON_CODE, d.reason_code.as_str()),
         (headers::SOURCE_TOPIC, &*d.topic),
         (headers::SOURCE_PARTITION, &partition),
         (headers::SOURCE_OFFSET, &offset),
         (headers::REJECTED_AT, &rejected_at),
     ]
     .into_iter()
-    .fold(OwnedHeaders::new_with_capacity(6), |h, (key, value)| {
+    .fold(original, |h, (key, value)| {
         h.insert(Header {
             key,
             value: Some(value),
         })
     })
+}
+
+/// A message's original headers, with room for `more`: what replay and the
+/// dead-letter topic both start from.
+pub fn original_headers(headers: &[KafkaHeader], more: usize) -> OwnedHeaders {
+    headers.iter().fold(
+        OwnedHeaders::new_with_capacity(headers.len() + more),
+        |h, kh| {
+            h.insert(Header {
+                key: &kh.key,
+                value: kh.value.as_deref(),
+            })
+        },
+    )
 }

@@ -9,7 +9,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, ClientContext, Offset, Timestamp, TopicPartitionList};
-use scorestream_schemas::{DeadLetter, DeadLetterStage};
+use scorestream_schemas::{DeadLetter, DeadLetterStage, KafkaHeader, ReasonCode};
 
 use super::*;
 use crate::config::Validate;
@@ -40,6 +40,21 @@ fn letter(offset: i64, raw: &[u8], key: Option<&[u8]>, stage: DeadLetterStage) -
         stage,
         reason: format!("reason {offset}"),
         rejected_at_ms: 1_700_000_000_000 + offset,
+        headers: vec![
+            KafkaHeader {
+                key: "traceparent".into(),
+                value: Some(format!("tp-{offset}").into_bytes()),
+            },
+            KafkaHeader {
+                key: "flag".into(),
+                value: None,
+            },
+        ],
+        source_timestamp_ms: Some(1_600_000_000_000),
+        reason_code: match stage {
+            DeadLetterStage::Parse => ReasonCode::InvalidJson,
+            _ => ReasonCode::WrongType,
+        },
     }
 }
 
@@ -111,7 +126,22 @@ async fn dead_letters_arrive_whole_with_their_provenance_headers() {
             None => assert_eq!(m.key(), None),
         }
         assert_eq!(m.timestamp(), Timestamp::CreateTime(d.rejected_at_ms));
-        assert_eq!(m.headers().expect("headers").count(), 6);
+        let all = m.headers().expect("headers");
+        assert_eq!(all.count(), 9);
+        // The message's own headers first, as they arrived (a header
+        // without a value stays without one), then scorestream's.
+        let original: Vec<_> = all
+            .iter()
+            .take(2)
+            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+            .collect();
+        let expected: Vec<_> = d
+            .headers
+            .iter()
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect();
+        assert_eq!(original, expected);
+        assert_eq!(header(m, headers::REASON_CODE), d.reason_code.as_str());
         assert_eq!(header(m, headers::STAGE), d.stage.as_str());
         assert_eq!(header(m, headers::REASON), d.reason);
         assert_eq!(header(m, headers::SOURCE_TOPIC), "tx");

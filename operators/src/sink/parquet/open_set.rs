@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use scorestream_schemas::DeadLetterStage;
+use scorestream_schemas::DeadLetterCounts;
 
 use super::RollConfig;
 use super::open_file::OpenFile;
@@ -25,7 +25,7 @@ pub(super) struct OpenSet {
     pub(super) dead: Option<OpenFile>,
     pub(super) rows: usize,
     pub(super) dead_letters: usize,
-    pub(super) dead_letter_stages: [usize; DeadLetterStage::ALL.len()],
+    pub(super) dead_letter_stages: DeadLetterCounts,
     /// Kafka timestamps of the rows, in `LATENCY_BUCKET_MS` buckets (sink.rs).
     pub(super) ingest: BTreeMap<i64, u64>,
 }
@@ -43,7 +43,7 @@ impl OpenSet {
             dead: None,
             rows: 0,
             dead_letters: 0,
-            dead_letter_stages: [0; DeadLetterStage::ALL.len()],
+            dead_letter_stages: DeadLetterCounts::default(),
             ingest: BTreeMap::new(),
         }
     }

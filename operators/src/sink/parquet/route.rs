@@ -132,7 +132,7 @@ impl Router<'_> {
         };
         set.dead_letters += dead.len();
         for d in dead {
-            set.dead_letter_stages[d.stage as usize] += 1;
+            set.dead_letter_stages.add(d.stage, d.reason_code);
         }
         if !self.dead_letter_files {
             return Ok(());

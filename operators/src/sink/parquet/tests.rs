@@ -70,6 +70,9 @@ pub(super) fn dead(partition: i32, offset: i64) -> DeadLetter {
         stage: DeadLetterStage::Parse,
         reason: "bad".into(),
         rejected_at_ms: 0,
+        headers: Vec::new(),
+        source_timestamp_ms: None,
+        reason_code: scorestream_schemas::ReasonCode::InvalidJson,
     }
 }
 

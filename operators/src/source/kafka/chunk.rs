@@ -19,12 +19,33 @@ pub struct RawChunk {
     key_ends: Vec<Option<usize>>,
     /// Trace ids from the messages' `traceparent` headers, 0 where absent.
     trace_ids: Vec<u128>,
+    /// Every header's name and value, back to back, so a dead letter can
+    /// carry them whatever stage rejects it; nothing is allocated for a
+    /// message without headers.
+    header_bytes: Vec<u8>,
+    header_spans: Vec<HeaderSpan>,
+    /// Per message, the end of its headers in `header_spans`.
+    header_ends: Vec<u32>,
+    /// Messages (ascending) the broker gave no timestamp: theirs was
+    /// stamped here on arrival, so a replay must not send it as the
+    /// producer's.
+    stamped_here: Vec<u32>,
     /// The offsets this chunk accounts for, gaps included.
     pub coverage: Coverage,
     /// Ask downstream operators to emit what they hold (see [`crate::Envelope::flush`]).
     pub flush: bool,
     /// When the first message went in (see [`crate::Envelope::fetched_at`]).
     pub fetched_at: Option<std::time::Instant>,
+}
+
+/// Where one header's name and value end in `header_bytes`; it starts where
+/// the previous one ended.
+#[derive(Debug, Clone, Copy)]
+struct HeaderSpan {
+    name_end: usize,
+    value_end: usize,
+    /// Kafka tells a header without a value from one with an empty value.
+    has_value: bool,
 }
 
 impl RawChunk {
@@ -38,6 +59,7 @@ impl RawChunk {
             payload_ends: Vec::with_capacity(messages),
             key_ends: Vec::with_capacity(messages),
             trace_ids: Vec::with_capacity(messages),
+            header_ends: Vec::with_capacity(messages),
             ..Default::default()
         }
     }
@@ -72,7 +94,63 @@ impl RawChunk {
             self.keys.len()
         }));
         self.trace_ids.push(0);
+        self.header_ends.push(self.header_spans.len() as u32);
         self.offsets.len() - 1
+    }
+
+    /// Adds a header to the message pushed last.
+    pub(crate) fn push_header(&mut self, name: &str, value: Option<&[u8]>) {
+        self.header_bytes.extend_from_slice(name.as_bytes());
+        let name_end = self.header_bytes.len();
+        if let Some(v) = value {
+            self.header_bytes.extend_from_slice(v);
+        }
+        self.header_spans.push(HeaderSpan {
+            name_end,
+            value_end: self.header_bytes.len(),
+            has_value: value.is_some(),
+        });
+        if let Some(end) = self.header_ends.last_mut() {
+            *end = self.header_spans.len() as u32;
+        }
+    }
+
+    /// Notes that the message pushed last came without a broker timestamp.
+    pub(crate) fn mark_stamped_here(&mut self) {
+        if let Some(i) = self.offsets.len().checked_sub(1) {
+            self.stamped_here.push(i as u32);
+        }
+    }
+
+    /// Message `i`'s headers, in the order they arrived, as (name, value).
+    pub fn headers(&self, i: usize) -> impl Iterator<Item = (&str, Option<&[u8]>)> + '_ {
+        let first = if i == 0 {
+            0
+        } else {
+            self.header_ends[i - 1] as usize
+        };
+        let spans = &self.header_spans[first..self.header_ends[i] as usize];
+        let mut start = match first {
+            0 => 0,
+            _ => self.header_spans[first - 1].value_end,
+        };
+        spans.iter().map(move |h| {
+            let name = &self.header_bytes[start..h.name_end];
+            let value = &self.header_bytes[h.name_end..h.value_end];
+            start = h.value_end;
+            // Names went in as `&str`, so this cannot fail.
+            let name = std::str::from_utf8(name).unwrap_or_default();
+            (name, h.has_value.then_some(value))
+        })
+    }
+
+    /// The message's Kafka timestamp as the broker gave it; `None` where
+    /// the broker gave none.
+    pub fn source_timestamp_ms(&self, i: usize) -> Option<i64> {
+        match self.stamped_here.binary_search(&(i as u32)) {
+            Ok(_) => None,
+            Err(_) => Some(self.timestamps_ms[i]),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -208,6 +286,35 @@ mod tests {
         assert_eq!(
             (c.partition(2), c.offset(2), c.timestamp_ms(2)),
             (1, 11, 300)
+        );
+    }
+
+    #[test]
+    fn headers_and_timestamps_stay_with_their_message() {
+        let mut c = RawChunk::with_capacity(4);
+        c.push("a", 0, 0, 100, None, b"x");
+        c.push_header("trace", Some(b"t1"));
+        c.push_header("empty", Some(b""));
+        c.push_header("none", None);
+        c.push("a", 0, 1, 200, None, b"y");
+        c.mark_stamped_here();
+        c.push("a", 0, 2, 300, None, b"z");
+        c.push_header("trace", Some(b"t3"));
+        let all = |i| c.headers(i).collect::<Vec<_>>();
+        assert_eq!(
+            all(0),
+            vec![
+                ("trace", Some(&b"t1"[..])),
+                ("empty", Some(&b""[..])),
+                ("none", None)
+            ]
+        );
+        assert_eq!(all(1), vec![]);
+        assert_eq!(all(2), vec![("trace", Some(&b"t3"[..]))]);
+        assert_eq!(c.payload(2), b"z", "headers do not disturb payloads");
+        assert_eq!(
+            (0..3).map(|i| c.source_timestamp_ms(i)).collect::<Vec<_>>(),
+            vec![Some(100), None, Some(300)]
         );
     }
 

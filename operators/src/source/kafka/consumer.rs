@@ -276,9 +276,7 @@ impl KafkaSource {
         let i = st
             .chunk
             .push(topic, partition, offset, ts, m.key, m.payload);
-        if let Some(v) = m.traceparent {
-            st.chunk.set_traceparent(i, v);
-        }
+        m.keep_rest(&mut st.chunk, i);
         if st.deadline.is_none() {
             st.deadline = Some(Instant::now() + linger);
         }

@@ -197,27 +197,42 @@ impl<'a> Fetched<'a> {
         unsafe { std::slice::from_raw_parts(self.m.payload as *const u8, self.m.len) }
     }
 
-    /// The value of the last header named `name`, if the message has one.
-    pub(super) fn header(&self, name: &CStr) -> Option<&'a [u8]> {
+    /// The message's headers as librdkafka parsed them (kept with the
+    /// message, so they live as long), or `None` when it has none.
+    pub(super) fn headers(&self) -> Option<&'a rd::rd_kafka_headers_t> {
         let mut hdrs: *mut rd::rd_kafka_headers_t = ptr::null_mut();
         // SAFETY: the message is live; librdkafka parses its headers once and
-        // keeps them with the message, so the value outlives this call.
-        unsafe {
-            if rd::rd_kafka_message_headers(self.m, &mut hdrs)
-                != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-            {
-                return None;
-            }
-            let mut value: *const std::ffi::c_void = ptr::null();
-            let mut size = 0usize;
-            if rd::rd_kafka_header_get_last(hdrs, name.as_ptr(), &mut value, &mut size)
-                != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-                || value.is_null()
-            {
-                return None;
-            }
-            Some(std::slice::from_raw_parts(value as *const u8, size))
+        // keeps them with the message.
+        let err = unsafe { rd::rd_kafka_message_headers(self.m, &mut hdrs) };
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || hdrs.is_null() {
+            return None;
         }
+        // SAFETY: non-null and owned by the message, which outlives 'a.
+        Some(unsafe { &*hdrs })
+    }
+}
+
+/// Calls `f` with each header of a message's header list, in order.
+pub(super) fn each_header<'a>(
+    h: &'a rd::rd_kafka_headers_t,
+    f: &mut impl FnMut(&str, Option<&'a [u8]>),
+) {
+    for idx in 0.. {
+        let mut name: *const std::ffi::c_char = ptr::null();
+        let mut value: *const std::ffi::c_void = ptr::null();
+        let mut size = 0usize;
+        // SAFETY: `h` is a live header list; the out-pointers are valid, and
+        // what they receive is owned by the list, which outlives 'a.
+        let err = unsafe { rd::rd_kafka_header_get_all(h, idx, &mut name, &mut value, &mut size) };
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            return;
+        }
+        // SAFETY: a header name is a NUL-terminated string owned by the list.
+        let name = unsafe { CStr::from_ptr(name) }.to_str().unwrap_or_default();
+        // SAFETY: value/size describe a buffer owned by the list.
+        let value =
+            (!value.is_null()).then(|| unsafe { std::slice::from_raw_parts(value as *const u8, size) });
+        f(name, value);
     }
 }
 

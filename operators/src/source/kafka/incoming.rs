@@ -1,9 +1,11 @@
 //! A message as the source needs it, whether it came off the fetch queue
 //! in a batch or off the consumer queue one at a time.
 
-use rdkafka::message::Message;
+use rdkafka::bindings as rd;
+use rdkafka::message::{BorrowedHeaders, Headers as _, Message};
 
-use super::fetch_queue::Fetched;
+use super::RawChunk;
+use super::fetch_queue::{Fetched, each_header};
 
 /// A message as the source needs it, whichever way it was read.
 pub(super) struct Incoming<'a> {
@@ -13,7 +15,14 @@ pub(super) struct Incoming<'a> {
     pub(super) timestamp_ms: Option<i64>,
     pub(super) key: Option<&'a [u8]>,
     pub(super) payload: &'a [u8],
-    pub(super) traceparent: Option<&'a [u8]>,
+    headers: Headers<'a>,
+}
+
+/// A message's headers, as whichever client read it holds them.
+enum Headers<'a> {
+    None,
+    Borrowed(&'a BorrowedHeaders),
+    Native(&'a rd::rd_kafka_headers_t),
 }
 
 impl<'a> Incoming<'a> {
@@ -25,12 +34,7 @@ impl<'a> Incoming<'a> {
             timestamp_ms: m.timestamp().to_millis(),
             key: m.key(),
             payload: m.payload().unwrap_or_default(),
-            traceparent: m.headers().and_then(|h| {
-                rdkafka::message::Headers::iter(h)
-                    .filter(|h| h.key.as_bytes() == TRACEPARENT.to_bytes())
-                    .last()
-                    .and_then(|h| h.value)
-            }),
+            headers: m.headers().map_or(Headers::None, Headers::Borrowed),
         }
     }
 
@@ -42,10 +46,35 @@ impl<'a> Incoming<'a> {
             timestamp_ms: m.timestamp_ms(),
             key: m.key(),
             payload: m.payload(),
-            traceparent: m.header(TRACEPARENT),
+            headers: m.headers().map_or(Headers::None, Headers::Native),
+        }
+    }
+
+    /// Records in `chunk`, for the message it holds last (this one), what
+    /// `RawChunk::push` does not take: every header, the trace id of the
+    /// last `traceparent` one, and whether the broker sent no timestamp.
+    /// Costs nothing for a message without headers.
+    pub(super) fn keep_rest(&self, chunk: &mut RawChunk, i: usize) {
+        if self.timestamp_ms.is_none() {
+            chunk.mark_stamped_here();
+        }
+        let mut traceparent = None;
+        let mut keep = |name: &str, value: Option<&'a [u8]>| {
+            if name == TRACEPARENT {
+                traceparent = value.or(traceparent);
+            }
+            chunk.push_header(name, value);
+        };
+        match self.headers {
+            Headers::None => {}
+            Headers::Borrowed(h) => h.iter().for_each(|h| keep(h.key, h.value)),
+            Headers::Native(h) => each_header(h, &mut keep),
+        }
+        if let Some(v) = traceparent {
+            chunk.set_traceparent(i, v);
         }
     }
 }
 
 /// The W3C trace context header (the last one counts if several are sent).
-const TRACEPARENT: &std::ffi::CStr = c"traceparent";
+const TRACEPARENT: &str = "traceparent";
