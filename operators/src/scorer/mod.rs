@@ -18,6 +18,7 @@ mod onnx;
 mod operator;
 mod package;
 mod registry;
+mod role;
 #[cfg(test)]
 mod tests;
 pub mod train;
@@ -30,6 +31,7 @@ pub use manifest::{
 };
 pub use mlp::Mlp;
 pub use model::Model;
-pub use operator::{CanaryConfig, ModelInUse, Scorer, ScorerConfig, ShadowConfig};
+pub use operator::{CanaryConfig, Scorer, ScorerConfig, ShadowConfig};
 pub use package::ModelPackage;
 pub use registry::{ModelSource, RegistryWatcher, registry_version};
+pub use role::{ModelInUse, ModelRole};

@@ -11,7 +11,7 @@ use scorestream_schemas::{score_fields, shadow_score_fields};
 use serde::Deserialize;
 
 use super::mixed::MixedColumns;
-use super::{DeviceChoice, InputMatrix, ModelPackage, PrecisionChoice};
+use super::{DeviceChoice, InputMatrix, ModelInUse, ModelPackage, ModelRole, PrecisionChoice};
 use crate::{Envelope, OperatorError, Result};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,15 +105,6 @@ impl Model {
         }
         Ok(Float32Array::from(out))
     }
-}
-
-/// A model a scorer runs, and in which role.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ModelInUse {
-    /// `champion`, `shadow` or `canary`.
-    pub role: &'static str,
-    pub name: String,
-    pub version: String,
 }
 
 /// A challenger that produces the output score for a fixed share of keys.
@@ -222,7 +213,30 @@ impl Scorer {
     /// version, hot-reloaded); if its inputs do not bind, the current one
     /// stays.
     pub fn swap(&mut self, package: ModelPackage) -> Result<(), Vec<OperatorError>> {
-        self.champion = Model::bind(package, &self.in_schema)?;
+        self.replace(ModelRole::Champion, package)
+    }
+
+    /// Scores the following batches with `package` in `role`, as [`Scorer::swap`]
+    /// does for the champion. The new model is bound before anything is
+    /// replaced, so a version that does not fit leaves every model as it was.
+    pub fn replace(
+        &mut self,
+        role: ModelRole,
+        package: ModelPackage,
+    ) -> Result<(), Vec<OperatorError>> {
+        let absent = || {
+            vec![OperatorError::ModelInput {
+                input: role.to_string(),
+                reason: "this job has no such model to replace".into(),
+            }]
+        };
+        let model = Model::bind(package, &self.in_schema)?;
+        let slot = match role {
+            ModelRole::Champion => &mut self.champion,
+            ModelRole::Shadow(i) => self.shadows.get_mut(i).ok_or_else(absent)?,
+            ModelRole::Canary => &mut self.canary.as_mut().ok_or_else(absent)?.model,
+        };
+        *slot = model;
         Ok(())
     }
 
@@ -250,9 +264,11 @@ impl Scorer {
             name: m.name().to_owned(),
             version: m.version().to_owned(),
         };
-        let mut out = vec![entry("champion", &self.champion)];
-        out.extend(self.shadows.iter().map(|m| entry("shadow", m)));
-        out.extend(self.canary.iter().map(|c| entry("canary", &c.model)));
+        let mut out = vec![entry(ModelRole::Champion.as_str(), &self.champion)];
+        let shadow = ModelRole::Shadow(0).as_str();
+        out.extend(self.shadows.iter().map(|m| entry(shadow, m)));
+        let canary = ModelRole::Canary.as_str();
+        out.extend(self.canary.iter().map(|c| entry(canary, &c.model)));
         out
     }
 

@@ -10,7 +10,7 @@ use scorestream_operators::sink::parquet::PartitionSpec;
 use scorestream_schemas::EventSchema;
 use tokio::sync::mpsc;
 
-use super::build_model::{build_scorer, load_model, undeclared_features};
+use super::build_model::{Challengers, build_scorer, load_model, undeclared_features};
 use super::drift_setup::{DriftSetup, drift_setup};
 use super::models::{ModelLoader, ModelSwap, ModelSwitch};
 use crate::config::JobConfig;
@@ -25,6 +25,8 @@ pub struct Job {
     pub(super) join: FeatureJoin,
     pub(super) scorer: Scorer,
     pub(super) model_source: ModelSource,
+    /// Shadows' and the canary's sources, each hot-reloaded when a registry.
+    pub(super) challengers: Challengers,
     /// How scored rows map to output partition directories.
     pub(super) partitions: PartitionSpec,
     pub(super) drift: Option<DriftSetup>,
@@ -79,20 +81,21 @@ impl Job {
         );
         let drift = scorer
             .as_ref()
-            .and_then(|s| drift_setup(&config, s.output_schema(), &mut problems));
+            .and_then(|(s, _)| drift_setup(&config, s.output_schema(), &mut problems));
         if let Err(found) = config.sink.validate() {
             problems.extend(found.into_iter().map(|e| e.within("sink")));
         }
         let partitions = scorer
             .as_ref()
-            .and_then(|s| partition_spec(&config, s.output_schema(), &mut problems));
+            .and_then(|(s, _)| partition_spec(&config, s.output_schema(), &mut problems));
         match (scorer, partitions) {
-            (Some(scorer), Some(partitions)) if problems.is_empty() => Ok(Self {
+            (Some((scorer, challengers)), Some(partitions)) if problems.is_empty() => Ok(Self {
                 config,
                 decoder,
                 join,
                 scorer,
                 model_source,
+                challengers,
                 partitions,
                 drift,
                 swaps: mpsc::channel(1),

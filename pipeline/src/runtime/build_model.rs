@@ -4,7 +4,7 @@
 
 use arrow::datatypes::SchemaRef;
 use candle_core::Device;
-use scorestream_operators::scorer::{ModelPackage, ModelSource, Scorer};
+use scorestream_operators::scorer::{ModelPackage, ModelRole, ModelSource, Scorer};
 
 use crate::Problem;
 use crate::config::JobConfig;
@@ -31,6 +31,10 @@ pub(super) fn load_model(
         .map(|(source, package)| (device, source, package))
 }
 
+/// A challenger's role and where its versions come from (a registry of
+/// them is watched for new ones, as the champion's is).
+pub(super) type Challengers = Vec<(ModelRole, ModelSource)>;
+
 /// The scorer with its champion bound to the joined schema, and its shadows
 /// and canary.
 pub(super) fn build_scorer(
@@ -39,7 +43,7 @@ pub(super) fn build_scorer(
     device: &Device,
     input: &SchemaRef,
     problems: &mut Vec<Problem>,
-) -> Option<Scorer> {
+) -> Option<(Scorer, Challengers)> {
     match Scorer::new(package, device.clone(), input).and_then(|s| challengers(s, config, device)) {
         Ok(s) => Some(s),
         Err(errors) => {
@@ -122,16 +126,23 @@ pub(super) fn undeclared_features(
 }
 
 /// Adds the configured shadow and canary models to the champion's scorer.
+/// Each path is a package or a registry of versions, like `model.path`.
 pub(super) fn challengers(
     mut scorer: Scorer,
     config: &JobConfig,
     device: &candle_core::Device,
-) -> Result<Scorer, Vec<scorestream_operators::OperatorError>> {
+) -> Result<(Scorer, Challengers), Vec<scorestream_operators::OperatorError>> {
     let load = |path: &std::path::Path| {
-        ModelPackage::load_as(path, device, config.model.precision).map_err(|e| vec![e])
+        let source = ModelSource::resolve(path).map_err(|e| vec![e])?;
+        let package = ModelPackage::load_as(source.package_dir(), device, config.model.precision)
+            .map_err(|e| vec![e])?;
+        Ok::<_, Vec<_>>((source, package))
     };
-    for s in &config.model.shadows {
-        scorer = scorer.with_shadow(load(&s.path)?)?;
+    let mut sources = Vec::new();
+    for (i, s) in config.model.shadows.iter().enumerate() {
+        let (source, package) = load(&s.path)?;
+        scorer = scorer.with_shadow(package)?;
+        sources.push((ModelRole::Shadow(i), source));
     }
     if let Some(c) = &config.model.canary {
         if !(0.0..=1.0).contains(&c.fraction) {
@@ -141,7 +152,9 @@ pub(super) fn challengers(
             }]);
         }
         let key = c.key.as_deref().unwrap_or(&config.features.key);
-        scorer = scorer.with_canary(load(&c.path)?, c.fraction, key)?;
+        let (source, package) = load(&c.path)?;
+        scorer = scorer.with_canary(package, c.fraction, key)?;
+        sources.push((ModelRole::Canary, source));
     }
-    Ok(scorer)
+    Ok((scorer, sources))
 }

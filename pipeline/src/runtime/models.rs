@@ -12,7 +12,7 @@ use candle_core::Device;
 use metrics::counter;
 use scorestream_operators::OperatorError;
 use scorestream_operators::scorer::{
-    InputMatrix, ModelPackage, PrecisionChoice, RegistryWatcher, registry_version,
+    InputMatrix, ModelPackage, ModelRole, PrecisionChoice, RegistryWatcher, registry_version,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,8 @@ use crate::PipelineError;
 /// A loaded, checked model version on its way to the scorer, with whom to
 /// tell once it scores (or why the scorer refused it).
 pub(super) struct ModelSwap {
+    /// Which of the scorer's models the version replaces.
+    pub(super) role: ModelRole,
     pub(super) package: ModelPackage,
     pub(super) done: Option<oneshot::Sender<Result<(), String>>>,
 }
@@ -102,6 +104,7 @@ impl ModelSwitch {
         let (done, outcome) = oneshot::channel();
         self.to_scorer
             .send(ModelSwap {
+                role: ModelRole::Champion,
                 package,
                 done: Some(done),
             })
@@ -116,12 +119,16 @@ impl ModelSwitch {
     }
 }
 
-/// Polls a model registry and hands each new, valid version to the scorer,
-/// unless the job is pinned to a version.
+/// Polls one model's registry and hands each new, valid version to the
+/// scorer, unless the job is pinned to a version. The champion, each shadow
+/// and the canary whose path is a registry each have one.
 pub(super) struct RegistryWatch {
+    pub(super) role: ModelRole,
     pub(super) watcher: RegistryWatcher,
     pub(super) every: std::time::Duration,
     pub(super) loader: ModelLoader,
+    /// Set while the champion is pinned by name; challengers are never
+    /// pinned (theirs stays false).
     pub(super) pinned: Arc<AtomicBool>,
 }
 
@@ -152,12 +159,14 @@ impl RegistryWatch {
             match self.loader.load(version.clone()).await {
                 Ok(package) => {
                     info!(
+                        role = %self.role,
                         path = %version.display(),
                         version = %package.manifest.version,
                         "new model version loaded; swapping it in at the next batch"
                     );
                     self.watcher.accepted(&version);
                     let swap = ModelSwap {
+                        role: self.role,
                         package,
                         done: None,
                     };
@@ -166,8 +175,10 @@ impl RegistryWatch {
                     }
                 }
                 Err(reason) => {
-                    counter!("scorestream_model_reload_failures_total").increment(1);
+                    counter!("scorestream_model_reload_failures_total", "role" => self.role.as_str())
+                        .increment(1);
                     error!(
+                        role = %self.role,
                         path = %version.display(),
                         reason = %reason,
                         "new model version rejected; the current one keeps scoring"

@@ -10,9 +10,8 @@ use std::sync::atomic::AtomicBool;
 use scorestream_operators::OperatorError;
 use scorestream_operators::batch::{Coalescer, LatencyFeedback, run_batcher};
 use scorestream_operators::decode::Decoder;
-use scorestream_operators::drift::{AlertProducer, DriftOperator, DriftTable};
 use scorestream_operators::features::FeatureJoin;
-use scorestream_operators::scorer::{ModelSource, RegistryWatcher};
+use scorestream_operators::scorer::{ModelRole, ModelSource, RegistryWatcher};
 use scorestream_operators::sink::Sink;
 use scorestream_operators::sink::dead_letter_topic::DeadLetterProducer;
 use scorestream_operators::sink::parquet::{ParquetSink, PartitionSpec, Store};
@@ -65,6 +64,7 @@ impl Job {
             join,
             scorer,
             model_source,
+            challengers,
             partitions,
             drift,
             swaps: (swap_tx, swap_rx),
@@ -93,15 +93,20 @@ impl Job {
             join: join.with_cancel(cancel.clone()),
         };
         let latency = reading.spawn(&mut tasks, &config, ingest, s, &cancel)?;
-        spawn_registry(
-            &mut tasks,
-            &model_source,
-            &config,
-            loader,
-            pinned,
-            swap_tx,
-            &cancel,
+        let watched = std::iter::once((ModelRole::Champion, model_source, pinned)).chain(
+            challengers
+                .into_iter()
+                .map(|(role, source)| (role, source, Arc::default())),
         );
+        for (role, source, pinned) in watched {
+            let watch = Watched {
+                role,
+                source: &source,
+                loader: loader.clone(),
+                pinned,
+            };
+            spawn_registry(&mut tasks, watch, &config, swap_tx.clone(), &cancel);
+        }
         let tee = spawn_drift(&mut tasks, drift, &config, &outputs.store, &job, s)?;
         tasks.spawn(
             "scorer",
@@ -181,29 +186,41 @@ impl Reading {
     }
 }
 
-/// Polls the model registry of a job that scores its latest version: new
-/// versions, loaded and checked off the scoring path, are swapped in
-/// between two batches.
-fn spawn_registry(
-    tasks: &mut Tasks,
-    model_source: &ModelSource,
-    config: &JobConfig,
+/// One of the job's models, as [`spawn_registry`] needs it.
+struct Watched<'a> {
+    role: ModelRole,
+    source: &'a ModelSource,
     loader: ModelLoader,
     pinned: Arc<AtomicBool>,
+}
+
+/// Polls the registry of a model whose path is one (champion, shadow or
+/// canary): new versions, loaded and checked off the scoring path, are
+/// swapped in between two batches.
+fn spawn_registry(
+    tasks: &mut Tasks,
+    model: Watched<'_>,
+    config: &JobConfig,
     swaps: mpsc::Sender<ModelSwap>,
     cancel: &CancellationToken,
 ) {
-    let ModelSource::Registry { dir, latest } = model_source else {
+    let ModelSource::Registry { dir, latest } = model.source else {
         return;
     };
     let watch = RegistryWatch {
+        role: model.role,
         watcher: RegistryWatcher::new(dir, latest),
         every: config.model.reload_interval.0,
-        loader,
-        pinned,
+        loader: model.loader,
+        pinned: model.pinned,
     };
     let cancel = cancel.clone();
-    tasks.spawn("model_registry", async move {
+    let name = match model.role {
+        ModelRole::Champion => "model_registry",
+        ModelRole::Shadow(_) => "shadow_registry",
+        ModelRole::Canary => "canary_registry",
+    };
+    tasks.spawn(name, async move {
         watch.run(swaps, cancel).await.map(|()| None)
     });
 }

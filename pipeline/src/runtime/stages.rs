@@ -185,21 +185,24 @@ fn stage_seconds(stats: &JobStats, stage: &'static str, started: Instant) {
 /// Makes `swap`'s model the champion, between two batches, and tells
 /// whoever asked how it went.
 fn swap_model(scorer: &mut Scorer, swap: ModelSwap, stats: &JobStats) {
-    let (name, version) = (
+    let (role, name, version) = (
+        swap.role,
         swap.package.manifest.name.clone(),
         swap.package.manifest.version.clone(),
     );
-    let outcome = match scorer.swap(swap.package) {
+    let outcome = match scorer.replace(role, swap.package) {
         Ok(()) => {
-            counter!("scorestream_model_reloads_total").increment(1);
-            info!(model = %name, version = %version, "now scoring with the new model version");
+            counter!("scorestream_model_reloads_total", "role" => role.as_str()).increment(1);
+            info!(role = %role, model = %name, version = %version, "now scoring with the new model version");
             stats.set_models(scorer.models());
             Ok(())
         }
         Err(errors) => {
+            counter!("scorestream_model_reload_failures_total", "role" => role.as_str())
+                .increment(1);
             let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
             error!(
-                model = %name, version = %version, errors = ?errors,
+                role = %role, model = %name, version = %version, errors = ?errors,
                 "new model version rejected; the current one keeps scoring"
             );
             Err(errors.join("; "))

@@ -250,14 +250,14 @@ pub const METRICS: &[MetricDoc] = &[
         "scorestream_model_reloads_total",
         Counter,
         Unit::Count,
-        &[],
+        &["role"],
         "New model versions swapped in while running.",
     ),
     doc(
         "scorestream_model_reload_failures_total",
         Counter,
         Unit::Count,
-        &[],
+        &["role"],
         "New model versions rejected (unloadable or not fitting the job).",
     ),
     // Sink.
