@@ -367,3 +367,187 @@ fn an_undeliverable_dead_letter_stops_the_job_without_losing_anything() {
         .collect();
     assert_exactly_once(&out, &expected);
 }
+
+/// (name, value) pairs, as a consumer reads a message's headers.
+type HeaderList = Vec<(String, Option<Vec<u8>>)>;
+
+fn headers_of(m: &OwnedMessage) -> HeaderList {
+    m.headers().map_or_else(Vec::new, |h| {
+        h.iter()
+            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+            .collect()
+    })
+}
+
+/// One message as its producer sent it.
+struct Sent {
+    value: Vec<u8>,
+    key: Vec<u8>,
+    headers: HeaderList,
+    timestamp_ms: i64,
+}
+
+fn send(brokers: &str, topic: &str, messages: &[Sent]) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for m in messages {
+        let headers = m.headers.iter().fold(OwnedHeaders::new(), |h, (k, v)| {
+            h.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            })
+        });
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .payload(&m.value)
+                    .key(&m.key)
+                    .headers(headers)
+                    .timestamp(m.timestamp_ms),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// A message rejected at the feature stage and one rejected at the parse
+/// stage: each dead letter (Parquet, read by pyarrow and DuckDB; the
+/// dead-letter topic) keeps the value, key, headers and timestamp the
+/// producer sent, and `replay` re-produces them byte for byte.
+#[test]
+fn every_dead_letter_keeps_and_replays_the_message_the_producer_sent() {
+    let broker = Tansu::start();
+    broker.create_topic(TOPIC, 1);
+    broker.create_topic(DEAD, 1);
+    broker.create_topic("replayed", 1);
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    let log = dir.path().join("run.log");
+    let job = dead_letter_job(dir.path(), &broker.brokers, &out, TANSU_SESSION);
+
+    // A valid event for an account the feature store does not know.
+    let world = scorestream_tools::demo::demo_world(&common::DEMO_ASSETS).expect("world");
+    let opts = GenOptions {
+        malformed_rate: 0.0,
+        unknown_account_rate: 1.0,
+        ..generator_options(7)
+    };
+    let mut generator = scorestream_tools::synth::EventGen::new(&world, opts);
+    let (mut event, mut key) = (String::new(), String::new());
+    let kind = generator.next_into(&mut event, &mut key);
+    assert_eq!(kind, EventKind::UnknownAccount);
+    let sent = [
+        Sent {
+            value: event.into_bytes(),
+            key: key.into_bytes(),
+            headers: vec![
+                (
+                    "traceparent".into(),
+                    Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec()),
+                ),
+                ("binary".into(), Some(vec![0, 0xff, 0x10])),
+                ("no-value".into(), None),
+                ("twice".into(), Some(b"first".to_vec())),
+                ("twice".into(), Some(b"second".to_vec())),
+            ],
+            timestamp_ms: 1_700_000_000_123,
+        },
+        Sent {
+            value: b"{\"amount\": 12.5, oops".to_vec(),
+            key: b"acct-parse".to_vec(),
+            headers: vec![
+                ("origin".into(), Some(b"svc-a".to_vec())),
+                ("empty".into(), Some(Vec::new())),
+            ],
+            timestamp_ms: 1_700_000_000_456,
+        },
+    ];
+    send(&broker.brokers, TOPIC, &sent);
+    let mut run = spawn_run(&job, &["--exit-on-idle", "3s"], &log);
+    wait_success(&mut run, &log, Duration::from_secs(120));
+
+    // 1. Parquet, as pyarrow and DuckDB read it.
+    let py = common::process::run(
+        std::process::Command::new("python3")
+            .arg(repo().join("tests/readers/read_dead_letters.py"))
+            .arg(&out),
+    );
+    assert!(py.status.success(), "readers failed: {}", text(&py.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&py.stdout).expect("json");
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    for (offset, (m, stage, code)) in sent
+        .iter()
+        .zip([("features", "feature_missing"), ("parse", "invalid_json")])
+        .map(|(m, (s, c))| (m, s, c))
+        .enumerate()
+    {
+        let headers: Vec<serde_json::Value> = m
+            .headers
+            .iter()
+            .map(|(k, v)| serde_json::json!([k, v.as_deref().map(hex)]))
+            .collect();
+        for reader in ["pyarrow", "duckdb"] {
+            let row = &seen[reader][offset.to_string()];
+            assert_eq!(row["raw"], hex(&m.value), "{reader} {offset}");
+            assert_eq!(row["key"], hex(&m.key), "{reader} {offset}");
+            assert_eq!(
+                row["headers"],
+                serde_json::json!(headers),
+                "{reader} {offset}"
+            );
+            assert_eq!(row["reason_code"], code, "{reader} {offset}");
+        }
+        assert_eq!(seen["pyarrow"][offset.to_string()]["stage"], stage);
+        assert_eq!(
+            seen["pyarrow"][offset.to_string()]["source_timestamp_ms"],
+            m.timestamp_ms
+        );
+    }
+
+    // 2. The dead-letter topic: the original headers, then scorestream's.
+    let on_topic = read_topic(&broker.brokers, DEAD, 2);
+    for m in &on_topic {
+        let original = &sent[usize::try_from(
+            header(m, "scorestream.source.offset")
+                .parse::<i64>()
+                .expect("offset"),
+        )
+        .expect("offset")];
+        assert_eq!(m.payload(), Some(original.value.as_slice()));
+        assert_eq!(m.key(), Some(original.key.as_slice()));
+        let headers = headers_of(m);
+        assert_eq!(headers[..original.headers.len()], original.headers[..]);
+        assert!(!header(m, "scorestream.reason_code").is_empty());
+    }
+
+    // 3. Replay, read back with a real consumer: byte-identical value, key
+    //    and headers (replay's own come after), the producer's timestamp.
+    replay_cmd(&job, &["--to", "replayed"]);
+    let replayed = read_topic(&broker.brokers, "replayed", 2);
+    for m in &replayed {
+        let of = header(m, "scorestream.replay.of");
+        let offset: usize = of
+            .rsplit('/')
+            .next()
+            .and_then(|o| o.parse().ok())
+            .expect("offset");
+        let original = &sent[offset];
+        assert_eq!(m.payload(), Some(original.value.as_slice()), "{of}");
+        assert_eq!(m.key(), Some(original.key.as_slice()), "{of}");
+        let headers: HeaderList = headers_of(m)
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("scorestream.replay."))
+            .collect();
+        assert_eq!(headers, original.headers, "{of}");
+        assert_eq!(
+            m.timestamp(),
+            rdkafka::Timestamp::CreateTime(original.timestamp_ms),
+            "{of}"
+        );
+    }
+}
