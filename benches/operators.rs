@@ -147,7 +147,7 @@ fn operators(c: &mut Criterion) {
     g.bench_function("drift_window_9_columns", |b| {
         b.iter(|| {
             let mut w = Window::new(&profile, &columns, 20_000, 0);
-            w.add(&scored, 0, scored.num_rows());
+            w.add(&scored, 0, scored.num_rows(), 0);
             w.close()
         })
     });

@@ -11,9 +11,12 @@
 
 mod alerts;
 mod config;
+mod deliver;
+mod health;
 mod operator;
 #[cfg(test)]
 mod operator_tests;
+mod overflow;
 mod profile;
 mod recent;
 mod report;
@@ -22,11 +25,14 @@ mod stats;
 mod table;
 #[cfg(test)]
 mod tests;
+mod thinned;
 mod window;
 
 pub use alerts::AlertProducer;
 pub use config::{DriftConfig, WindowConfig, breaches};
-pub use operator::DriftOperator;
+pub use health::{DriftDegraded, DriftFailure, DriftHealth};
+pub use operator::{DriftBatch, DriftOperator};
+pub use overflow::Overflow;
 pub use profile::{
     CategoricalProfile, ColumnProfile, NumericProfile, ProfileKind, ReferenceProfile,
 };

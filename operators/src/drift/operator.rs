@@ -1,38 +1,42 @@
 //! The drift operator: fed copies of the scored batches through its own
 //! bounded queue, it cuts them into tumbling windows, compares each window
 //! with the reference, and reports every window (drift table, gauges) and
-//! every breached threshold (alerts).
+//! every breached threshold (alerts). A failure to report degrades drift
+//! (see [`DriftHealth`](super::DriftHealth)); it never stops the job.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::TimestampMillisecondType;
-use metrics::{counter, gauge};
+use arrow::array::{Array, AsArray, RecordBatch, TimestampMillisecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
 use scorestream_schemas::columns;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
 
 use super::alerts::AlertProducer;
 use super::config::{DriftConfig, WindowConfig, breaches};
+use super::deliver::Outlet;
 use super::profile::ReferenceProfile;
 use super::recent::RecentAlerts;
-use super::report::{DriftAlert, WindowReport};
+use super::report::WindowReport;
 use super::stats::Statistic;
 use super::table::DriftTable;
 use super::window::Window;
 use crate::Result;
 
+/// What the scorer hands the drift operator: scored rows, each standing for
+/// `2^weight_log2` scored rows (0 for a whole batch; more for the uniform
+/// sample the tee keeps of batches that arrived while the queue was full).
+#[derive(Debug, Clone)]
+pub struct DriftBatch {
+    pub batch: RecordBatch,
+    pub weight_log2: u32,
+}
+
 pub struct DriftOperator {
     config: DriftConfig,
     profile: ReferenceProfile,
     columns: Vec<String>,
-    job: String,
-    table: DriftTable,
-    alerts: Option<AlertProducer>,
-    /// Rows the scorer skipped because the queue was full; taken at each
-    /// window's close.
-    skipped: Arc<AtomicU64>,
+    /// The event-time column windows are cut by (`sink.partition_time`).
+    time_column: String,
+    outlet: Outlet,
     window: Window,
     /// Event-time bucket of the open window (event-time windows only).
     bucket: Option<i64>,
@@ -40,8 +44,6 @@ pub struct DriftOperator {
     span: Option<(i64, i64)>,
     model: (String, String),
     windows: u64,
-    /// The newest alerts, for the job's status.
-    recent: RecentAlerts,
 }
 
 impl DriftOperator {
@@ -52,46 +54,78 @@ impl DriftOperator {
         job: String,
         table: DriftTable,
         alerts: Option<AlertProducer>,
-        skipped: Arc<AtomicU64>,
     ) -> Self {
         let window = Window::new(&profile, &columns, config.sample_rows, 0);
         Self {
             config,
             profile,
             columns,
-            job,
-            table,
-            alerts,
-            skipped,
+            time_column: columns::INGEST_TIME.to_owned(),
+            outlet: Outlet::new(job, table, alerts),
             window,
             bucket: None,
             span: None,
             model: (String::new(), String::new()),
             windows: 0,
-            recent: RecentAlerts::default(),
         }
     }
 
+    /// Cuts windows by this timestamp column of the scored output instead
+    /// of the Kafka timestamp (`ingest_time`).
+    pub fn with_time_column(mut self, column: impl Into<String>) -> Self {
+        self.time_column = column.into();
+        self
+    }
+
+    /// Also keeps the newest alerts and drift's health in `recent`, for
+    /// whoever shows the job's status.
+    pub fn with_recent_alerts(mut self, recent: RecentAlerts) -> Self {
+        self.outlet.set_recent(recent);
+        self
+    }
+
     /// Consumes batches until the scorer closes the queue, then reports the
-    /// last, partial window.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<RecordBatch>) -> Result<Vec<WindowReport>> {
-        let mut reports = Vec::new();
-        while let Some(batch) = rx.recv().await {
-            for report in crate::cpu_bound(|| self.add(&batch))? {
-                self.emit(&report).await?;
-                reports.push(report);
+    /// last, partial window; returns how many windows closed. Windows that
+    /// could not be delivered are retried meanwhile, and given up on (with
+    /// an error log) only at shutdown.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<DriftBatch>) -> Result<u64> {
+        loop {
+            let retry = self.outlet.retry_at();
+            let next = tokio::select! {
+                next = rx.recv() => next,
+                () = crate::sleep_until(retry) => {
+                    self.outlet.flush().await;
+                    continue;
+                }
+            };
+            let Some(b) = next else { break };
+            for report in crate::cpu_bound(|| self.add_weighted(&b.batch, b.weight_log2)) {
+                self.outlet.deliver(report).await;
             }
         }
         if self.window.rows > 0 {
             let report = crate::cpu_bound(|| self.close());
-            self.emit(&report).await?;
-            reports.push(report);
+            self.outlet.deliver(report).await;
         }
-        Ok(reports)
+        self.outlet.finish().await;
+        Ok(self.windows)
     }
 
-    /// Adds a batch, returning the windows it completed.
-    pub fn add(&mut self, batch: &RecordBatch) -> Result<Vec<WindowReport>> {
+    /// The batch's event times in ms, if it has the time column.
+    fn times(&self, batch: &RecordBatch) -> Option<TimestampMillisecondArray> {
+        let c = batch.column_by_name(&self.time_column)?;
+        let ms = DataType::Timestamp(TimeUnit::Millisecond, None);
+        let c = cast(c, &ms).ok()?;
+        Some(c.as_primitive::<TimestampMillisecondType>().clone())
+    }
+
+    /// Adds a whole batch, returning the windows it completed.
+    pub fn add(&mut self, batch: &RecordBatch) -> Vec<WindowReport> {
+        self.add_weighted(batch, 0)
+    }
+
+    /// Adds rows that each stand for `2^weight_log2` scored rows.
+    pub fn add_weighted(&mut self, batch: &RecordBatch, weight_log2: u32) -> Vec<WindowReport> {
         if let (Some(n), Some(v)) = (
             batch.column_by_name(columns::MODEL_NAME),
             batch.column_by_name(columns::MODEL_VERSION),
@@ -100,16 +134,17 @@ impl DriftOperator {
             let (n, v) = (n.as_string::<i32>(), v.as_string::<i32>());
             self.model = (n.value(0).to_owned(), v.value(0).to_owned());
         }
-        let times = batch
-            .column_by_name(columns::INGEST_TIME)
-            .map(|c| c.as_primitive::<TimestampMillisecondType>().clone());
+        let times = self.times(batch);
+        let w = 1u64 << weight_log2;
         let n = batch.num_rows();
         let mut done = Vec::new();
         let mut from = 0;
         while from < n {
             let to = match self.config.window {
                 WindowConfig::Rows(size) => {
-                    let room = (size - self.window.rows.min(size)) as usize;
+                    // Sampled rows stand for `w` rows each: a window can
+                    // end up to `w - 1` rows past its size.
+                    let room = (size - self.window.rows.min(size)).div_ceil(w) as usize;
                     from + room.min(n - from)
                 }
                 WindowConfig::EventTime(d) => {
@@ -146,13 +181,13 @@ impl DriftOperator {
                     }
                 }
             }
-            self.window.add(batch, from, to);
+            self.window.add(batch, from, to, weight_log2);
             from = to;
             if matches!(self.config.window, WindowConfig::Rows(size) if self.window.rows >= size) {
                 done.push(self.close());
             }
         }
-        Ok(done)
+        done
     }
 
     /// Closes the open window and starts the next.
@@ -161,8 +196,7 @@ impl DriftOperator {
             self.windows += 1;
             self.windows
         });
-        let mut window = std::mem::replace(&mut self.window, next);
-        window.skipped = self.skipped.swap(0, Ordering::Relaxed);
+        let window = std::mem::replace(&mut self.window, next);
         let (start_ms, end_ms) = match (self.config.window, self.bucket) {
             (WindowConfig::EventTime(d), Some(b)) => {
                 let width = d.0.as_millis() as i64;
@@ -171,7 +205,7 @@ impl DriftOperator {
             _ => self.span.unwrap_or((0, 0)),
         };
         self.span = None;
-        let (rows, skipped) = (window.rows, window.skipped);
+        let (rows, skipped) = (window.rows, window.sampled);
         let columns = window.close();
         let mut found = Vec::new();
         for c in &columns {
@@ -193,65 +227,5 @@ impl DriftOperator {
             columns,
             breaches: found,
         }
-    }
-
-    /// Also keeps the newest alerts in `recent`, for whoever shows the
-    /// job's status.
-    pub fn with_recent_alerts(mut self, recent: RecentAlerts) -> Self {
-        self.recent = recent;
-        self
-    }
-
-    /// Writes the window to the drift table, sets the gauges, and logs and
-    /// produces its alerts.
-    async fn emit(&mut self, r: &WindowReport) -> Result<()> {
-        let (table, job) = (&mut self.table, &self.job);
-        crate::cpu_bound(|| table.write(job, r))?;
-        for c in &r.columns {
-            for s in Statistic::ALL {
-                if let Some(v) = c.stats.get(s) {
-                    gauge!("scorestream_drift_statistic", "feature" => c.column.clone(), "statistic" => s.name())
-                        .set(v);
-                }
-            }
-        }
-        counter!("scorestream_drift_windows_total").increment(1);
-        info!(
-            rows = r.rows,
-            skipped = r.skipped,
-            breaches = r.breaches.len(),
-            "drift window closed"
-        );
-        let alerts: Vec<DriftAlert<'_>> = r
-            .breaches
-            .iter()
-            .map(|(feature, s, value, threshold)| DriftAlert {
-                job: &self.job,
-                model_name: &r.model_name,
-                model_version: &r.model_version,
-                feature,
-                statistic: s.name(),
-                value: *value,
-                threshold: *threshold,
-                window_start_ms: r.start_ms,
-                window_end_ms: r.end_ms,
-                window_rows: r.rows,
-            })
-            .collect();
-        for a in &alerts {
-            self.recent.push(a);
-            counter!("scorestream_drift_alerts_total", "feature" => a.feature.to_owned(), "statistic" => a.statistic)
-                .increment(1);
-            warn!(
-                alert = %serde_json::to_string(a).unwrap_or_default(),
-                "drift threshold breached"
-            );
-        }
-        if let Some(p) = &self.alerts
-            && !alerts.is_empty()
-        {
-            p.send(&alerts).await?;
-        }
-        Ok(())
     }
 }

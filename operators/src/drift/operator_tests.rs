@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use scorestream_schemas::columns;
@@ -52,18 +51,52 @@ fn batch(xs: &[f64], times: &[i64]) -> RecordBatch {
     .expect("batch")
 }
 
-fn operator(cfg: DriftConfig, dir: &std::path::Path) -> (DriftOperator, Arc<AtomicU64>) {
-    let skipped = Arc::new(AtomicU64::new(0));
-    let op = DriftOperator::new(
+fn operator(cfg: DriftConfig, dir: &std::path::Path) -> DriftOperator {
+    DriftOperator::new(
         cfg,
         profile(),
         vec!["x".into()],
         "job-a".into(),
         DriftTable::open(dir).expect("table"),
         None,
-        skipped.clone(),
-    );
-    (op, skipped)
+    )
+}
+
+fn whole(batch: RecordBatch) -> DriftBatch {
+    DriftBatch {
+        batch,
+        weight_log2: 0,
+    }
+}
+
+/// `(window_rows, skipped_rows)` of each window in the drift table, oldest
+/// first.
+fn table_windows(dir: &std::path::Path) -> Vec<(u64, u64)> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::UInt64Type;
+    let mut files: Vec<_> = std::fs::read_dir(dir.join(DRIFT_DIR))
+        .expect("drift dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let file = std::fs::File::open(&f).expect("file");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024)
+            .expect("parquet");
+        for b in reader {
+            let b = b.expect("batch");
+            let rows = b.column_by_name("window_rows").expect("rows");
+            let skipped = b.column_by_name("skipped_rows").expect("skipped");
+            out.push((
+                rows.as_primitive::<UInt64Type>().value(0),
+                skipped.as_primitive::<UInt64Type>().value(0),
+            ));
+        }
+    }
+    out
 }
 
 fn drift_files(dir: &std::path::Path) -> usize {
@@ -77,12 +110,12 @@ fn drift_files(dir: &std::path::Path) -> usize {
 #[test]
 fn row_windows_hold_exactly_their_size_across_batches() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (mut op, _) = operator(config("window = { rows = 1000 }"), dir.path());
+    let mut op = operator(config("window = { rows = 1000 }"), dir.path());
     let mut closed = Vec::new();
     for i in 0..5 {
         let xs: Vec<f64> = (0..700).map(|j| ((i * 700 + j) % 4) as f64 + 0.5).collect();
         let ts: Vec<i64> = (0..700).map(|j| 1_000 + i * 700 + j).collect();
-        closed.extend(op.add(&batch(&xs, &ts)).expect("add"));
+        closed.extend(op.add(&batch(&xs, &ts)));
     }
     let sizes: Vec<u64> = closed.iter().map(|r| r.rows).collect();
     assert_eq!(sizes, [1000, 1000, 1000]);
@@ -105,33 +138,28 @@ fn row_windows_hold_exactly_their_size_across_batches() {
 #[tokio::test]
 async fn the_last_partial_window_is_reported_when_the_queue_closes() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (op, _) = operator(config("window = { rows = 1000 }"), dir.path());
+    let op = operator(config("window = { rows = 1000 }"), dir.path());
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let task = tokio::spawn(op.run(rx));
     for i in 0..5 {
-        tx.send(batch(&[0.5; 500], &[i; 500])).await.expect("send");
+        tx.send(whole(batch(&[0.5; 500], &[i; 500])))
+            .await
+            .expect("send");
     }
     drop(tx);
-    let reports = task.await.expect("task").expect("run");
-    let sizes: Vec<u64> = reports.iter().map(|r| r.rows).collect();
-    assert_eq!(sizes, [1000, 1000, 500]);
+    let closed = task.await.expect("task").expect("run");
+    assert_eq!(closed, 3);
     assert_eq!(drift_files(dir.path()), 3, "every window is in the table");
-    // All values in the first bin: far from the reference's quarters.
-    assert!(
-        reports
-            .iter()
-            .all(|r| r.breaches.iter().any(|b| b.1 == Statistic::Psi))
-    );
+    let sizes: Vec<u64> = table_windows(dir.path()).iter().map(|w| w.0).collect();
+    assert_eq!(sizes, [1000, 1000, 500]);
 }
 
 #[test]
 fn event_time_windows_are_aligned_buckets_and_late_rows_join_the_open_one() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (mut op, _) = operator(config("window = { event_time = \"1m\" }"), dir.path());
+    let mut op = operator(config("window = { event_time = \"1m\" }"), dir.path());
     let min = 60_000;
-    let mut closed = op
-        .add(&batch(&[0.5, 1.5, 2.5], &[10, 20_000, min + 5]))
-        .expect("add");
+    let mut closed = op.add(&batch(&[0.5, 1.5, 2.5], &[10, 20_000, min + 5]));
     assert_eq!(closed.len(), 1);
     assert_eq!(
         (closed[0].start_ms, closed[0].end_ms, closed[0].rows),
@@ -139,10 +167,7 @@ fn event_time_windows_are_aligned_buckets_and_late_rows_join_the_open_one() {
     );
     // A late row (minute 0) counts in the open minute-1 window; minute 3
     // closes it.
-    closed.extend(
-        op.add(&batch(&[3.5, 0.5], &[30_000, 3 * min + 1]))
-            .expect("add"),
-    );
+    closed.extend(op.add(&batch(&[3.5, 0.5], &[30_000, 3 * min + 1])));
     assert_eq!(closed.len(), 2);
     assert_eq!(
         (closed[1].start_ms, closed[1].end_ms, closed[1].rows),
@@ -150,14 +175,22 @@ fn event_time_windows_are_aligned_buckets_and_late_rows_join_the_open_one() {
     );
 }
 
+/// Rows the tee sampled (each standing for 8) count for the rows they
+/// replaced, and the window says how many of its rows are estimates.
 #[test]
-fn skipped_rows_are_reported_with_the_window_they_fell_in() {
+fn sampled_rows_count_for_the_rows_they_stand_for() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (mut op, skipped) = operator(config("window = { rows = 10 }"), dir.path());
-    skipped.fetch_add(123, Ordering::Relaxed);
-    let first = op.add(&batch(&[0.5; 10], &[1; 10])).expect("add");
-    let second = op.add(&batch(&[0.5; 10], &[2; 10])).expect("add");
-    assert_eq!((first[0].skipped, second[0].skipped), (123, 0));
+    let mut op = operator(config("window = { rows = 100 }"), dir.path());
+    let mut closed = op.add(&batch(&[0.5; 20], &[1; 20]));
+    closed.extend(op.add_weighted(&batch(&[2.5; 20], &[2; 20]), 3));
+    closed.extend(op.add(&batch(&[0.5; 100], &[3; 100])));
+    assert_eq!(closed.len(), 2);
+    // 20 rows, then 10 sampled rows standing for 80: the window is full.
+    assert_eq!((closed[0].rows, closed[0].skipped), (100, 80));
+    assert_eq!(closed[0].columns[0].counts, [20, 0, 80, 0]);
+    // The other 10 sampled rows open the next window.
+    assert_eq!((closed[1].rows, closed[1].skipped), (100, 80));
+    assert_eq!(closed[1].columns[0].counts, [20, 0, 80, 0]);
 }
 
 #[test]
@@ -174,11 +207,11 @@ fn thresholds_per_column_override_the_job_wide_ones() {
     assert!(breaches(Statistic::MissingRateChange, -0.3, 0.1));
 
     let dir = tempfile::tempdir().expect("tmp");
-    let (mut op, _) = operator(cfg, dir.path());
+    let mut op = operator(cfg, dir.path());
     // Half the values in the first quarter bin: a PSI of about 0.27.
     let xs: Vec<f64> = [0.5, 0.5, 0.5, 1.5, 2.5, 3.5].repeat(20_000);
     // The window is open (default 100,000 rows) until it fills.
-    let r = op.add(&batch(&xs, &vec![1; xs.len()])).expect("add");
+    let r = op.add(&batch(&xs, &vec![1; xs.len()]));
     assert_eq!(r.len(), 1);
     let psi = r[0].columns[0].stats.psi.expect("psi");
     assert!(psi > 0.2 && psi < 5.0, "{psi}");
@@ -214,14 +247,16 @@ fn each_window_sets_prometheus_gauges() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     let dir = tempfile::tempdir().expect("tmp");
-    let (op, _) = operator(config("window = { rows = 100 }"), dir.path());
+    let op = operator(config("window = { rows = 100 }"), dir.path());
     metrics::with_local_recorder(&recorder, || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
         rt.block_on(async {
             let (tx, rx) = tokio::sync::mpsc::channel(1);
-            tx.send(batch(&[0.5; 100], &[1; 100])).await.expect("send");
+            tx.send(whole(batch(&[0.5; 100], &[1; 100])))
+                .await
+                .expect("send");
             drop(tx);
             op.run(rx).await.expect("run");
         });

@@ -140,22 +140,30 @@ impl NumericProfile {
         p
     }
 
-    /// Statistics of a window: `values` its non-null values (sorted here),
-    /// `missing` and `total` its row counts.
-    pub fn compare(&self, values: &mut [f64], missing: u64, total: u64) -> DriftStats {
+    /// Statistics of a window: `counts` its finite values per bin (every
+    /// one of them: PSI and Jensen-Shannon), `sample` its finite values or
+    /// a uniform sample of them (sorted here: KS and Wasserstein), `missing`
+    /// and `total` its row counts.
+    pub fn compare(
+        &self,
+        counts: &[u64],
+        sample: &mut [f64],
+        missing: u64,
+        total: u64,
+    ) -> DriftStats {
         let mut out = DriftStats {
             missing_rate_change: missing_rate_change(missing, total, self.missing, self.total),
             ..DriftStats::default()
         };
-        if values.is_empty() {
-            return out;
+        if counts.iter().sum::<u64>() > 0 {
+            out.psi = Some(stats::psi(&self.counts, counts));
+            out.js_distance = Some(stats::js_distance(&self.counts, counts));
         }
-        values.sort_unstable_by(f64::total_cmp);
-        let counts = self.bin_counts(values);
-        out.psi = Some(stats::psi(&self.counts, &counts));
-        out.js_distance = Some(stats::js_distance(&self.counts, &counts));
-        out.ks = Some(stats::ks_statistic(&self.sample, values));
-        out.wasserstein = Some(stats::wasserstein(&self.sample, values));
+        if !sample.is_empty() {
+            sample.sort_unstable_by(f64::total_cmp);
+            out.ks = Some(stats::ks_statistic(&self.sample, sample));
+            out.wasserstein = Some(stats::wasserstein(&self.sample, sample));
+        }
         out
     }
 

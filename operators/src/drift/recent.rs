@@ -6,22 +6,32 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use super::DriftAlert;
+use super::health::DriftHealth;
 
 /// How many alerts a job keeps: enough to see which features breach and
 /// how often, bounded so a drifting job cannot grow memory.
 pub(super) const RECENT_ALERTS: usize = 20;
 
 /// A bounded, shared list of the newest alerts (oldest first), as the
-/// JSON objects the alerts topic receives.
+/// JSON objects the alerts topic receives, and drift's health: the drift
+/// side of a job's status.
 #[derive(Debug, Clone, Default)]
-pub struct RecentAlerts(Arc<Mutex<VecDeque<serde_json::Value>>>);
+pub struct RecentAlerts {
+    alerts: Arc<Mutex<VecDeque<serde_json::Value>>>,
+    health: DriftHealth,
+}
 
 impl RecentAlerts {
+    /// Whether drift delivers its windows, and if not why.
+    pub fn health(&self) -> &DriftHealth {
+        &self.health
+    }
+
     pub fn push(&self, alert: &DriftAlert<'_>) {
         let Ok(value) = serde_json::to_value(alert) else {
             return;
         };
-        if let Ok(mut q) = self.0.lock() {
+        if let Ok(mut q) = self.alerts.lock() {
             if q.len() == RECENT_ALERTS {
                 q.pop_front();
             }
@@ -31,7 +41,7 @@ impl RecentAlerts {
 
     /// Oldest first.
     pub fn snapshot(&self) -> Vec<serde_json::Value> {
-        self.0
+        self.alerts
             .lock()
             .map(|q| q.iter().cloned().collect())
             .unwrap_or_default()

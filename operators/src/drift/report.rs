@@ -12,12 +12,15 @@ use super::window::ColumnStats;
 pub struct WindowReport {
     pub model_name: String,
     pub model_version: String,
-    /// Event time (the Kafka timestamp) the window covers, ms since the epoch.
+    /// Event time the window covers (the job's `sink.partition_time`
+    /// column, the Kafka timestamp by default), ms since the epoch.
     pub start_ms: i64,
     pub end_ms: i64,
+    /// Scored rows in the window.
     pub rows: u64,
-    /// Rows of batches skipped while the window was open (the operator was
-    /// behind), so not in its statistics.
+    /// Of `rows`, those the operator did not read one by one because it was
+    /// behind: a uniform sample of them stands for them (the `skipped_rows`
+    /// column). When not 0, the counts and statistics are estimates.
     pub skipped: u64,
     pub columns: Vec<ColumnStats>,
     /// `(column, statistic, value, threshold)` of each breach.

@@ -108,12 +108,13 @@ impl DriftTable {
         cols.push(Arc::new(breached.finish()));
         let batch = RecordBatch::try_new(drift_schema(), cols)?;
 
-        self.seq += 1;
+        // The number is taken only once the file is in place, so a retried
+        // window replaces a file it may have half-committed.
         let name = format!(
             "{:020}-{}-{:06}.parquet",
             r.end_ms.max(0),
             self.writer,
-            self.seq
+            self.seq + 1
         );
         let rel = format!("{DRIFT_DIR}/{name}");
         let pq = |source| OperatorError::Parquet {
@@ -124,6 +125,11 @@ impl DriftTable {
         w.write(&batch).map_err(pq)?;
         let bytes = w.into_inner().map_err(pq)?;
         let tmp = format!("{DRIFT_DIR}/.{name}.tmp");
-        self.store.put(&rel, &tmp, bytes)
+        // Again on every write: a directory removed under a running job is
+        // made again rather than failing every window after.
+        self.store.create_dir(DRIFT_DIR)?;
+        self.store.put(&rel, &tmp, bytes)?;
+        self.seq += 1;
+        Ok(())
     }
 }

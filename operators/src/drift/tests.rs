@@ -40,7 +40,10 @@ fn statistics_match_scipy_and_numpy_within_1e_6() {
                 assert!(profile.problems().is_empty(), "{name}");
                 let mut values: Vec<f64> = window.iter().filter_map(Value::as_f64).collect();
                 let counts = profile.bin_counts(&values);
-                (profile.compare(&mut values, missing, total), counts)
+                (
+                    profile.compare(&counts, &mut values, missing, total),
+                    counts,
+                )
             }
             _ => {
                 let profile: CategoricalProfile =
@@ -166,7 +169,7 @@ fn a_window_accumulates_batches_into_the_fixture_statistics() {
     ];
     let mut w = Window::new(&profile, &columns, 100_000, 1);
     for start in (0..n).step_by(97) {
-        w.add(&batch, start, (start + 97).min(n));
+        w.add(&batch, start, (start + 97).min(n), 0);
     }
     assert_eq!(w.rows, n as u64);
     let got = w.close();
@@ -177,7 +180,11 @@ fn a_window_accumulates_batches_into_the_fixture_statistics() {
     };
     let mut values: Vec<f64> = nums[..n].iter().flatten().copied().collect();
     let missing = nums[..n].iter().filter(|v| v.is_none()).count() as u64;
-    assert_eq!(got[0].stats, np.compare(&mut values, missing, n as u64));
+    let num_counts = np.bin_counts(&values);
+    assert_eq!(
+        got[0].stats,
+        np.compare(&num_counts, &mut values, missing, n as u64)
+    );
     assert_eq!(got[0].rows, n as u64);
     let ColumnProfile::Categorical(cp) = &profile.columns["categorical_unseen_and_missing"] else {
         panic!()
@@ -192,12 +199,64 @@ fn a_window_accumulates_batches_into_the_fixture_statistics() {
 
     // Past the cap the window holds a sample: statistics stay close.
     let mut small = Window::new(&profile, &columns, 200, 1);
-    small.add(&batch, 0, n);
+    small.add(&batch, 0, n, 0);
     let sampled = small.close();
     let (full, part) = (
         got[0].stats.ks.expect("ks"),
         sampled[0].stats.ks.expect("ks"),
     );
     assert!((full - part).abs() < 0.1, "KS {full} vs sampled {part}");
-    assert_eq!(sampled[0].counts.iter().sum::<u64>(), 200);
+    // Bins count every row, whatever the sample's size.
+    assert_eq!(sampled[0].counts, num_counts);
+    assert_eq!(sampled[0].stats.psi, got[0].stats.psi);
+}
+
+/// A window fifty times its sample: the bin counts, PSI and Jensen-Shannon
+/// are those of every row (numpy's counts and scipy's values, from the
+/// fixture, for the window repeated fifty times: shares do not change), and
+/// only KS and Wasserstein come from the sample.
+#[test]
+fn bins_psi_and_js_cover_the_full_window_beyond_the_sample() {
+    use arrow::array::{ArrayRef, Float64Array, RecordBatch};
+    use std::sync::Arc;
+    const TIMES: usize = 50;
+    let cases = cases();
+    for case in cases.iter().filter(|c| c["kind"] == "numeric") {
+        let name = case["name"].as_str().expect("name");
+        let window: Vec<Option<f64>> = case["window"]
+            .as_array()
+            .expect("w")
+            .iter()
+            .map(Value::as_f64)
+            .collect();
+        let cap = window.len().div_ceil(2);
+        let profile = profile_of(&cases, &[name]);
+        let batch = RecordBatch::try_from_iter([(
+            name,
+            Arc::new(Float64Array::from(window.clone())) as ArrayRef,
+        )])
+        .expect("batch");
+        let mut w = Window::new(&profile, &[name.to_owned()], cap, 3);
+        for _ in 0..TIMES {
+            w.add(&batch, 0, window.len(), 0);
+        }
+        let got = w.close().remove(0);
+        let expected = &case["expected"];
+        let want: Vec<u64> =
+            serde_json::from_value(expected["window_counts"].clone()).expect("counts");
+        let want: Vec<u64> = want.iter().map(|c| c * TIMES as u64).collect();
+        assert_eq!(got.counts, want, "{name}: counts over the full window");
+        for s in [Statistic::Psi, Statistic::JsDistance] {
+            let (g, e) = (got.stats.get(s), expected[s.name()].as_f64());
+            assert!(
+                match (g, e) {
+                    (Some(g), Some(e)) => (g - e).abs() <= 1e-12,
+                    (g, e) => g.is_none() && e.is_none(),
+                },
+                "{name} {}: {g:?} vs scipy/numpy {e:?}",
+                s.name()
+            );
+        }
+        assert_eq!(got.stats.ks.is_some(), expected["ks"].is_f64(), "{name}");
+    }
 }

@@ -1,16 +1,75 @@
 //! What a `[drift]` job compares with: the reference profile and the
-//! output columns it watches, each checked to be in both.
+//! output columns it watches, each checked to be in both; and the drift
+//! operator built from them.
 
-use scorestream_operators::drift::ReferenceProfile;
+use scorestream_operators::OperatorError;
+use scorestream_operators::drift::{
+    AlertProducer, DriftBatch, DriftOperator, DriftTable, RecentAlerts, ReferenceProfile,
+};
+use scorestream_operators::sink::parquet::Store;
+use scorestream_schemas::columns;
+use tokio::sync::mpsc;
 
+use super::drift_tee::DriftTee;
 use crate::Problem;
 use crate::config::JobConfig;
 
-/// The reference profile a `[drift]` job compares with, and the output
-/// columns it watches.
+/// The reference profile a `[drift]` job compares with, the output
+/// columns it watches, and the event-time column its windows are cut by.
 pub(super) struct DriftSetup {
     pub(super) profile: ReferenceProfile,
     pub(super) columns: Vec<String>,
+    pub(super) time_column: String,
+}
+
+/// The drift operator, its receiving end, and the scorer's end.
+pub(super) type DriftParts = (DriftOperator, mpsc::Receiver<DriftBatch>, DriftTee);
+
+impl DriftSetup {
+    /// The drift operator of a `[drift]` job, writing its table into
+    /// `store` and keeping its alerts and health in `status`. A table or
+    /// alerts topic that cannot be opened at start is an error (the job's
+    /// settings are wrong); later failures only degrade drift.
+    pub(super) fn start(
+        self,
+        config: &JobConfig,
+        store: &Store,
+        job: &str,
+        status: RecentAlerts,
+    ) -> Result<Option<DriftParts>, OperatorError> {
+        let Some(d) = &config.drift else {
+            return Ok(None);
+        };
+        let keep: Vec<String> = self
+            .columns
+            .iter()
+            .map(String::as_str)
+            .chain([
+                self.time_column.as_str(),
+                columns::MODEL_NAME,
+                columns::MODEL_VERSION,
+            ])
+            .map(str::to_owned)
+            .collect();
+        let (tee, rx) = DriftTee::new(d.queue_batches, d.sample_rows, keep);
+        let table = DriftTable::open_in(store.clone())?;
+        let alerts = d
+            .alerts_topic
+            .as_deref()
+            .map(|t| AlertProducer::build(&config.source, t))
+            .transpose()?;
+        let op = DriftOperator::new(
+            d.clone(),
+            self.profile,
+            self.columns,
+            job.to_owned(),
+            table,
+            alerts,
+        )
+        .with_time_column(self.time_column)
+        .with_recent_alerts(status);
+        Ok(Some((op, rx, tee)))
+    }
 }
 
 /// Loads the drift profile and picks the watched columns: those asked for,
@@ -66,6 +125,14 @@ pub(super) fn drift_setup(
             ),
         ));
     }
+    // Windows follow the job's event time, as its output partitions do.
+    let time_column = config.sink.partition_time.clone();
+    if !in_output(&time_column) {
+        problems.push(Problem::new(
+            "sink.partition_time",
+            format!("`{time_column}` (drift's event time) is not a column of the scored output"),
+        ));
+    }
     for c in d.column_thresholds.keys() {
         if !columns.contains(c) {
             problems.push(Problem::new(
@@ -74,5 +141,9 @@ pub(super) fn drift_setup(
             ));
         }
     }
-    Some(DriftSetup { profile, columns })
+    Some(DriftSetup {
+        profile,
+        columns,
+        time_column,
+    })
 }

@@ -254,8 +254,8 @@ impl Outputs {
 }
 
 /// Starts the drift operator of a `[drift]` job. It gets copies of the
-/// scored batches through its own queue; when that is full a batch is
-/// skipped (and counted), never waited for.
+/// scored batches through its own queue; when that is full a sample of
+/// the rows waits instead (see `drift_tee.rs`), never the scorer.
 fn spawn_drift(
     tasks: &mut Tasks,
     setup: Option<DriftSetup>,
@@ -264,26 +264,10 @@ fn spawn_drift(
     job: &str,
     stats: &Arc<JobStats>,
 ) -> Result<Option<DriftTee>, OperatorError> {
-    let (Some(setup), Some(d)) = (setup, &config.drift) else {
+    let started = setup.map(|s| s.start(config, store, job, stats.recent_alerts.clone()));
+    let Some((op, rx, tee)) = started.transpose()?.flatten() else {
         return Ok(None);
     };
-    let (tee, rx, skipped) = DriftTee::new(d.queue_batches);
-    let table = DriftTable::open_in(store.clone())?;
-    let alerts = d
-        .alerts_topic
-        .as_deref()
-        .map(|t| AlertProducer::build(&config.source, t))
-        .transpose()?;
-    let op = DriftOperator::new(
-        d.clone(),
-        setup.profile,
-        setup.columns,
-        job.to_owned(),
-        table,
-        alerts,
-        skipped,
-    )
-    .with_recent_alerts(stats.recent_alerts.clone());
     tasks.spawn("drift", async move { op.run(rx).await.map(|_| None) });
     Ok(Some(tee))
 }
