@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use arrow::array::AsArray;
 use common::process::*;
 use common::redis_server::{RedisServer, columns_toml, load_features};
 use common::tansu::{Tansu, produce_events};
@@ -301,6 +302,7 @@ fn metrics_pass_promtool_carry_the_job_label_and_logs_are_json() {
                 [
                     "job",
                     "stage",
+                    "reason",
                     "queue",
                     "feature",
                     // Feast feature views, from the job's config.
@@ -323,6 +325,29 @@ fn metrics_pass_promtool_carry_the_job_label_and_logs_are_json() {
         .sum::<usize>() as f64;
     assert!(dead > 0.0, "malformed events became dead letters");
     assert_eq!(sum(&s, "scorestream_dead_letters_total"), dead);
+    // ... and by stage and reason code, one series per pair the files hold.
+    let mut in_files: BTreeMap<(String, String), f64> = Default::default();
+    for b in common::read_dir(&out.join("dead_letters")) {
+        let col = |n: &str| b.column_by_name(n).expect(n).clone();
+        let (stage, code) = (col("stage"), col("reason_code"));
+        for i in 0..b.num_rows() {
+            let stage = stage.as_string::<i32>().value(i).to_owned();
+            let code = code.as_string::<i32>().value(i).to_owned();
+            *in_files.entry((stage, code)).or_default() += 1.0;
+        }
+    }
+    let in_metric: BTreeMap<(String, String), f64> = of(&s, "scorestream_dead_letters_total")
+        .iter()
+        .map(|x| {
+            let label = |k: &str| x.labels.get(k).cloned().expect(k);
+            ((label("stage"), label("reason")), x.value)
+        })
+        .collect();
+    assert_eq!(in_metric, in_files);
+    assert!(
+        in_metric.keys().any(|(_, code)| code == "invalid_json"),
+        "{in_metric:?}"
+    );
     assert_eq!(
         sum(&s, "scorestream_rows_scored_total"),
         EVENTS as f64 - dead
