@@ -196,6 +196,7 @@ fn demo_then_query_from_the_command_line() {
     // ...but never a directory it did not create.
     let foreign = dir.path().join("mine");
     std::fs::create_dir_all(&foreign).expect("mkdir");
+    std::fs::write(foreign.join("notes.txt"), "mine").expect("write");
     let o = run(bin()
         .args(["demo", "--events", "10", "--out"])
         .arg(&foreign));
@@ -204,6 +205,53 @@ fn demo_then_query_from_the_command_line() {
         text(&o.stderr).contains("not demo output"),
         "{}",
         text(&o.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("notes.txt")).expect("left alone"),
+        "mine"
+    );
+}
+
+/// A directory made with `mkdir` for the demo is empty, so nothing of the
+/// user's can be lost: the demo writes into it.
+#[test]
+fn demo_writes_into_an_existing_empty_directory() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("empty");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let o = run(bin()
+        .args(["demo", "--events", "500", "--partitions", "1", "--out"])
+        .arg(&out));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let summary = text(&o.stdout);
+    let scored = summary_number(&summary, "rows scored:");
+    assert!(scored > 0, "{summary}");
+    assert_eq!(scored_ids(&out).len() as u64, scored);
+
+    // The query the demo suggests at the end runs, and counts those rows.
+    let hint = summary
+        .lines()
+        .skip_while(|l| !l.starts_with("Query it:"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no query suggested:\n{summary}"));
+    let sql = hint
+        .split('"')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no quoted SQL in `{hint}`"));
+    assert!(
+        hint.contains(&format!("--path {}", out.display())),
+        "{hint}"
+    );
+    let q = run(bin()
+        .args(["query", "--format", "csv", "--path"])
+        .arg(&out)
+        .arg(format!("SELECT sum(n) AS n FROM ({sql})")));
+    assert!(q.status.success(), "{}", text(&q.stderr));
+    assert_eq!(
+        text(&q.stdout).lines().nth(1),
+        Some(scored.to_string().as_str()),
+        "{}",
+        text(&q.stdout)
     );
 }
 

@@ -438,3 +438,434 @@ mod toml_keys {
         }
     }
 }
+
+#[path = "common/process.rs"]
+#[allow(dead_code)]
+mod process;
+
+/// The queries the docs show, in every form they take: `scorestream query`
+/// command lines, ```sql blocks for DuckDB, ```python blocks, and inline
+/// `read_parquet(...)` / `ds.dataset(...)` spans in the prose.
+mod doc_queries {
+    use super::{pages, read, split_markdown};
+
+    #[derive(Debug)]
+    pub(crate) enum Snippet {
+        /// The arguments after `query`.
+        Cli(Vec<String>),
+        /// A DuckDB statement.
+        Duckdb(String),
+        /// A Python program; its last assignment is materialized and counted.
+        Python(String),
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct Found {
+        pub(crate) at: String,
+        pub(crate) snippet: Snippet,
+    }
+
+    /// Every query in README.md and docs/*.md, and the ones left out
+    /// (S3 locations, Spark) with why.
+    pub(crate) fn collect() -> (Vec<Found>, Vec<String>) {
+        let (mut found, mut skipped) = (Vec::new(), Vec::new());
+        for page in pages().into_iter().filter(|p| p != "BENCHMARKS.md") {
+            let text = read(&page);
+            let (blocks, prose) = split_markdown(&text);
+            for b in &blocks {
+                let at = format!("{page}:{}", b.line);
+                match b.info.split_whitespace().next() {
+                    Some("sh") => {
+                        for (i, line) in logical_lines(&b.text) {
+                            if let Some(args) = query_args(&line) {
+                                let at = format!("{page}:{}", b.line + 1 + i);
+                                found.push(Found {
+                                    at,
+                                    snippet: Snippet::Cli(args),
+                                });
+                            }
+                        }
+                    }
+                    Some("sql") => found.push(Found {
+                        at,
+                        snippet: Snippet::Duckdb(b.text.clone()),
+                    }),
+                    Some("python") => {
+                        // Paragraphs are alternatives (pyarrow, then polars).
+                        for part in b.text.split("\n\n").filter(|p| !p.trim().is_empty()) {
+                            found.push(Found {
+                                at: at.clone(),
+                                snippet: Snippet::Python(part.to_owned()),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for (i, line) in prose.iter().enumerate() {
+                for span in line.split('`').skip(1).step_by(2) {
+                    let at = format!("{page}:{}", i + 1);
+                    let s3 = span.contains("s3://") || span.contains("S3FileSystem");
+                    if span.starts_with("read_parquet(") {
+                        if s3 {
+                            skipped.push(format!("{at}: {span} (S3)"));
+                            continue;
+                        }
+                        found.push(Found {
+                            at,
+                            snippet: Snippet::Duckdb(format!("SELECT count(*) FROM {span}")),
+                        });
+                    } else if span.starts_with("ds.dataset(") {
+                        let next = prose.get(i + 1).map(String::as_str).unwrap_or_default();
+                        if span.matches('(').count() != span.matches(')').count()
+                            && next.contains("S3FileSystem")
+                        {
+                            skipped.push(format!("{at}: {span}... (S3)"));
+                            continue;
+                        }
+                        found.push(Found {
+                            at,
+                            snippet: Snippet::Python(format!(
+                                "import pyarrow.dataset as ds\nscores = {span}.to_table()\n"
+                            )),
+                        });
+                    } else if span.starts_with("spark.") {
+                        skipped.push(format!("{at}: {span} (no Spark here)"));
+                    }
+                }
+            }
+        }
+        (found, skipped)
+    }
+
+    /// Shell lines with `\` continuations joined, and their 0-based line
+    /// within the block.
+    fn logical_lines(block: &str) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        let mut current: Option<(usize, String)> = None;
+        for (i, line) in block.lines().enumerate() {
+            let (start, mut text) = current.take().unwrap_or((i, String::new()));
+            match line.trim_end().strip_suffix('\\') {
+                Some(head) => {
+                    text.push_str(head);
+                    text.push(' ');
+                    current = Some((start, text));
+                }
+                None => {
+                    text.push_str(line);
+                    out.push((start, text));
+                }
+            }
+        }
+        out.extend(current);
+        out
+    }
+
+    /// The arguments after `scorestream query` (or `cargo run ... -- query`).
+    fn query_args(line: &str) -> Option<Vec<String>> {
+        let words = shell_words(line);
+        let at = words.iter().position(|w| w == "query")?;
+        let before = words.get(at.checked_sub(1)?)?;
+        (before == "scorestream" || before == "--").then(|| words[at + 1..].to_vec())
+    }
+
+    /// Words as a POSIX shell splits them, for the quoting the docs use;
+    /// a `#` comment ends the line.
+    fn shell_words(line: &str) -> Vec<String> {
+        let (mut words, mut word, mut quote, mut started) =
+            (Vec::new(), String::new(), None::<char>, false);
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.push(c),
+                (None, '"' | '\'') => {
+                    quote = Some(c);
+                    started = true;
+                }
+                (None, '#') if !started => break,
+                (None, c) if c.is_whitespace() => {
+                    if started {
+                        words.push(std::mem::take(&mut word));
+                        started = false;
+                    }
+                }
+                (None, c) => {
+                    word.push(c);
+                    started = true;
+                }
+            }
+        }
+        if started {
+            words.push(word);
+        }
+        words
+    }
+}
+
+/// Runs a Python snippet and prints the rows of its last assignment
+/// (a lazy polars frame is collected first), so an example that only
+/// builds a plan is executed too.
+const PY_RUNNER: &str = r#"
+import ast, sys
+src = sys.argv[1]
+tree = ast.parse(src)
+ns = {}
+exec(compile(tree, "<doc>", "exec"), ns)
+name = [n for n in tree.body if isinstance(n, ast.Assign)][-1].targets[0].id
+value = ns[name]
+if hasattr(value, "collect"):
+    value = value.collect()
+print(value.num_rows if hasattr(value, "num_rows") else len(value))
+"#;
+
+const DUCKDB_RUNNER: &str = r#"
+import sys, duckdb
+rows = duckdb.connect().execute(sys.argv[1]).fetchall()
+print(len(rows))
+"#;
+
+/// A job with `[drift]` run by the real binary against an in-process
+/// Kafka, into `<dir>/out/demo`: the demo's output, which the docs' paths
+/// name, with a drift table beside it. Events are dated 2026-12-01 (the
+/// day the docs' DuckDB example filters on) and `amount` triples halfway,
+/// so the drift examples that select breaches have some to find.
+fn demo_output_with_drift(dir: &Path) {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+
+    use scorestream_tools::demo::{demo_world, generator_options};
+    use scorestream_tools::synth::{EventGen, GenOptions, Pace, produce};
+
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("transactions", 2, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let world = demo_world(&scorestream_tools::demo::EMBEDDED).expect("world");
+    let (progress, stop) = (AtomicU64::new(0), AtomicBool::new(false));
+    let pace = Pace {
+        rate: None,
+        progress: &progress,
+        stop: &stop,
+        ahead_of: None,
+    };
+    let clean = GenOptions {
+        start_ms: 1_796_083_200_000,
+        ..generator_options(31)
+    };
+    let shifted = GenOptions {
+        seed: 3_100,
+        first_seq: 1_000_000,
+        amount_factor: 3.0,
+        ..clean.clone()
+    };
+    for opts in [clean, shifted] {
+        let mut g = EventGen::new(&world, opts);
+        produce(&brokers, "transactions", &mut g, 4_000, &pace).expect("produce");
+    }
+    let out = dir.join("out/demo");
+    let job = process::job_file(dir, &brokers, &out, "docs", process::MOCK_SESSION);
+    let mut toml = std::fs::read_to_string(&job).expect("job");
+    toml.push_str(&format!(
+        "\n[drift]\nprofile = {:?}\nwindow = {{ rows = 2000 }}\nqueue_batches = 64\n\
+         thresholds = {{ psi = 0.2, missing_rate_change = 0.1 }}\n",
+        repo().join("jobs/demo/drift-profile.json")
+    ));
+    std::fs::write(&job, toml).expect("job");
+    let log = dir.join("run.log");
+    let mut child = process::spawn_run(&job, &["--exit-on-idle", "3s"], &log);
+    process::wait_success(&mut child, &log, std::time::Duration::from_secs(180));
+    for table in ["scores", "dead_letters", "drift"] {
+        assert!(
+            out.join(table).is_dir(),
+            "the run wrote no {table}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+}
+
+/// Rows in `scorestream query --format ndjson` output.
+fn ndjson_rows(stdout: &[u8]) -> usize {
+    process::text(stdout)
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .count()
+}
+
+/// Every query the docs show is run against real output, so an example
+/// that no longer parses, names a missing column or calls a function the
+/// engine lacks fails here; each must also find rows, as a reader trying
+/// it would expect. Locations are the test's output; the S3 examples' SQL
+/// runs here too, only their `s3://` paths are left to tests/object_store.rs.
+#[test]
+fn every_query_in_the_docs_runs_against_real_output() {
+    use doc_queries::Snippet;
+
+    let (found, skipped) = doc_queries::collect();
+    let count = |f: fn(&Snippet) -> bool| found.iter().filter(|q| f(&q.snippet)).count();
+    assert!(
+        count(|s| matches!(s, Snippet::Cli(_))) >= 8,
+        "expected the docs' `scorestream query` lines: {found:#?}"
+    );
+    assert!(
+        count(|s| matches!(s, Snippet::Duckdb(_))) >= 2,
+        "{found:#?}"
+    );
+    assert!(
+        count(|s| matches!(s, Snippet::Python(_))) >= 3,
+        "{found:#?}"
+    );
+    eprintln!("not run here: {skipped:#?}");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    demo_output_with_drift(dir.path());
+    let python = |program: &str, arg: &str| {
+        process::run(
+            std::process::Command::new("python3")
+                .args(["-c", program, arg])
+                .current_dir(dir.path()),
+        )
+    };
+    let mut failures = Vec::new();
+    for q in &found {
+        let (ok, rows, said) = match &q.snippet {
+            Snippet::Cli(args) => {
+                let mut args = args.clone();
+                // The docs' locations become the test's output; flags stay.
+                if let Some(i) = args.iter().position(|a| a == "--path" || a == "--job") {
+                    args.splice(i..i + 2, ["--path".to_owned(), "out/demo".to_owned()]);
+                }
+                let o = process::run(
+                    process::bin()
+                        .arg("query")
+                        .args(&args)
+                        .current_dir(dir.path()),
+                );
+                let sql = args.last().cloned().unwrap_or_default();
+                let n = process::run(
+                    process::bin()
+                        .args(["query", "--path", "out/demo", "--format", "ndjson", &sql])
+                        .current_dir(dir.path()),
+                );
+                let said = format!("{}{}", process::text(&o.stdout), process::text(&o.stderr));
+                (o.status.success(), ndjson_rows(&n.stdout), said)
+            }
+            Snippet::Duckdb(sql) => {
+                let o = python(DUCKDB_RUNNER, sql);
+                let rows = process::text(&o.stdout).trim().parse().unwrap_or(0);
+                (o.status.success(), rows, process::text(&o.stderr))
+            }
+            Snippet::Python(code) => {
+                if code.contains("import polars") && !polars_or_skip() {
+                    continue;
+                }
+                let o = python(PY_RUNNER, code);
+                let rows = process::text(&o.stdout).trim().parse().unwrap_or(0);
+                (o.status.success(), rows, process::text(&o.stderr))
+            }
+        };
+        if !ok || rows == 0 {
+            failures.push(format!(
+                "{}: {:?}\n  {} ({rows} rows): {said}",
+                q.at,
+                q.snippet,
+                if ok { "found nothing" } else { "failed" }
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "examples in the docs that do not work on real output:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// polars is what the docs show beside pyarrow; CI installs it (.ci/run),
+/// elsewhere its example is skipped loudly.
+fn polars_or_skip() -> bool {
+    let has = std::process::Command::new("python3")
+        .args(["-c", "import polars"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "polars is missing: `pip install polars` (.ci/run does)"
+        );
+        eprintln!("SKIPPED: the polars example (pip install polars)");
+    }
+    has
+}
+
+/// Each fixture directory says what its files are, how they were made and
+/// how to make them again (README.md), and the scripts and documents there
+/// only name files that exist: a fixture nobody can regenerate or check is
+/// a number nobody can trust.
+#[test]
+fn every_fixture_directory_has_a_readme_and_names_only_files_that_exist() {
+    let root = repo().join("tests/fixtures");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/fixtures")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 3, "{dirs:?}");
+    let mut problems = Vec::new();
+    for dir in &dirs {
+        let rel = dir
+            .strip_prefix(repo())
+            .unwrap_or(dir)
+            .display()
+            .to_string();
+        if !dir.join("README.md").is_file() {
+            problems.push(format!("{rel}/README.md is missing"));
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .expect("fixture dir")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|x| ["md", "py", "sh"].iter().any(|e| x == *e))
+            })
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("text");
+            let name = file
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            // Scripts are checked where the README names them; elsewhere
+            // a `.py` may be Feast's own source, cited.
+            let kinds: &[&str] = if name == "README.md" {
+                &[".md", ".txt", ".py", ".sh"]
+            } else {
+                &[".md", ".txt"]
+            };
+            for token in named_files(&text, kinds) {
+                if !dir.join(&token).exists() {
+                    problems.push(format!(
+                        "{rel}/{name} names `{token}`, which does not exist"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Bare file names in `text` (no directory: those are the fixture
+/// directory's own files) ending in one of `kinds`.
+fn named_files(text: &str, kinds: &[&str]) -> BTreeSet<String> {
+    let is_path = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/');
+    text.split(|c: char| !is_path(c))
+        .map(|w| w.trim_end_matches('.'))
+        .filter(|w| {
+            kinds.iter().any(|x| w.ends_with(x))
+                && !w.contains('/')
+                && w.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        })
+        .map(str::to_owned)
+        .collect()
+}

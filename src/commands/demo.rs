@@ -15,7 +15,7 @@ pub(crate) struct Args {
     /// Partitions of the demo topic.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
-    /// Output directory (replaced if it holds earlier demo output).
+    /// Output directory: created if missing, used if empty, replaced if it holds earlier demo output.
     #[arg(long, default_value = "out/demo")]
     out: PathBuf,
     /// Produce at most this many events per second (default: as fast as possible).

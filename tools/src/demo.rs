@@ -99,16 +99,7 @@ pub fn prepare(assets: &DemoAssets, out: &Path) -> Result<JobConfig, ToolError> 
             problems,
         })
     };
-    if out.exists() {
-        if !out.join(DEMO_MARKER).exists() {
-            return Err(ToolError::Incomplete(format!(
-                "{} exists and is not demo output; choose another directory with --out",
-                out.display()
-            )));
-        }
-        std::fs::remove_dir_all(out)
-            .map_err(|e| ToolError::io(format!("clearing {}", out.display()), e))?;
-    }
+    clear_for_demo(out)?;
     let job_dir = out.join("job");
     let write = |rel: &str, bytes: &[u8]| {
         let p = job_dir.join(rel);
@@ -128,6 +119,33 @@ pub fn prepare(assets: &DemoAssets, out: &Path) -> Result<JobConfig, ToolError> 
     config.resolve_paths(&job_dir);
     config.sink.path = out.into();
     Ok(config)
+}
+
+/// Makes `out` ready for the demo: a missing or empty directory is used as
+/// it is (a user may well `mkdir` it first), earlier demo output is
+/// replaced, and anything else is refused, since it may be the user's.
+fn clear_for_demo(out: &Path) -> Result<(), ToolError> {
+    let io = |what: &str, e: std::io::Error| ToolError::io(format!("{what} {}", out.display()), e);
+    let entries = std::fs::read_dir(out).map(|mut e| e.next());
+    match entries {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(ToolError::Incomplete(format!(
+                "{} is a file, not a directory; choose another directory with --out",
+                out.display()
+            )));
+        }
+        Err(e) => return Err(io("reading", e)),
+        Ok(None) => return Ok(()),
+        Ok(Some(_)) => {}
+    }
+    if !out.join(DEMO_MARKER).exists() {
+        return Err(ToolError::Incomplete(format!(
+            "{} exists, is not empty and is not demo output; choose another directory with --out",
+            out.display()
+        )));
+    }
+    std::fs::remove_dir_all(out).map_err(|e| io("clearing", e))
 }
 
 /// Runs the whole demo; `progress` is called about four times a second.

@@ -24,7 +24,10 @@ pub struct JobStats {
     pub messages_acked: AtomicU64,
     /// Partitions this job's consumer currently owns.
     pub partitions_assigned: Arc<AtomicI64>,
-    /// Milliseconds from the event's Kafka timestamp to its file's commit.
+    /// Milliseconds from the event's Kafka timestamp to its file's commit:
+    /// the event's age when it became readable. A backfill or a replay
+    /// brings events days old, so this reaches
+    /// [`StatsSnapshot::EVENT_AGE_CEILING_MS`], not an hour.
     latency_ms: Mutex<Histogram<u64>>,
     /// Microseconds from a batch's oldest fetch to its rows being written.
     batch_latency_us: Mutex<Histogram<u64>>,
@@ -62,8 +65,8 @@ impl Default for JobStats {
             queues: Mutex::new(Vec::new()),
             consumer_lag: Arc::new(AtomicI64::new(-1)),
             stage_ns: Default::default(),
-            // 1 ms to 1 hour at 3 significant digits.
-            latency_ms: Mutex::new(histogram(3_600_000)),
+            // 1 ms to 10 years at 3 significant digits (~240 KiB).
+            latency_ms: Mutex::new(histogram(StatsSnapshot::EVENT_AGE_CEILING_MS)),
             // 1 µs to 1 hour.
             batch_latency_us: Mutex::new(histogram(3_600_000_000)),
         }
@@ -100,6 +103,10 @@ pub struct StatsSnapshot {
 }
 
 impl StatsSnapshot {
+    /// The oldest event age the latency percentiles hold; an older event
+    /// counts as this old, so a percentile at or above it means "at least".
+    pub const EVENT_AGE_CEILING_MS: u64 = 10 * 365 * 86_400_000;
+
     /// Events acknowledged per second since the first event arrived.
     pub fn throughput(&self) -> f64 {
         let s = self.active.as_secs_f64();
@@ -224,5 +231,27 @@ impl JobStats {
             latency_p99_ms: p99,
             latency_max_ms: max,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{JobStats, StatsSnapshot};
+
+    /// Events produced days ago (a backfill) report their real age, not
+    /// the hour an earlier histogram bound clamped them to.
+    #[test]
+    fn event_ages_of_days_are_kept_and_older_ones_reach_the_ceiling() {
+        let stats = JobStats::default();
+        let three_days = 3 * 86_400_000;
+        stats.record_latencies(&[(1_200, 98), (three_days, 2)]);
+        let s = stats.snapshot();
+        assert_eq!(s.latency_p50_ms, 1_200);
+        let close = |v: u64, want: u64| v.abs_diff(want) * 1_000 <= want;
+        assert!(close(s.latency_p99_ms, three_days), "{}", s.latency_p99_ms);
+        assert!(close(s.latency_max_ms, three_days), "{}", s.latency_max_ms);
+
+        stats.record_latencies(&[(u64::MAX, 1)]);
+        assert!(stats.snapshot().latency_max_ms >= StatsSnapshot::EVENT_AGE_CEILING_MS);
     }
 }
