@@ -8,8 +8,9 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use scorestream_operators::drift::{ColumnProfile, DriftConfig, ReferenceProfile, Statistic};
 
+use super::hist::{Axes, Series, WINDOWS, histogram};
 use super::read::WindowRow;
-use super::svg::{Point, histogram, num, series};
+use super::svg::{Point, SeriesAxes, num, series};
 
 pub struct ReportInput<'a> {
     pub profile: &'a ReferenceProfile,
@@ -31,8 +32,12 @@ section{margin-top:28px;border-top:1px solid #ccc;padding-top:8px}.charts{displa
 .note{color:#777;font-size:13px}h1{font-size:22px}h2{font-size:18px}";
 
 fn time(ms: i64) -> String {
+    time_as(ms, "%Y-%m-%d %H:%M:%S UTC")
+}
+
+fn time_as(ms: i64, format: &str) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .map(|t| t.format(format).to_string())
         .unwrap_or_else(|| ms.to_string())
 }
 
@@ -160,18 +165,28 @@ fn overview(input: &ReportInput<'_>, per_feature: &[(&str, Vec<&WindowRow>)]) ->
             "Model " (versions) ". " (windows) " window(s)" (span) ". Reference: "
             (input.profile.source) " (" (input.profile.rows) " rows). Thresholds: "
             @match input.config {
-                Some(c) => {
-                    (c.thresholds
-                        .iter()
-                        .map(|(s, v)| format!("{} {}", s.name(), num(*v)))
-                        .collect::<Vec<_>>()
-                        .join(", "))
-                }
+                Some(c) => { (listed(c.thresholds.iter())) }
                 None => "not known (report made without the job file; breaches as recorded)",
             }
             "."
         }
+        @if let Some(c) = input.config.filter(|c| !c.column_thresholds.is_empty()) {
+            p { "Per-column overrides (these replace the thresholds above for that column):" }
+            ul class="overrides" {
+                @for (column, thresholds) in &c.column_thresholds {
+                    li { b { (column) } ": " (listed(thresholds.iter())) }
+                }
+            }
+        }
     }
+}
+
+/// `psi 0.2, ks 0.15`.
+fn listed<'a>(thresholds: impl Iterator<Item = (&'a Statistic, &'a f64)>) -> String {
+    thresholds
+        .map(|(s, v)| format!("{} {}", s.name(), num(*v)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The statistics the summary table shows for each feature's latest window.
@@ -225,16 +240,40 @@ fn section(input: &ReportInput<'_>, feature: &str, rows: &[&WindowRow]) -> Marku
     html! {
         section id={ "f-" (feature) } {
             h2 { (feature) }
+            @if let Some(c) = input.config {
+                @let own = c.column_thresholds.get(feature);
+                p class="note thresholds" {
+                    "Thresholds: "
+                    (Statistic::ALL
+                        .iter()
+                        .filter_map(|s| c.threshold(feature, *s).map(|t| {
+                            let mark = if own.is_some_and(|o| o.contains_key(s)) {
+                                " (this column's)"
+                            } else {
+                                ""
+                            };
+                            format!("{} {}{mark}", s.name(), num(t))
+                        }))
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    "."
+                }
+            }
             @if let Some(latest) = rows.last() {
-                (reference(input, feature, latest))
+                (reference(input, feature, rows, latest))
                 (charts(input, feature, rows))
             }
         }
     }
 }
 
-/// The reference against the latest window, or why it is not drawn.
-fn reference(input: &ReportInput<'_>, feature: &str, latest: &WindowRow) -> Markup {
+/// The reference against the newest windows, or why it is not drawn.
+fn reference(
+    input: &ReportInput<'_>,
+    feature: &str,
+    rows: &[&WindowRow],
+    latest: &WindowRow,
+) -> Markup {
     let Some(p) = input.profile.columns.get(feature) else {
         return html! {
             p class="note" {
@@ -260,13 +299,76 @@ fn reference(input: &ReportInput<'_>, feature: &str, latest: &WindowRow) -> Mark
         .missing_rate_change
         .map(|c| format!("{:.2}%", 100.0 * (ref_rate + c)))
         .unwrap_or_else(|| "–".into());
+    let x = match p {
+        ColumnProfile::Numeric(_) => format!("{feature}: the reference's bins, in its units"),
+        ColumnProfile::Categorical(_) => {
+            format!("{feature}: the reference's top categories, then other")
+        }
+    };
+    let axes = Axes {
+        x: &x,
+        y: "share of non-null rows",
+    };
     html! {
         p class="note" {
             "Missing: reference " (format_args!("{:.2}%", 100.0 * ref_rate)) ", latest window "
             (window_rate) " (" (latest.rows) " rows, " (time(latest.start_ms)) " to "
             (time(latest.end_ms)) ")."
         }
-        (histogram(feature, &labels(p), &shares(&reference), &shares(&latest.counts)))
+        (histogram(feature, &labels(p), &histogram_series(p, &reference, rows), &axes))
+    }
+}
+
+/// The reference, then the newest [`WINDOWS`] windows compared with this
+/// profile (same bins), oldest first, each named by its number among the
+/// feature's windows.
+fn histogram_series(p: &ColumnProfile, reference: &[u64], rows: &[&WindowRow]) -> Vec<Series> {
+    let mut out = vec![Series {
+        name: "reference".into(),
+        detail: match p {
+            ColumnProfile::Numeric(n) => format!("reference profile, {} rows", n.total),
+            ColumnProfile::Categorical(c) => format!("reference profile, {} rows", c.total),
+        },
+        shares: shares(reference),
+    }];
+    let same_bins: Vec<(usize, &&WindowRow)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.counts.len() == reference.len())
+        .collect();
+    let from = same_bins.len().saturating_sub(WINDOWS);
+    let newest = same_bins.len().saturating_sub(1);
+    for (k, (i, r)) in same_bins[from..].iter().enumerate() {
+        let latest = if from + k == newest { " (latest)" } else { "" };
+        out.push(Series {
+            name: format!(
+                "window {} · {}{latest}",
+                i + 1,
+                time_as(r.start_ms, "%m-%d %H:%M:%S")
+            ),
+            detail: format!(
+                "window {}: {} to {}, {} rows",
+                i + 1,
+                time(r.start_ms),
+                time(r.end_ms),
+                r.rows
+            ),
+            shares: shares(&r.counts),
+        });
+    }
+    out
+}
+
+/// What a statistic is measured in, for its chart's axis.
+fn unit(s: Statistic, feature: &str) -> String {
+    match s {
+        Statistic::Psi => "PSI (unitless)".into(),
+        Statistic::JsDistance => "JS distance (0 to 0.83)".into(),
+        Statistic::Ks => "KS statistic (0 to 1)".into(),
+        Statistic::Wasserstein => format!("in {feature}'s units"),
+        Statistic::ChiSquare => "chi-square statistic".into(),
+        Statistic::ChiSquareP => "p-value (0 to 1)".into(),
+        Statistic::MissingRateChange => "missing share change".into(),
     }
 }
 
@@ -302,5 +404,14 @@ fn chart(input: &ReportInput<'_>, feature: &str, shown: &[&WindowRow], s: Statis
         Some(t) => vec![t],
         None => Vec::new(),
     };
-    series(feature, s.name(), &points, &thresholds)
+    let when = |r: Option<&&WindowRow>| {
+        r.map(|r| time_as(r.start_ms, "%m-%d %H:%M"))
+            .unwrap_or_default()
+    };
+    let axes = SeriesAxes {
+        unit: unit(s, feature),
+        first: when(shown.first()),
+        last: when(shown.last()),
+    };
+    series(feature, s.name(), &points, &thresholds, &axes)
 }

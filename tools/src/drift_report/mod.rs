@@ -1,7 +1,8 @@
 //! `scorestream drift report`: a self-contained HTML page (inline SVG, no
 //! script, no external assets) comparing each watched column's reference
-//! histogram with the latest window's, and each statistic over the windows.
+//! histogram with the newest windows', and each statistic over the windows.
 
+mod hist;
 mod html;
 mod read;
 mod svg;

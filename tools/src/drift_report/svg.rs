@@ -34,76 +34,12 @@ pub(super) fn num(v: f64) -> String {
 }
 
 /// A coordinate with two decimals: enough for a screen, short in the file.
-fn c2(v: f64) -> String {
+pub(super) fn c2(v: f64) -> String {
     format!("{v:.2}")
 }
 
-const REFERENCE: &str = "#4e79a7";
-const RECENT: &str = "#f28e2b";
-const BREACH: &str = "#d62728";
-
-/// Reference and recent shares per bin, side by side.
-pub(super) fn histogram(
-    feature: &str,
-    labels: &[String],
-    reference: &[f64],
-    recent: &[f64],
-) -> Markup {
-    let (w, h, left, top, bottom) = (640.0, 240.0, 44.0, 24.0, 64.0);
-    let plot_w = w - left - 8.0;
-    let plot_h = h - top - bottom;
-    let max = reference
-        .iter()
-        .chain(recent)
-        .copied()
-        .fold(0.0_f64, f64::max)
-        .max(1e-9);
-    let slot = plot_w / labels.len().max(1) as f64;
-    let bar = (slot * 0.4).max(1.0);
-    let (y0, tx) = (top + plot_h, left - 4.0);
-    let sides = [
-        (reference, REFERENCE, "bar ref", "reference"),
-        (recent, RECENT, "bar recent", "latest window"),
-    ];
-    html! {
-        svg class="chart histogram" data-feature=(feature) viewBox={ "0 0 " (w) " " (h) }
-            width=(w) height=(h) role="img"
-            aria-label={ "reference and recent distribution of " (feature) } {
-            line class="axis" x1=(left) y1=(y0) x2=(left + plot_w) y2=(y0) stroke="#888" {}
-            text x=(tx) y=(top + 4.0) font-size="10" text-anchor="end" {
-                (format_args!("{:.1}%", max * 100.0))
-            }
-            text x=(tx) y=(y0) font-size="10" text-anchor="end" { "0" }
-            @for (i, label) in labels.iter().enumerate() {
-                @let x = left + slot * i as f64 + slot * 0.1;
-                @for (k, (shares, color, class, who)) in sides.iter().enumerate() {
-                    @let v = shares.get(i).copied().unwrap_or(0.0);
-                    @let bh = plot_h * v / max;
-                    rect class=(class) x=(c2(x + bar * k as f64)) y=(c2(top + plot_h - bh))
-                        width=(c2(bar)) height=(c2(bh)) fill=(color) {
-                        title { (label) ": " (who) " " (format_args!("{:.2}%", v * 100.0)) }
-                    }
-                }
-                @let (lx, ly) = (c2(left + slot * (i as f64 + 0.5)), c2(y0 + 12.0));
-                text x=(lx) y=(ly) font-size="10" text-anchor="end"
-                    transform={ "rotate(-35 " (lx) " " (ly) ")" } { (short(label)) }
-            }
-            rect x=(left) y="4" width="10" height="10" fill=(REFERENCE) {}
-            text x=(left + 14.0) y="13" font-size="11" { "reference" }
-            rect x=(left + 90.0) y="4" width="10" height="10" fill=(RECENT) {}
-            text x=(left + 104.0) y="13" font-size="11" { "latest window" }
-        }
-    }
-}
-
-/// An axis label cut to 14 characters.
-fn short(label: &str) -> String {
-    if label.chars().count() > 14 {
-        label.chars().take(13).chain(['…']).collect()
-    } else {
-        label.to_owned()
-    }
-}
+pub(super) const REFERENCE: &str = "#4e79a7";
+pub(super) const BREACH: &str = "#d62728";
 
 /// One point of a statistic over time.
 #[derive(Debug, Clone, Copy)]
@@ -156,6 +92,14 @@ fn runs(f: &Frame, points: &[Point]) -> Vec<String> {
     out
 }
 
+/// What a series chart's axes say: the statistic's unit up the side, and
+/// under the axis the first and last windows' starts.
+pub(super) struct SeriesAxes {
+    pub unit: String,
+    pub first: String,
+    pub last: String,
+}
+
 /// A statistic over the windows, oldest first, with its threshold dashed
 /// and breaching windows marked.
 /// `thresholds` are drawn as dashed lines (two, at ±t, for a statistic
@@ -165,8 +109,9 @@ pub(super) fn series(
     statistic: &str,
     points: &[Point],
     thresholds: &[f64],
+    axes: &SeriesAxes,
 ) -> Markup {
-    let (w, h, left, top, bottom) = (290.0, 140.0, 60.0, 20.0, 18.0);
+    let (w, h, left, top, bottom) = (300.0, 170.0, 66.0, 20.0, 44.0);
     let values = points
         .iter()
         .filter_map(|p| p.value)
@@ -187,6 +132,7 @@ pub(super) fn series(
         points: points.len(),
     };
     let (y0, x1, tx) = (c2(top + f.plot_h), left + f.plot_w, left - 4.0);
+    let y_mid = c2(top + f.plot_h / 2.0);
     let latest = points.iter().rev().find_map(|p| p.value);
     html! {
         svg class="chart series" data-feature=(feature) data-statistic=(statistic)
@@ -197,8 +143,19 @@ pub(super) fn series(
                 @if let Some(v) = latest { "latest " (num(v)) }
             }
             line class="axis" x1=(left) y1=(y0) x2=(x1) y2=(y0) stroke="#888" {}
-            text x=(tx) y=(c2(top + 6.0)) font-size="10" text-anchor="end" { (num(hi)) }
-            text x=(tx) y=(y0) font-size="10" text-anchor="end" { (num(lo)) }
+            text class="tick" x=(tx) y=(c2(top + 6.0)) font-size="10" text-anchor="end" {
+                (num(hi))
+            }
+            text class="tick" x=(tx) y=(y0) font-size="10" text-anchor="end" { (num(lo)) }
+            text class="axis-title y" x="10" y=(y_mid) font-size="10" text-anchor="middle"
+                transform={ "rotate(-90 10 " (y_mid) ")" } { (axes.unit) }
+            text class="tick" x=(left) y=(c2(top + f.plot_h + 12.0)) font-size="9" {
+                (axes.first)
+            }
+            text class="tick" x=(x1) y=(c2(top + f.plot_h + 12.0)) font-size="9"
+                text-anchor="end" { (axes.last) }
+            text class="axis-title x" x=(c2(left + f.plot_w / 2.0)) y=(c2(h - 6.0))
+                font-size="10" text-anchor="middle" { "window start (UTC), oldest to newest" }
             @for &t in thresholds {
                 @let ty = c2(f.y(t));
                 line class="threshold" x1=(left) y1=(ty) x2=(x1) y2=(ty) stroke=(BREACH)

@@ -202,9 +202,35 @@ fn the_page_has_a_histogram_and_a_chart_per_statistic_for_each_feature() {
         assert!(!page.contains(outside), "{outside}");
     }
     assert_eq!(count(&page, "class=\"chart histogram\""), 2);
-    // 4 numeric bins and 3 category slots, a reference and a recent bar each.
+    // 4 numeric bins and 3 category slots: a reference bar each, and one
+    // per window (all three are among the newest four).
     assert_eq!(count(&page, "class=\"bar ref\""), 4 + 3);
-    assert_eq!(count(&page, "class=\"bar recent\""), 4 + 3);
+    assert_eq!(count(&page, "class=\"bar window\""), 3 * (4 + 3));
+    // Each histogram's legend names the reference and every window.
+    assert_eq!(count(&page, "class=\"legend-item\""), 2 * 4);
+    for name in [
+        ">reference</text>",
+        ">window 1 · 11-14 22:13:20</text>",
+        ">window 3 · 11-14 22:15:20 (latest)</text>",
+    ] {
+        assert_eq!(count(&page, name), 2, "{name}");
+    }
+    // Every chart titles both axes: 2 histograms and 10 series.
+    assert_eq!(count(&page, "class=\"axis-title x\""), 12);
+    assert_eq!(count(&page, "class=\"axis-title y\""), 12);
+    assert!(page.contains(">amount: the reference's bins, in its units</text>"));
+    assert!(
+        page.contains(">in amount's units</text>"),
+        "wasserstein's unit"
+    );
+    assert!(page.contains(">window start (UTC), oldest to newest</text>"));
+    // The header lists the per-column override, and amount's section
+    // marks the threshold that is its own.
+    assert!(
+        page.contains("<li><b>amount</b>: psi 0.25</li>"),
+        "override listed"
+    );
+    assert!(page.contains("Thresholds: psi 0.25 (this column's), ks 0.15."));
     // amount: psi, js, ks, wasserstein, missing; the category: psi, js,
     // chi-square, its p-value, missing.
     assert_eq!(count(&page, "class=\"chart series\""), 5 + 5);
@@ -223,7 +249,7 @@ fn the_page_has_a_histogram_and_a_chart_per_statistic_for_each_feature() {
     // Reference share of the first bin: 250 of 990 values.
     assert!(page.contains("reference 25.25%"), "reference share");
     // The latest window: 100 of 482 in the first bin.
-    assert!(page.contains("latest window 20.75%"), "recent share");
+    assert!(page.contains("(latest) 20.75%"), "recent share");
     assert!(page.contains("Missing: reference 1.00%, latest window 3.00%"));
 }
 
@@ -351,4 +377,34 @@ fn numbers_are_short_and_signed_thresholds_drawn_both_ways() {
     // Two columns, each with +0.1 and -0.1.
     assert_eq!(count(&page, "class=\"threshold\""), 4);
     assert_eq!(count(&page, "<title>threshold -0.1</title>"), 2);
+}
+
+/// A long category or bin label is cut under the axis, and the whole of
+/// it is the label's `<title>` (shown on hover); more windows than the
+/// histogram draws leave the oldest out.
+#[test]
+fn long_labels_keep_their_full_text_and_only_the_newest_windows_are_bars() {
+    let (dir, _) = table(&[0.01, 0.02, 0.03, 0.04, 0.05, 0.06]);
+    let rows = read_drift_table(&dir.path().join(DRIFT_DIR)).expect("read");
+    let mut long = profile();
+    let name = "online marketplaces and subscription services";
+    if let Some(ColumnProfile::Categorical(c)) = long.columns.get_mut("merchant <&> category") {
+        c.categories[0] = name.into();
+    }
+    let page = render(&ReportInput {
+        profile: &long,
+        rows: &rows,
+        config: None,
+        last: 10,
+        older: 0,
+    });
+    assert!(
+        page.contains(&format!("<title>{name}</title>online marketpl…</text>")),
+        "{page}"
+    );
+    // Six windows, four drawn: windows 3 to 6.
+    assert_eq!(count(&page, "class=\"bar window\""), 4 * (4 + 3));
+    assert!(!page.contains(">window 2 · "));
+    assert!(page.contains(">window 3 · "));
+    assert!(page.contains(">window 6 · 11-14 22:18:20 (latest)</text>"));
 }

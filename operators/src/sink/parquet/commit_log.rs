@@ -19,10 +19,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
+use super::checkpoint::{self, Checkpoint};
 use super::store::{Store, join, split};
 use crate::{OperatorError, Result};
 pub(super) const LOG_DIR: &str = "_scorestream/commits";
@@ -61,7 +64,7 @@ pub(super) fn base_name(topic: &str, partition: i32, start: i64) -> String {
 }
 
 /// Parses a name made by [`base_name`] followed by an extension.
-fn parse_base(name: &str) -> Option<(&str, i32, i64)> {
+pub(super) fn parse_base(name: &str) -> Option<(&str, i32, i64)> {
     let stem = name
         .strip_suffix(".parquet")
         .or_else(|| name.strip_suffix(".json"))?;
@@ -76,7 +79,7 @@ pub(super) fn tmp_name(final_name: &str, writer: &str) -> String {
 }
 
 /// Splits a temporary name into (final name, writer).
-fn parse_tmp(name: &str) -> Option<(&str, &str)> {
+pub(super) fn parse_tmp(name: &str) -> Option<(&str, &str)> {
     name.strip_prefix('.')?
         .strip_suffix(super::TMP_SUFFIX)?
         .rsplit_once('.')
@@ -91,9 +94,15 @@ pub(crate) struct Recovery {
     pub removed: usize,
 }
 
+/// Entry start offsets by partition, in order.
+pub(super) type Starts = HashMap<(String, i32), Vec<i64>>;
+
 #[derive(Debug, Clone)]
 pub struct CommitLog {
     store: Store,
+    checkpoint: checkpoint::Cache,
+    /// Entries this process created since its last compaction, and their bytes.
+    created: Arc<[AtomicU64; 2]>,
 }
 
 impl CommitLog {
@@ -104,14 +113,37 @@ impl CommitLog {
 
     pub fn at(store: Store) -> Result<Self> {
         store.create_dir(LOG_DIR)?;
-        Ok(Self { store })
+        store.create_dir(checkpoint::CHECKPOINT_DIR)?;
+        Ok(Self {
+            store,
+            checkpoint: Default::default(),
+            created: Default::default(),
+        })
+    }
+
+    pub(super) fn checkpoint_cache(&self) -> &checkpoint::Cache {
+        &self.checkpoint
+    }
+
+    /// Entries created (and their bytes) since [`CommitLog::compacted`].
+    pub(super) fn created_since_compaction(&self) -> (u64, u64) {
+        (
+            self.created[0].load(Ordering::Relaxed),
+            self.created[1].load(Ordering::Relaxed),
+        )
+    }
+
+    pub(super) fn compacted(&self) {
+        self.created
+            .iter()
+            .for_each(|c| c.store(0, Ordering::Relaxed));
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    fn entry_rel(topic: &str, partition: i32, start: i64) -> String {
+    pub(super) fn entry_rel(topic: &str, partition: i32, start: i64) -> String {
         format!("{LOG_DIR}/{}.json", base_name(topic, partition, start))
     }
 
@@ -123,7 +155,10 @@ impl CommitLog {
         let tmp = join(LOG_DIR, &tmp_name(split(&rel).1, &entry.writer));
         let json = serde_json::to_vec_pretty(entry)
             .map_err(|e| OperatorError::Internal(format!("encoding commit entry: {e}")))?;
+        let bytes = json.len() as u64;
         if self.store.put_if_absent(&rel, &tmp, json)? {
+            self.created[0].fetch_add(1, Ordering::Relaxed);
+            self.created[1].fetch_add(bytes, Ordering::Relaxed);
             return Ok(None);
         }
         let other = match self.read_entry(&rel) {
@@ -151,9 +186,16 @@ impl CommitLog {
             })
     }
 
-    /// Every entry name, parsed, grouped by partition: start offsets in order.
-    fn starts(&self) -> Result<HashMap<(String, i32), Vec<i64>>> {
-        let mut out: HashMap<(String, i32), Vec<i64>> = HashMap::new();
+    /// Removes an entry this writer created but must not keep.
+    pub(super) fn remove_entry(&self, entry: &CommitEntry) -> Result<()> {
+        self.store
+            .remove(&Self::entry_rel(&entry.topic, entry.partition, entry.start))
+    }
+
+    /// Every entry name, parsed, grouped by partition: start offsets in
+    /// order, including entries a checkpoint superseded.
+    pub(super) fn starts(&self) -> Result<Starts> {
+        let mut out: Starts = HashMap::new();
         for name in self.store.list_files(LOG_DIR)? {
             if name.starts_with('.') || !name.ends_with(".json") {
                 continue;
@@ -166,10 +208,24 @@ impl CommitLog {
         Ok(out)
     }
 
+    /// The newest checkpoint and the entries at or past its ends: the
+    /// log's state. Read in this order, a compaction in between leaves
+    /// extra entries listed, which the checkpoint read first accounts for.
+    pub(super) fn live(&self) -> Result<(Option<Arc<Checkpoint>>, Starts)> {
+        let ck = self.checkpoint()?;
+        let mut starts = self.starts()?;
+        if let Some(c) = &ck {
+            for ((t, p), s) in starts.iter_mut() {
+                s.retain(|&x| c.is_live(t, *p, x));
+            }
+        }
+        Ok((ck, starts))
+    }
+
     /// The entry whose range holds `offset`, if any.
     fn covering(
         &self,
-        starts: &HashMap<(String, i32), Vec<i64>>,
+        starts: &Starts,
         key: &(String, i32),
         offset: i64,
     ) -> Result<Option<CommitEntry>> {
@@ -192,12 +248,18 @@ impl CommitLog {
 
     /// Where each partition's committed chain ends: the offset to resume from.
     pub(crate) fn chain_ends(&self) -> Result<BTreeMap<(String, i32), i64>> {
-        let mut out = BTreeMap::new();
-        for ((t, p), starts) in self.starts()? {
+        let (ck, starts) = self.live()?;
+        let mut out: BTreeMap<(String, i32), i64> = ck
+            .iter()
+            .flat_map(|c| c.partitions.iter())
+            .map(|m| ((m.topic.clone(), m.partition), m.end))
+            .collect();
+        for ((t, p), starts) in starts {
             if let Some(&last) = starts.last()
                 && let Some(e) = self.entry(&t, p, last)?
             {
-                out.insert((t, p), e.end);
+                let end = out.entry((t, p)).or_insert(e.end);
+                *end = (*end).max(e.end);
             }
         }
         Ok(out)
@@ -210,7 +272,7 @@ impl CommitLog {
     /// committed; ones past the end of a chain may belong to a live writer
     /// and are left for a later pass.
     pub(crate) fn recover(&self, only: Option<&[(String, i32)]>) -> Result<Recovery> {
-        let starts = self.starts()?;
+        let starts = self.live()?.1;
         let mut rec = Recovery::default();
         let mut changed_dirs: Vec<String> = Vec::new();
         for ((t, p), s) in &starts {

@@ -64,6 +64,38 @@ pub struct ParquetSinkConfig {
     /// process may use; 1 encodes on the sink's own thread.
     #[serde(default)]
     pub encode_threads: Option<usize>,
+    #[serde(default)]
+    pub commit_log: CommitLogConfig,
+}
+
+/// When the commit log is checkpointed and the entries the checkpoint
+/// supersedes deleted, so start-up reads a bounded log however long the
+/// job has run: whichever limit this process's new entries reach first.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitLogConfig {
+    /// Entries (one per Kafka partition per commit).
+    #[serde(default = "default_checkpoint_entries")]
+    pub checkpoint_entries: u64,
+    /// Bytes of entries.
+    #[serde(default = "default_checkpoint_bytes")]
+    pub checkpoint_bytes: ByteSize,
+}
+
+impl Default for CommitLogConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_entries: default_checkpoint_entries(),
+            checkpoint_bytes: default_checkpoint_bytes(),
+        }
+    }
+}
+
+impl CommitLogConfig {
+    /// Whether `entries` new entries of `bytes` call for a checkpoint.
+    pub(super) fn due(&self, (entries, bytes): (u64, u64)) -> bool {
+        entries >= self.checkpoint_entries || bytes >= self.checkpoint_bytes.0
+    }
 }
 
 /// Row groups are the unit readers skip by statistics and split work by.
@@ -136,6 +168,7 @@ impl ParquetSinkConfig {
             max_open_files: default_max_open_files(),
             max_buffered_bytes: default_max_buffered(),
             encode_threads: None,
+            commit_log: CommitLogConfig::default(),
         }
     }
 
@@ -186,6 +219,16 @@ impl Validate for ParquetSinkConfig {
                 self.encode_threads != Some(0),
                 "encode_threads",
                 "encode_threads",
+            ),
+            (
+                self.commit_log.checkpoint_entries > 0,
+                "commit_log.checkpoint_entries",
+                "checkpoint_entries",
+            ),
+            (
+                self.commit_log.checkpoint_bytes.0 > 0,
+                "commit_log.checkpoint_bytes",
+                "checkpoint_bytes",
             ),
         ];
         for (ok, key, what) in positive {
@@ -261,4 +304,10 @@ fn default_max_open_files() -> usize {
 }
 fn default_max_buffered() -> ByteSize {
     ByteSize(128 << 20)
+}
+fn default_checkpoint_entries() -> u64 {
+    1000
+}
+fn default_checkpoint_bytes() -> ByteSize {
+    ByteSize(4 << 20)
 }

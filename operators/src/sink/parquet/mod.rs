@@ -3,6 +3,9 @@
 //! partition's files committed exactly once together with the offsets they
 //! cover (see [`commit_log`]).
 
+mod checkpoint;
+#[cfg(test)]
+mod checkpoint_tests;
 mod commit;
 mod commit_log;
 pub mod compact;
@@ -15,6 +18,7 @@ mod merge;
 mod object_tests;
 mod open_file;
 mod open_set;
+mod orphans;
 mod partition;
 mod properties;
 mod route;
@@ -28,7 +32,7 @@ mod two_phase;
 pub(crate) use commit::TMP_SUFFIX;
 pub use commit::write_synced;
 pub use commit_log::CommitLog;
-pub use config::{Compression, ParquetSinkConfig, RollConfig, RowGroupConfig};
+pub use config::{CommitLogConfig, Compression, ParquetSinkConfig, RollConfig, RowGroupConfig};
 pub use partition::{EVENT_DATE, EVENT_HOUR, PartitionSpec};
 pub use properties::writer_properties;
 pub use sink::{DEAD_LETTERS_DIR, ParquetSink, SCORES_DIR};

@@ -71,12 +71,16 @@ impl ParquetSink {
         }
         let log = CommitLog::at(store.clone())?;
         log.recover(None)?;
+        let writer = format!("w{}-{}", crate::now_ms(), std::process::id());
+        if log.backlog()? >= config.commit_log.checkpoint_entries {
+            log.compact(&writer)?;
+        }
+        log.sweep_uploads(&config.s3);
         let props = writer_properties(config);
         let dead_props = WriterProperties::builder()
             .set_compression(compression(config.compression))
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .build();
-        let writer = format!("w{}-{}", crate::now_ms(), std::process::id());
         info!(output = %store.describe(""), writer, "parquet sink open");
         Ok(Self {
             store,
@@ -327,6 +331,9 @@ impl ParquetSink {
         let staged = two_phase::stage(sets, &self.writer, now_ms)?;
         let (won, fenced) = two_phase::claim(&self.log, staged)?;
         two_phase::publish(&self.store, &won, now_ms, LATENCY_BUCKET_MS, &mut c)?;
+        if fenced.is_none() {
+            self.log.compact_if(&self.config, &self.writer);
+        }
         debug!(
             rows = c.rows,
             dead_letters = c.dead_letters,

@@ -93,11 +93,11 @@ pub(super) fn env(batch: RecordBatch, ranges: &[(i32, std::ops::Range<i64>)]) ->
     }
 }
 
-fn config(dir: &Path) -> ParquetSinkConfig {
+pub(super) fn config(dir: &Path) -> ParquetSinkConfig {
     ParquetSinkConfig::at(dir)
 }
 
-fn open_with(config: &ParquetSinkConfig) -> ParquetSink {
+pub(super) fn open_with(config: &ParquetSinkConfig) -> ParquetSink {
     let spec =
         PartitionSpec::new(&config.partition_by, &config.partition_time, &schema()).expect("spec");
     ParquetSink::open(config, spec).expect("open")

@@ -68,7 +68,51 @@ pub(super) fn claim(log: &CommitLog, staged: Staged) -> Result<(Staged, Option<O
         }
     }
     log.sync()?;
+    let won = drop_superseded(log, won, &mut fenced)?;
     Ok((won, fenced))
+}
+
+/// Entries that a checkpoint has already committed out of existence were
+/// created by a stalled writer after their namesakes were compacted away:
+/// they are removed with their files, and the writer is fenced (see
+/// [`super::checkpoint`]).
+fn drop_superseded(
+    log: &CommitLog,
+    won: Staged,
+    fenced: &mut Option<OperatorError>,
+) -> Result<Staged> {
+    if won.is_empty() {
+        return Ok(won);
+    }
+    let Some(ck) = log.checkpoint()? else {
+        return Ok(won);
+    };
+    let mut kept = Vec::with_capacity(won.len());
+    let mut removed = false;
+    for (s, entry) in won {
+        let Some(end) = ck.supersedes(&entry.topic, entry.partition, entry.start) else {
+            kept.push((s, entry));
+            continue;
+        };
+        log.remove_entry(&entry)?;
+        removed = true;
+        for f in s.scores.into_values().chain(s.dead) {
+            f.discard()?;
+        }
+        fenced.get_or_insert(OperatorError::Fenced {
+            topic: entry.topic.clone(),
+            partition: entry.partition,
+            offset: entry.start,
+            other: format!(
+                "checkpoint {} of the commit log holds offsets up to {end}",
+                ck.seq
+            ),
+        });
+    }
+    if removed {
+        log.sync()?;
+    }
+    Ok(kept)
 }
 
 /// Renames the committed sets' files to their final names, syncs their

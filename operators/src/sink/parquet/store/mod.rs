@@ -13,11 +13,13 @@
 mod local;
 mod object;
 mod path;
+mod uploads;
 
 use std::path::{Path, PathBuf};
 
 pub(crate) use local::sync_path;
 pub use path::{ObjectUrl, OutputPath, S3Options};
+pub(crate) use uploads::Upload;
 
 use crate::Result;
 use local::LocalStore;
@@ -59,6 +61,34 @@ impl Store {
         spool: &Path,
     ) -> Result<Self> {
         Ok(Self(Backend::Object(ObjectOutput::new(store, url, spool)?)))
+    }
+
+    /// An S3 output reached with a builder the caller configured, rather
+    /// than the `AWS_*` environment.
+    pub fn s3(
+        builder: object_store::aws::AmazonS3Builder,
+        url: &ObjectUrl,
+        spool: &Path,
+    ) -> Result<Self> {
+        Ok(Self(Backend::Object(ObjectOutput::from_builder(
+            builder, url, spool,
+        )?)))
+    }
+
+    /// Multipart uploads in progress under the output (keys relative to
+    /// it); `None` for stores that have none or cannot list them.
+    pub(crate) fn uploads(&self) -> Result<Option<Vec<Upload>>> {
+        match &self.0 {
+            Backend::Local(_) => Ok(None),
+            Backend::Object(o) => o.uploads(),
+        }
+    }
+
+    pub(crate) fn abort_upload(&self, up: &Upload) -> Result<()> {
+        match &self.0 {
+            Backend::Local(_) => Ok(()),
+            Backend::Object(o) => o.abort_upload(up),
+        }
     }
 
     /// The local root directory, if the output is local.

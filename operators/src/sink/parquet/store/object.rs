@@ -23,6 +23,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 use tokio::io::AsyncReadExt;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
+use super::uploads::{Upload, Uploads};
 use super::{ObjectUrl, S3Options, join};
 use crate::{OperatorError, Result};
 
@@ -37,6 +38,8 @@ pub(super) struct ObjectOutput {
     url: ObjectUrl,
     handle: Handle,
     spool: PathBuf,
+    /// S3's listing of uploads in progress; `None` for other stores.
+    uploads: Option<Arc<Uploads>>,
 }
 
 impl std::fmt::Debug for ObjectOutput {
@@ -68,10 +71,23 @@ impl ObjectOutput {
         if let Some(v) = s3.virtual_hosted_style {
             b = b.with_virtual_hosted_style_request(v);
         }
-        let store = b.build().map_err(|e| {
+        Self::from_builder(b, url, spool)
+    }
+
+    /// An S3 output configured by the caller (tests pass credentials this way).
+    pub(super) fn from_builder(
+        b: AmazonS3Builder,
+        url: &ObjectUrl,
+        spool: &FsPath,
+    ) -> Result<Self> {
+        let b = b.with_url(url.bucket_url());
+        let s3 = Arc::new(b.clone().build().map_err(|e| {
             OperatorError::OutputConfig(format!("cannot reach {url} (sink.path, [sink.s3]): {e}"))
-        })?;
-        Self::new(Arc::new(store), url.clone(), spool)
+        })?);
+        let uploads = Uploads::new(&b, s3.clone())?;
+        let mut out = Self::new(s3, url.clone(), spool)?;
+        out.uploads = Some(Arc::new(uploads));
+        Ok(out)
     }
 
     pub(super) fn new(store: Arc<dyn ObjectStore>, url: ObjectUrl, spool: &FsPath) -> Result<Self> {
@@ -84,6 +100,7 @@ impl ObjectOutput {
             url,
             handle,
             spool: spool.to_owned(),
+            uploads: None,
         })
     }
 
@@ -268,6 +285,31 @@ impl ObjectOutput {
                 Err(e) => Err(err(format!("removing {}", self.describe(rel)))(e)),
             }
         })
+    }
+
+    /// Multipart uploads in progress under the output, keys relative to
+    /// it; `None` when the store cannot list them.
+    pub(super) fn uploads(&self) -> Result<Option<Vec<Upload>>> {
+        let Some(u) = &self.uploads else {
+            return Ok(None);
+        };
+        let prefix = match self.url.prefix() {
+            "" => String::new(),
+            p => format!("{p}/"),
+        };
+        let mut all = self.block_on(u.list(&prefix))?;
+        for up in &mut all {
+            up.key = up.key[prefix.len()..].to_owned();
+        }
+        Ok(Some(all))
+    }
+
+    pub(super) fn abort_upload(&self, up: &Upload) -> Result<()> {
+        let Some(u) = &self.uploads else {
+            return Ok(());
+        };
+        let key = self.key(&up.key)?;
+        self.block_on(u.abort(key.as_ref(), &up.id))
     }
 
     /// A local file to encode `dir/tmp_name` into before its upload.

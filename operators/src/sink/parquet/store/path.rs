@@ -175,6 +175,11 @@ pub struct S3Options {
     pub allow_http: Option<bool>,
     /// `https://bucket.endpoint` rather than `https://endpoint/bucket`.
     pub virtual_hosted_style: Option<bool>,
+    /// Multipart uploads of the sink's files under the prefix that are
+    /// older than this are aborted at start and after each commit-log
+    /// checkpoint (default one day). Younger ones may belong to a running
+    /// writer; ones for offsets already committed are aborted at any age.
+    pub abort_uploads_older_than: Option<crate::config::HumanDuration>,
 }
 
 impl S3Options {
