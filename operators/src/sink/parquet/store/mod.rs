@@ -13,6 +13,7 @@
 mod local;
 mod object;
 mod path;
+mod spool;
 mod uploads;
 
 use std::path::{Path, PathBuf};
