@@ -44,6 +44,12 @@ pub struct JobStatus {
     /// `[drift]`).
     #[schema(value_type = Vec<Object>)]
     pub drift_alerts: Vec<serde_json::Value>,
+    /// `null` while drift delivers every window (or the job has no
+    /// `[drift]`); otherwise why it is degraded: `cause` (`table` or
+    /// `alerts`), `reason`, `since_ms`, `failures`, `pending_windows`,
+    /// `dropped_windows`. Scoring goes on meanwhile.
+    #[schema(value_type = Option<Object>, required = true)]
+    pub drift_degraded: Option<serde_json::Value>,
     /// The submitted config with secret values replaced by `<redacted>`
     /// (single-job responses only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -164,6 +170,11 @@ pub(crate) fn of(entry: &Entry, detail: bool) -> JobStatus {
             max: snap.latency_max_ms,
         },
         drift_alerts: stats.recent_alerts.snapshot(),
+        drift_degraded: stats
+            .recent_alerts
+            .health()
+            .degraded()
+            .and_then(|d| serde_json::to_value(d).ok()),
         config: detail.then(|| entry.shown_toml.clone()),
     }
 }

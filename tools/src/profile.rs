@@ -73,7 +73,11 @@ pub async fn build_profile(opts: &ProfileOptions) -> Result<ReferenceProfile, To
     for (name, data_type) in columns {
         let profile = match ProfileKind::of(&data_type) {
             Some(ProfileKind::Numeric) => {
-                ColumnProfile::Numeric(numeric(&ctx, &name, rows, opts).await?)
+                // Integers (and booleans) get integer edges: a fractional
+                // edge between two integers bins them as its floor does,
+                // and reads as if the column held fractions.
+                let integer = data_type.is_integer() || data_type == DataType::Boolean;
+                ColumnProfile::Numeric(numeric(&ctx, &name, rows, integer, opts).await?)
             }
             _ => ColumnProfile::Categorical(categorical(&ctx, &name, rows, opts).await?),
         };

@@ -15,14 +15,17 @@ pub struct DriftConfig {
     /// The reference profile (`scorestream profile`); relative to the job file.
     pub profile: PathBuf,
     /// Tumbling windows: `{ rows = 10000 }` or `{ event_time = "5m" }`
-    /// (by the Kafka timestamp, `ingest_time`).
+    /// (by the job's event time, `sink.partition_time`).
     #[serde(default)]
     pub window: WindowConfig,
     /// Batches waiting for the drift operator. When it is full the scorer
-    /// does not wait: the batch is skipped and its rows counted as skipped.
+    /// does not wait: a uniform sample of the rows waits instead, each
+    /// standing for the rows it replaced.
     #[serde(default = "default_queue_batches")]
     pub queue_batches: usize,
-    /// Values kept per numeric column per window; beyond, a uniform sample.
+    /// Values kept per numeric column per window for KS and Wasserstein
+    /// (beyond, a uniform sample; bins count every row), and rows kept of
+    /// the batches that found the queue full.
     #[serde(default = "default_sample_rows")]
     pub sample_rows: usize,
     /// Columns to watch (default: every profiled column the output has,

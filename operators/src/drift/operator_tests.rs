@@ -283,3 +283,92 @@ fn each_window_sets_prometheus_gauges() {
         "{text}"
     );
 }
+
+/// Windows follow the column the job's event time is in when it has one
+/// (`sink.partition_time`), the Kafka timestamp otherwise.
+#[test]
+fn event_time_windows_follow_the_jobs_event_time_column() {
+    let min = 60_000;
+    // Kafka timestamps all in minute 0; the events' own times in minutes
+    // 5, 5 and 7.
+    let mut b = batch(&[0.5, 1.5, 2.5], &[1, 2, 3]);
+    let event_time: ArrayRef = Arc::new(
+        TimestampMillisecondArray::from(vec![5 * min + 1, 5 * min + 2, 7 * min])
+            .with_timezone("UTC"),
+    );
+    let mut fields: Vec<(String, ArrayRef)> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .zip(b.columns().iter().cloned())
+        .collect();
+    fields.push(("event_time".into(), event_time));
+    b = RecordBatch::try_from_iter(fields).expect("batch");
+    let cfg = config("window = { event_time = \"1m\" }");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut by_event = operator(cfg.clone(), dir.path()).with_time_column("event_time");
+    let closed = by_event.add(&b);
+    assert_eq!(closed.len(), 1, "minute 7 closes minute 5");
+    assert_eq!(
+        (closed[0].start_ms, closed[0].end_ms, closed[0].rows),
+        (5 * min, 6 * min, 2)
+    );
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut by_kafka = operator(cfg, dir.path());
+    assert!(by_kafka.add(&b).is_empty(), "all three in Kafka's minute 0");
+    let next = by_kafka.add(&batch(&[0.5], &[min]));
+    assert_eq!(
+        (next[0].start_ms, next[0].end_ms, next[0].rows),
+        (0, min, 3)
+    );
+}
+
+/// The drift table's directory is replaced by a file while the job runs:
+/// drift says it is degraded (and why) but keeps cutting windows; once the
+/// file is gone again the waiting windows are written, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_write_failure_degrades_drift_until_it_recovers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let recent = RecentAlerts::default();
+    let health = recent.health().clone();
+    let op = operator(config("window = { rows = 10 }"), dir.path()).with_recent_alerts(recent);
+    let drift = dir.path().join(DRIFT_DIR);
+    std::fs::remove_dir(&drift).expect("rmdir");
+    std::fs::write(&drift, b"not a directory").expect("block");
+
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let task = tokio::spawn(op.run(rx));
+    let wait_for = |what: &'static str, ok: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !ok() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    for i in 0..2 {
+        tx.send(whole(batch(&[0.5; 10], &[i; 10])))
+            .await
+            .expect("the operator keeps taking batches");
+    }
+    wait_for("degraded with both windows waiting", &|| {
+        health.degraded().is_some_and(|d| d.pending_windows == 2)
+    });
+    let d = health.degraded().expect("degraded");
+    assert_eq!(d.cause, DriftFailure::Table);
+    assert!(d.reason.contains("drift"), "{}", d.reason);
+    assert!(d.failures >= 1);
+
+    std::fs::remove_file(&drift).expect("unblock");
+    wait_for("recovered", &|| health.degraded().is_none());
+    assert_eq!(drift_files(dir.path()), 2, "both waiting windows written");
+    tx.send(whole(batch(&[0.5; 10], &[3; 10])))
+        .await
+        .expect("send");
+    drop(tx);
+    assert_eq!(task.await.expect("task").expect("run"), 3);
+    assert_eq!(drift_files(dir.path()), 3);
+    assert_eq!(table_windows(dir.path()), [(10, 0); 3]);
+}

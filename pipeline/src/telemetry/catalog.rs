@@ -302,6 +302,27 @@ pub const METRICS: &[MetricDoc] = &[
         Counter,
         Unit::Count,
         &[],
-        "Scored rows drift detection skipped because its queue was full.",
+        "Scored rows drift detection did not read one by one because its queue was full (a uniform sample stands for them).",
+    ),
+    doc(
+        "scorestream_drift_healthy",
+        Gauge,
+        Unit::Count,
+        &[],
+        "1 while drift delivers every window to its table and alerts topic, 0 while it is degraded (scoring goes on).",
+    ),
+    doc(
+        "scorestream_drift_failures_total",
+        Counter,
+        Unit::Count,
+        &["cause"],
+        "Failed attempts to deliver a drift window, by cause (table, alerts); the window is retried.",
+    ),
+    doc(
+        "scorestream_drift_windows_dropped_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Drift windows given up on because too many were waiting for a failing table or alerts topic.",
     ),
 ];

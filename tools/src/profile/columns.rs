@@ -38,10 +38,12 @@ pub(super) async fn scalar_i64(
         .unwrap_or(0))
 }
 
+/// A numeric column's profile; `integer` columns get integer edges.
 pub(super) async fn numeric(
     ctx: &SessionContext,
     name: &str,
     rows: u64,
+    integer: bool,
     opts: &ProfileOptions,
 ) -> Result<NumericProfile, ToolError> {
     let err = failed(&opts.input);
@@ -49,7 +51,13 @@ pub(super) async fn numeric(
     // Finite values only (NaN and infinities count as missing, as in the
     // drift operator's windows).
     let finite = format!("{c} > -1e308 AND {c} < 1e308");
-    let edges = bin_edges(ctx, &c, &finite, opts.bins, &err).await?;
+    let mut edges = bin_edges(ctx, &c, &finite, opts.bins, &err).await?;
+    if integer {
+        // Bin `i` holds `edges[i-1] < v <= edges[i]`: for integers `v`,
+        // `v <= e` is `v <= floor(e)`, so the bins hold the same values.
+        edges.iter_mut().for_each(|e| *e = e.floor());
+        edges.dedup();
+    }
     let (counts, present) = bin_counts(ctx, &c, &finite, &edges, &err).await?;
     let sample = reservoir(
         ctx,

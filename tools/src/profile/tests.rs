@@ -155,3 +155,74 @@ async fn bad_inputs_and_options_name_what_is_wrong() {
         "{e}"
     );
 }
+
+/// numpy's counts of `column` of the Parquet file at `path` in the bins of
+/// `edges` (`searchsorted(edges, v, "left")`, the drift operator's binning),
+/// or None (said loudly) where python3 with numpy and pyarrow is missing
+/// outside CI.
+fn numpy_counts(path: &Path, column: &str, edges: &[f64]) -> Option<Vec<u64>> {
+    const SCRIPT: &str = "import sys, json, numpy as np, pyarrow.parquet as pq\n\
+        v = pq.read_table(sys.argv[1]).column(sys.argv[2]).drop_null().to_numpy()\n\
+        edges = np.array(json.loads(sys.argv[3]), dtype=float)\n\
+        bins = np.searchsorted(edges, v.astype(float), side='left')\n\
+        print(json.dumps(np.bincount(bins, minlength=len(edges) + 1).tolist()))\n";
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(path)
+        .arg(column)
+        .arg(serde_json::to_string(edges).expect("edges"))
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(serde_json::from_slice(&o.stdout).expect("counts")),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("python3 with numpy and pyarrow is needed: {out:?}")
+        }
+        _ => {
+            eprintln!("SKIPPED: python3 with numpy and pyarrow not found");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn integer_columns_get_integer_edges_and_numpys_counts() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("visits.parquet");
+    // Skewed integers over a wide range: their quantiles fall between
+    // integers.
+    let visits: Vec<i64> = (0..5_000i64).map(|i| (i * i) % 997 + i / 50).collect();
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "visits",
+        DataType::Int64,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(Int64Array::from(visits.clone())) as ArrayRef],
+    )
+    .expect("batch");
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&path).expect("file"), schema, None)
+        .expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+
+    let mut opts = ProfileOptions::new(&path);
+    opts.bins = 10;
+    let p = build_profile(&opts).await.expect("profile");
+    let ColumnProfile::Numeric(v) = &p.columns["visits"] else {
+        panic!("visits is numeric")
+    };
+    assert!(v.edges.len() >= 5, "{:?}", v.edges);
+    assert!(
+        v.edges.iter().all(|e| e.fract() == 0.0),
+        "integer edges: {:?}",
+        v.edges
+    );
+    assert!(v.problems().is_empty(), "{:?}", v.problems());
+    let all: Vec<f64> = visits.iter().map(|&x| x as f64).collect();
+    assert_eq!(v.counts, v.bin_counts(&all), "the drift operator's bins");
+    if let Some(numpy) = numpy_counts(&path, "visits", &v.edges) {
+        assert_eq!(v.counts, numpy, "numpy's counts with those edges");
+    }
+}
