@@ -335,7 +335,9 @@ fn a_shift_in_amount_alerts_for_amount_only_within_one_window() {
             hist[0]["width"].as_f64() > Some(100.0),
             "{feature}: not laid out"
         );
-        assert_eq!(hist[0]["bars"], 2 * bins, "{feature}: {:?}", hist[0]);
+        // The reference and the newest four windows, a bar each per bin.
+        let series = 1 + windows.len().min(4);
+        assert_eq!(hist[0]["bars"], series * bins, "{feature}: {:?}", hist[0]);
         assert!(
             hist[0]["tall_bars"].as_u64() > Some(1),
             "{feature}: no bar drawn"
@@ -462,4 +464,197 @@ fn gauge(metrics: &str, feature: &str, statistic: &str) -> Option<f64> {
         })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// The report as a person reads it, laid out by headless Chromium from a
+/// real job's drift table (the job run by the binary against an in-process
+/// Kafka): every chart titles both axes, each histogram draws the
+/// reference and the newest windows in distinct colours named by a legend,
+/// every bin label carries its full text, and the header lists the
+/// per-column threshold overrides.
+#[test]
+fn the_report_titles_axes_draws_recent_windows_keeps_full_labels_and_lists_overrides() {
+    const WINDOWS: u64 = 6;
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    let job = drift_job_on_mock(dir.path(), &out, 1_000, WINDOWS * 1_000);
+    let report = dir.path().join("report.html");
+    let r = run(bin()
+        .args(["drift", "report", "--job"])
+        .arg(&job)
+        .arg("--out")
+        .arg(&report));
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let seen = rendered_report(&report);
+
+    let overrides: Vec<&str> = seen["overrides"]
+        .as_array()
+        .expect("overrides")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(overrides, ["amount: ks 0.12", "score: psi 0.3"], "{seen}");
+
+    let profile: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo().join("jobs/demo/drift-profile.json")).expect("profile"),
+    )
+    .expect("json");
+    let charts = seen["charts"].as_array().expect("charts");
+    let windows = drift_rows(&out)
+        .iter()
+        .map(|r| r.start)
+        .collect::<BTreeSet<_>>()
+        .len();
+    assert!(windows >= WINDOWS as usize, "{windows} windows");
+    let histograms: Vec<&serde_json::Value> =
+        charts.iter().filter(|c| c["kind"] == "histogram").collect();
+    assert_eq!(histograms.len(), FEATURES.len() + 1, "{seen}");
+    for c in charts {
+        for axis in ["x_title", "y_title"] {
+            assert!(
+                c[axis]["width"].as_f64() > Some(10.0)
+                    && c[axis]["text"].as_str().is_some_and(|t| !t.is_empty()),
+                "{axis} missing: {c}"
+            );
+        }
+    }
+    for h in histograms {
+        let feature = h["feature"].as_str().expect("feature");
+        // The reference and the newest four windows, each its own colour
+        // and legend entry, the latest last.
+        assert_eq!(h["series"], 5, "{h}");
+        assert_eq!(h["colours"], 5, "{h}");
+        let legend: Vec<&str> = h["legend"]
+            .as_array()
+            .expect("legend")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(legend.len(), 5, "{h}");
+        assert_eq!(legend[0], "reference");
+        assert!(legend[4].ends_with("(latest)"), "{legend:?}");
+        assert!(
+            legend[4].starts_with(&format!("window {windows} ")),
+            "{legend:?}"
+        );
+        // Every bin label: drawn, and complete in its title.
+        let column = &profile["columns"][feature];
+        let labels = h["labels"].as_array().expect("labels");
+        let bins = column["counts"].as_array().expect("counts").len()
+            + usize::from(column["kind"] == "categorical");
+        assert_eq!(labels.len(), bins, "{feature}: {h}");
+        for l in labels {
+            let (shown, full) = (
+                l["shown"].as_str().expect("shown"),
+                l["full"].as_str().expect("a <title> with the full label"),
+            );
+            assert!(l["width"].as_f64() > Some(1.0), "{feature}: {l}");
+            match shown.strip_suffix('…') {
+                Some(head) => assert!(
+                    full.starts_with(head) && full.chars().count() > head.chars().count() + 1,
+                    "{feature}: {l}"
+                ),
+                None => assert_eq!(shown, full),
+            }
+        }
+        if column["kind"] == "categorical" {
+            let mut want: Vec<String> = column["categories"]
+                .as_array()
+                .expect("categories")
+                .iter()
+                .map(|v| v.as_str().expect("name").to_owned())
+                .collect();
+            want.push("other".into());
+            let full: Vec<&str> = labels.iter().filter_map(|l| l["full"].as_str()).collect();
+            assert_eq!(full, want, "{feature}");
+        }
+    }
+    if let Ok(keep) = std::env::var("SCORESTREAM_KEEP_REPORT") {
+        std::fs::copy(&report, format!("{keep}.html")).expect("keep report");
+        common::chromium::screenshot(&report, Path::new(&format!("{keep}.png")));
+    }
+}
+
+/// A job with `[drift]` (windows of `window` rows, a per-column override
+/// for `amount` and `score`) run to idle by the binary over `events` demo
+/// events on an in-process Kafka, `amount` tripled for the second half.
+fn drift_job_on_mock(dir: &Path, out: &Path, window: u64, events: u64) -> std::path::PathBuf {
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("transactions", 1, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let clean = generator_options(71);
+    let shifted = GenOptions {
+        seed: 7_100,
+        first_seq: 1_000_000,
+        amount_factor: 3.0,
+        ..clean.clone()
+    };
+    let world = scorestream_tools::demo::demo_world(&common::DEMO_ASSETS).expect("world");
+    for opts in [clean, shifted] {
+        let (progress, stop) = Default::default();
+        let pace = scorestream_tools::synth::Pace {
+            rate: None,
+            progress: &progress,
+            stop: &stop,
+            ahead_of: None,
+        };
+        let mut g = scorestream_tools::synth::EventGen::new(&world, opts);
+        scorestream_tools::synth::produce(&brokers, "transactions", &mut g, events / 2, &pace)
+            .expect("produce");
+    }
+    let job = job_file(dir, &brokers, out, "report", MOCK_SESSION);
+    let mut toml = std::fs::read_to_string(&job).expect("job");
+    toml.push_str(&format!(
+        "\n[drift]\nprofile = {:?}\nwindow = {{ rows = {window} }}\nqueue_batches = 64\n\
+         thresholds = {{ psi = 0.2, ks = 0.15 }}\n\
+         column_thresholds = {{ score = {{ psi = 0.3 }}, amount = {{ ks = 0.12 }} }}\n",
+        repo().join("jobs/demo/drift-profile.json")
+    ));
+    std::fs::write(&job, toml).expect("job");
+    let log = dir.join("run.log");
+    let mut child = spawn_run(&job, &["--exit-on-idle", "3s"], &log);
+    wait_success(&mut child, &log, Duration::from_secs(180));
+    job
+}
+
+/// What Chromium laid out: per chart its axis titles, series, colours,
+/// legend and bin labels, and the header's overrides (a probe script
+/// added to a copy of the page; the report itself has none).
+fn rendered_report(report: &Path) -> serde_json::Value {
+    const PROBE: &str = r#"<script>
+const box = e => e ? { text: e.textContent.trim(), width: e.getBBox().width } : null;
+const charts = [...document.querySelectorAll('svg.chart')].map(s => {
+  const bars = [...s.querySelectorAll('rect.bar')];
+  return {
+    feature: s.dataset.feature,
+    kind: s.classList.contains('histogram') ? 'histogram' : 'series',
+    x_title: box(s.querySelector('text.axis-title.x')),
+    y_title: box(s.querySelector('text.axis-title.y')),
+    series: new Set(bars.map(b => b.dataset.series)).size,
+    colours: new Set(bars.map(b => b.getAttribute('fill'))).size,
+    legend: [...s.querySelectorAll('.legend-item text')].map(t => t.textContent),
+    labels: [...s.querySelectorAll('text.bin-label')].map(t => ({
+      shown: [...t.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent).join(''),
+      full: t.querySelector('title') ? t.querySelector('title').textContent : null,
+      width: t.getBBox().width,
+    })),
+  };
+});
+const overrides = [...document.querySelectorAll('ul.overrides li')].map(li => li.textContent);
+const pre = document.createElement('pre');
+pre.id = 'probe';
+pre.textContent = btoa(unescape(encodeURIComponent(JSON.stringify({ charts, overrides }))));
+document.body.appendChild(pre);
+</script></body>"#;
+    let page = std::fs::read_to_string(report).expect("report");
+    assert!(!page.contains("<script"), "the report is script-free");
+    let probe = report.with_file_name("probe.html");
+    std::fs::write(&probe, page.replace("</body>", PROBE)).expect("probe page");
+    let dom = common::chromium::dump_dom(&probe);
+    let b64 = dom
+        .split("<pre id=\"probe\">")
+        .nth(1)
+        .and_then(|s| s.split("</pre>").next())
+        .unwrap_or_else(|| panic!("the probe did not run: {dom}"));
+    serde_json::from_slice(&base64_decode(b64.trim())).expect("probe JSON")
 }

@@ -7,8 +7,9 @@ use scorestream_tools::drift_report::write_report;
 
 #[derive(clap::Subcommand)]
 pub(crate) enum Command {
-    /// Render an HTML page (self-contained, SVG charts) of reference vs.
-    /// latest-window histograms per feature and each statistic over time.
+    /// Render an HTML page (self-contained, SVG charts): per feature the
+    /// reference histogram against the newest windows', and each statistic
+    /// over time.
     Report(ReportArgs),
 }
 
