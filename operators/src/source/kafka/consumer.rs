@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use metrics::counter;
+use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -12,7 +13,7 @@ use super::auth::AuthWatch;
 use super::fetch_queue::{Batch, FetchQueue};
 use super::incoming::Incoming;
 
-use super::state::{ResumePositions, Shared, SourceContext, SourceReport, State};
+use super::state::{GapCheck, ResumePositions, Shared, SourceContext, SourceReport, State};
 use super::{KafkaSourceConfig, RawChunk};
 use crate::queue::{RowSender, TrySend};
 use crate::{Coverage, OperatorError, Result};
@@ -51,9 +52,9 @@ impl Default for SourceGauges {
 pub struct KafkaSource {
     /// Declared before `consumer`: the queue must be destroyed while the
     /// consumer's client is still alive.
-    fetch: Arc<FetchQueue>,
-    consumer: BaseConsumer<SourceContext>,
-    shared: Arc<Shared>,
+    pub(super) fetch: Arc<FetchQueue>,
+    pub(super) consumer: BaseConsumer<SourceContext>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl KafkaSource {
@@ -191,31 +192,44 @@ impl KafkaSource {
                 self.shared.reattach_owned();
                 attached_at = now;
             }
-            // The consumer queue carries events (served inside `poll`) and
-            // whatever was fetched before its partition was routed.
-            if let Some(polled) = self.consumer.poll(Duration::ZERO) {
-                let mut st = self.shared.lock();
-                match polled {
-                    Ok(m) => self.accept(&mut st, &Incoming::from_borrowed(&m), linger),
-                    Err(e) => self.consume_error(&mut st, &e.to_string()),
-                }
-                continue;
-            }
-            self.fetch.fetch(timeout, room, &mut batch);
-            if batch.len() > 0 {
-                self.shared.auth.clear();
-                let mut st = self.shared.lock();
-                for m in batch.iter() {
-                    match m.error() {
-                        None => self.accept(&mut st, &Incoming::from_fetched(&m), linger),
-                        Some(e) => self.consume_error(&mut st, &e),
-                    }
-                }
-                drop(st);
-                batch.clear();
-            }
+            self.read_once(&mut batch, timeout, room, linger);
         }
         Ok(())
+    }
+
+    /// Serves the consumer queue once (its events, and any message fetched
+    /// before its partition was routed) or, when that holds nothing, waits
+    /// up to `timeout` for up to `room` messages off the fetch queue.
+    pub(super) fn read_once(
+        &self,
+        batch: &mut Batch,
+        timeout: Duration,
+        room: usize,
+        linger: Duration,
+    ) {
+        if let Some(polled) = self.consumer.poll(Duration::ZERO) {
+            let mut st = self.shared.lock();
+            match polled {
+                Ok(m) => self.accept(&mut st, &Incoming::from_borrowed(&m), linger),
+                Err(e) => self.consume_error(&mut st, &e.to_string()),
+            }
+            st.refetches_started();
+            return;
+        }
+        self.fetch.fetch(timeout, room, batch);
+        if batch.len() > 0 {
+            self.shared.auth.clear();
+            let mut st = self.shared.lock();
+            for m in batch.iter() {
+                match m.error() {
+                    None => self.accept(&mut st, &Incoming::from_fetched(&m), linger),
+                    Some(e) => self.consume_error(&mut st, &e),
+                }
+            }
+            st.refetches_started();
+            drop(st);
+            batch.clear();
+        }
     }
 
     fn consume_error(&self, st: &mut State, error: &str) {
@@ -227,7 +241,7 @@ impl KafkaSource {
     /// Adds a message to the chunk, extending its partition's coverage from
     /// where the partition's last message (or its resume point) ended, and
     /// starts the chunk's linger clock with its first message.
-    fn accept(&self, st: &mut State, m: &Incoming<'_>, linger: Duration) {
+    pub(super) fn accept(&self, st: &mut State, m: &Incoming<'_>, linger: Duration) {
         let (topic, partition, offset) = (m.topic, m.partition, m.offset);
         let idx = if st
             .parts
@@ -255,6 +269,30 @@ impl KafkaSource {
                 topic,
                 partition, offset, start, "message before the resume point; ignored"
             );
+            return;
+        }
+        if part.resumed && offset > start && part.gap_check != GapCheck::Checked {
+            // The first message after an assignment can be a stale one:
+            // fetched for this partition before an earlier revocation and
+            // still queued, because librdkafka applies assignments on its
+            // own thread, after this one has moved on. Taken as a gap, it
+            // would skip the messages the new fetch starts with. A seek
+            // makes librdkafka drop everything fetched before it and fetch
+            // again from the resume point; a real gap shows up again.
+            if part.gap_check == GapCheck::Unchecked {
+                part.gap_check = GapCheck::Refetching;
+                debug!(
+                    topic,
+                    partition,
+                    offset,
+                    start,
+                    "a gap right after resuming; fetching again from the resume point"
+                );
+                let at = Offset::Offset(start);
+                if let Err(e) = self.consumer.seek(topic, partition, at, Duration::ZERO) {
+                    debug!(topic, partition, error = %e, "seek not applied; the assignment's own fetch starts at the resume point");
+                }
+            }
             return;
         }
         if part.resumed && offset > start {

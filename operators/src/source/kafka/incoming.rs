@@ -50,6 +50,20 @@ impl<'a> Incoming<'a> {
         }
     }
 
+    /// A message with no key, headers or timestamp, as a test makes up one.
+    #[cfg(test)]
+    pub(super) fn made_up(topic: &'a str, partition: i32, offset: i64, payload: &'a [u8]) -> Self {
+        Self {
+            topic,
+            partition,
+            offset,
+            timestamp_ms: None,
+            key: None,
+            payload,
+            headers: Headers::None,
+        }
+    }
+
     /// Records in `chunk`, for the message it holds last (this one), what
     /// `RawChunk::push` does not take: every header, the trace id of the
     /// last `traceparent` one, and whether the broker sent no timestamp.

@@ -14,7 +14,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
-use super::state::{Part, Shared, SourceContext};
+use super::state::{GapCheck, Part, Shared, SourceContext};
 use crate::OperatorError;
 
 impl ClientContext for SourceContext {
@@ -174,6 +174,7 @@ impl Shared {
                 partition: *partition,
                 next: *pos,
                 resumed: pos.is_some(),
+                gap_check: GapCheck::Unchecked,
                 handed: pos.unwrap_or(-1),
                 acked: pos.unwrap_or(-1),
             });

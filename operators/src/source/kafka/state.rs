@@ -58,9 +58,24 @@ pub(super) struct Part {
     /// Whether `next` came from the commit log and the first message is
     /// still to be checked against it.
     pub(super) resumed: bool,
+    /// Where checking a gap after the resume point stands.
+    pub(super) gap_check: GapCheck,
     /// End of what was handed to the pipeline / committed by the sink.
     pub(super) handed: i64,
     pub(super) acked: i64,
+}
+
+/// A gap right after the resume point may be a stale message (see
+/// `KafkaSource::accept`), so the partition is fetched again from the resume
+/// point once before a gap is believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GapCheck {
+    Unchecked,
+    /// Fetching again; what the current batch still holds of the partition
+    /// was fetched before the seek and is dropped.
+    Refetching,
+    /// Fetched again: a gap now is real.
+    Checked,
 }
 
 pub(super) struct State {
@@ -76,6 +91,19 @@ pub(super) struct State {
     pub(super) last_part: usize,
     pub(super) fatal: Option<OperatorError>,
     pub(super) report: SourceReport,
+}
+
+impl State {
+    /// Called after each batch (or polled message): partitions being
+    /// fetched again have had the rest of what was fetched before the seek
+    /// dropped, and what comes next is the new fetch.
+    pub(super) fn refetches_started(&mut self) {
+        for p in &mut self.parts {
+            if p.gap_check == GapCheck::Refetching {
+                p.gap_check = GapCheck::Checked;
+            }
+        }
+    }
 }
 
 pub(super) struct Shared {
