@@ -149,3 +149,75 @@ fn a_burst_of_malformed_events_is_dead_lettered_exactly_once() {
     );
     assert_exactly_once(&out, &produced);
 }
+
+/// The highest checkpoint sequence number of the output's commit log.
+fn checkpoint_seq(out: &Path) -> u64 {
+    std::fs::read_dir(out.join("_scorestream/checkpoints"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".json")?.parse().ok()
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// With the commit log checkpointed after nearly every commit, SIGKILLs
+/// mid-stream land while it is being compacted too (each step of a
+/// compaction is also hit exactly, with SIGKILL, by the sink's
+/// `checkpoint_tests`). Every restart resumes from the checkpointed log;
+/// the output holds each event once and the log stays small.
+#[test]
+fn killed_with_sigkill_while_the_commit_log_is_checkpointed_nothing_is_lost_or_duplicated() {
+    let broker = Tansu::start();
+    broker.create_topic(TOPIC, 3);
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    let log = dir.path().join("run.log");
+    let job = job_file(
+        dir.path(),
+        &broker.brokers,
+        &out,
+        "kill-ckpt",
+        TANSU_SESSION,
+    );
+    let roll = "roll = { interval = \"1s\", inactivity = \"300ms\", max_rows = 2000 }";
+    let toml = std::fs::read_to_string(&job).expect("job");
+    assert!(toml.contains(roll), "job_file's roll changed");
+    let toml = toml.replace(
+        roll,
+        &format!("{roll}\ncommit_log = {{ checkpoint_entries = 2 }}"),
+    );
+    std::fs::write(&job, toml).expect("job");
+
+    let n = 60_000;
+    let produced = produce_events(&broker.brokers, TOPIC, generator_options(53), n);
+    for round in 0..4u64 {
+        let before = checkpoint_seq(&out);
+        let mut child = spawn_run(&job, &[], &log);
+        wait_or_show("checkpoints", &[&log], || {
+            checkpoint_seq(&out) >= before + 2
+        });
+        // Vary where in the commit-and-checkpoint cycle the kill lands.
+        std::thread::sleep(Duration::from_millis(round * 7));
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+    }
+    let mut last = spawn_run(&job, &["--exit-on-idle", "3s"], &log);
+    wait_success(&mut last, &log, Duration::from_secs(120));
+
+    assert_exactly_once(&out, &produced);
+    assert!(checkpoint_seq(&out) >= 8, "the log was checkpointed");
+    let entries = commit_entries(&out).len();
+    // At most 2 new entries before a checkpoint, one more commit's worth
+    // (3 partitions), and the tail each partition keeps.
+    assert!(entries <= 2 + 3 + 3, "{entries} entries left in the log");
+    assert_eq!(
+        committed_total(&broker.brokers, "kill-ckpt", TOPIC, 3),
+        n as i64,
+        "group offsets follow the output"
+    );
+}
