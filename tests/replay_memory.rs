@@ -101,9 +101,9 @@ fn replay_streams_more_dead_letters_than_a_fixed_bound_holds() {
         )
         .expect("write");
     }
-    assert!(
+    const _: () = assert!(
         LETTERS * VALUE_BYTES > 2 * BOUND,
-        "the test replays more than the bound"
+        "replays more than the bound"
     );
     let source: KafkaSourceConfig = toml::from_str(&format!(
         "brokers = \"{}\"\ntopics = [\"tx\"]\ngroup_id = \"g\"",
@@ -135,7 +135,7 @@ fn replay_streams_more_dead_letters_than_a_fixed_bound_holds() {
     assert!(
         peak < BOUND,
         "replaying {} MiB of dead letters peaked at {} MiB of heap; the bound is {} MiB",
-        LETTERS * VALUE_BYTES >> 20,
+        (LETTERS * VALUE_BYTES) >> 20,
         peak >> 20,
         BOUND >> 20
     );
