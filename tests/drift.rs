@@ -365,6 +365,123 @@ fn a_shift_in_amount_alerts_for_amount_only_within_one_window() {
     }
 }
 
+/// The drift table's directory turns into a file while the job runs (a
+/// full or broken volume, as far as drift can tell): scoring goes on,
+/// `scorestream_drift_healthy` drops to 0 with one error log, and once the
+/// directory is back every window is in the table, none lost. Windows are
+/// cut by the job's event time (`partition_time = "event_time"`), not the
+/// Kafka timestamp.
+#[test]
+fn a_failing_drift_table_degrades_drift_while_scoring_goes_on() {
+    const EVENTS: u64 = 3_000;
+    let broker = Tansu::start();
+    broker.create_topic("transactions", 1);
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("live");
+    let job = job_file(dir.path(), &broker.brokers, &out, "degrade", TANSU_SESSION);
+    let profile = repo().join("jobs/demo/drift-profile.json");
+    let mut toml = std::fs::read_to_string(&job).expect("job");
+    assert!(toml.contains("partition_time = \"event_time\""), "{toml}");
+    toml.push_str(&format!(
+        "\n[drift]\nprofile = {profile:?}\nwindow = {{ rows = 1000 }}\nqueue_batches = 64\n"
+    ));
+    std::fs::write(&job, toml).expect("job");
+    // Event times in November 2023, whatever the Kafka timestamps are.
+    const FIRST_EVENT_MS: i64 = 1_700_000_000_000;
+    let batch = |i: u64| GenOptions {
+        seed: 700 + i,
+        first_seq: i * 1_000_000,
+        start_ms: FIRST_EVENT_MS,
+        ..generator_options(70)
+    };
+    produce_events(&broker.brokers, "transactions", batch(0), EVENTS);
+    let log = dir.path().join("live.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = spawn_run(
+        &job,
+        &["--exit-on-idle", "10s", "--metrics-listen", &listen],
+        &log,
+    );
+    let metric = |name: &str| {
+        scrape(&listen).and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+    };
+    let drift = out.join("drift");
+    let table_files = || common::files_under(&drift).len();
+    wait_for("the first drift windows", Duration::from_secs(60), || {
+        table_files() >= 2
+    });
+    assert_eq!(metric("scorestream_drift_healthy"), Some(1.0));
+
+    // Break the table: its directory becomes a file.
+    let aside = out.join("drift-aside");
+    std::fs::rename(&drift, &aside).expect("move the table aside");
+    std::fs::write(&drift, b"not a directory").expect("block the table");
+    let scored_before = metric("scorestream_rows_scored_total").unwrap_or(0.0);
+    produce_events(&broker.brokers, "transactions", batch(1), EVENTS);
+    wait_for("drift degraded", Duration::from_secs(60), || {
+        metric("scorestream_drift_healthy") == Some(0.0)
+    });
+    wait_for("scoring to go on", Duration::from_secs(60), || {
+        metric("scorestream_rows_scored_total")
+            .is_some_and(|n| n >= scored_before + EVENTS as f64 * 0.9)
+    });
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the job is running"
+    );
+    assert!(metric("scorestream_drift_failures_total").is_some_and(|n| n >= 1.0));
+
+    // Repair it: the waiting windows are written, and drift is healthy.
+    std::fs::remove_file(&drift).expect("unblock");
+    std::fs::rename(&aside, &drift).expect("the table back");
+    wait_for("drift recovered", Duration::from_secs(60), || {
+        metric("scorestream_drift_healthy") == Some(1.0)
+    });
+    produce_events(&broker.brokers, "transactions", batch(2), EVENTS);
+    wait_success(&mut child, &log, Duration::from_secs(120));
+
+    let rows = drift_rows(&out);
+    let amount: Vec<&Row> = rows.iter().filter(|r| r.feature == "amount").collect();
+    let scored = common::read_dir(&out.join("scores"))
+        .iter()
+        .map(|b| b.num_rows() as u64)
+        .sum::<u64>();
+    assert_eq!(scored, 3 * EVENTS - dead_letters(&out));
+    assert_eq!(
+        amount.iter().map(|r| r.rows).sum::<u64>(),
+        scored,
+        "every scored row is in a window in the table: none lost while it failed"
+    );
+    assert!(amount.len() >= 9, "{} windows", amount.len());
+    assert!(rows.iter().all(|r| r.skipped == 0), "the operator kept up");
+    // Event time: the events' own clock (~1 ms apart from November 2023),
+    // not the Kafka timestamps of this run.
+    for r in &rows {
+        assert!(
+            r.start >= FIRST_EVENT_MS && r.end < FIRST_EVENT_MS + 3_600_000,
+            "window [{}, {}] is not in the events' time",
+            r.start,
+            r.end
+        );
+    }
+    let log_text = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(
+        log_text.matches("drift degraded").count(),
+        1,
+        "one error log, not one per window: {log_text}"
+    );
+    assert!(log_text.contains("drift recovered"), "{log_text}");
+}
+
 /// What Chromium laid out for each chart of the report: a probe script
 /// (the report itself has none) measures every `svg.chart` after layout.
 fn rendered_charts(report: &Path) -> Vec<serde_json::Value> {
