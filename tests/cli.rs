@@ -380,3 +380,66 @@ fn ctrl_c_during_the_demo_drains_and_exits_zero() {
     assert_eq!(scored_ids(&out).len() as u64, scored);
     assert_eq!(dead_letter_ids(&out).len() as u64, dead);
 }
+
+/// A backfill: events whose Kafka timestamps are three days old. The run
+/// summary reports their real age at commit, apart from the processing
+/// latency, instead of the one-hour bound its histogram used to clamp to.
+#[test]
+fn the_summary_reports_the_real_age_of_events_produced_days_ago() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("transactions", 1, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let three_days_ago = scorestream_operators::now_ms() - 3 * 86_400_000;
+    let world = demo_world(&DEMO_ASSETS).expect("world");
+    let mut g = EventGen::new(
+        &world,
+        scorestream_tools::synth::GenOptions {
+            start_ms: three_days_ago,
+            ..generator_options(5)
+        },
+    );
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    let (mut value, mut key) = (String::new(), String::new());
+    for i in 0..500 {
+        g.next_into(&mut value, &mut key);
+        let record = BaseRecord::to("transactions")
+            .payload(value.as_str())
+            .key(key.as_str())
+            .timestamp(three_days_ago + i);
+        producer.send(record).map_err(|(e, _)| e).expect("send");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    let job = job_file(dir.path(), &brokers, &out, "backfill", MOCK_SESSION);
+    let o = run(bin().arg("run").arg(&job).args(["--exit-on-idle", "2s"]));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let summary = text(&o.stdout);
+    let age = summary
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("event age at commit (Kafka timestamp to committed file): ")
+        })
+        .unwrap_or_else(|| panic!("no event-age line:\n{summary}"));
+    for part in ["p50 3.0 d", "p99 3.0 d", "max 3.0 d"] {
+        assert!(age.contains(part), "`{part}` not in `{age}`");
+    }
+    let processing = summary
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("processing latency (batch fetched to written): ")
+        })
+        .unwrap_or_else(|| panic!("no processing-latency line:\n{summary}"));
+    assert!(
+        processing.contains(" ms") || processing.contains(" s,"),
+        "processing takes milliseconds or seconds, not days: {processing}"
+    );
+}
