@@ -4,6 +4,8 @@ use std::time::Duration;
 use anyhow::Context;
 use scorestream_tools::bench::{BenchModel, BenchOptions, BenchReport, run_bench};
 
+mod features;
+
 use crate::commands::say;
 use crate::progress::thousands;
 
@@ -18,9 +20,13 @@ enum Model {
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// A Kafka broker to produce the events to and consume them from
-    /// (`scripts/bench.sh` starts a local tansu).
-    #[arg(long, env = "SCORESTREAM_BENCH_BROKERS")]
-    brokers: String,
+    /// (`scripts/bench.sh` starts a local tansu). Not used with `--features`.
+    #[arg(
+        long,
+        env = "SCORESTREAM_BENCH_BROKERS",
+        required_unless_present = "features"
+    )]
+    brokers: Option<String>,
     /// How many demo events to produce before the job starts.
     #[arg(long, default_value_t = 2_000_000)]
     events: u64,
@@ -51,11 +57,16 @@ pub(crate) struct Args {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    #[command(flatten)]
+    features: features::FeatureArgs,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(layout) = args.features.features {
+        return features::run(layout, args.events, args.seed, args.json, args.features).await;
+    }
     let opts = BenchOptions {
-        brokers: args.brokers,
+        brokers: args.brokers.context("--brokers is required")?,
         events: args.events,
         partitions: args.partitions,
         model: match args.model {

@@ -9,6 +9,7 @@
 //! it. `--rate` instead produces while the job consumes, for a sustained
 //! run whose memory is sampled every second.
 
+mod features;
 mod model;
 mod process;
 mod run;
@@ -21,6 +22,9 @@ use serde::Serialize;
 
 use crate::ToolError;
 
+pub use features::{
+    FeatureBenchOptions, FeatureBenchReport, FeatureLayout, RedisTarget, run_feature_bench,
+};
 pub use model::write_large_model;
 pub use process::{cpu_time, peak_rss_bytes, reset_peak_rss, rss_bytes};
 pub use run::run_bench;
