@@ -294,11 +294,125 @@ fn s3_output_mistakes_are_named() {
     assert!(err.contains("s3://no-such-bucket/out"), "{err}");
     assert!(!err.contains(SECRET_KEY), "{err}");
 
-    let compact = run(bin().args(["compact", "--job"]).arg(&job));
+    let compact = run(bin()
+        .args(["compact", "--older-than", "0s", "--job"])
+        .arg(&job)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY));
     assert!(!compact.status.success());
-    assert!(
-        text(&compact.stderr).contains("is an object store"),
-        "{}",
-        text(&compact.stderr)
+    let err = text(&compact.stderr);
+    assert!(err.contains("s3://no-such-bucket/out"), "{err}");
+    assert!(!err.contains(SECRET_KEY), "{err}");
+}
+
+/// The job's file names of one partition directory of `scores/`, readable ones only.
+fn data_files(bucket: &Bucket, hour: i64) -> Vec<String> {
+    bucket
+        .keys(&format!(
+            "{PREFIX}/scores/event_date=2026-12-01/event_hour={hour}"
+        ))
+        .into_iter()
+        .filter(|k| k.ends_with(".parquet") && !k.contains("/."))
+        .collect()
+}
+
+/// `scorestream compact` on an S3 output: the merged file is uploaded
+/// hidden, committed by a compaction record, published, and only then are
+/// the small files deleted. pyarrow reads the same rows from fewer files,
+/// nothing of the compaction is left behind, and the job resumes after it
+/// from its commit log, writing each event once.
+#[test]
+fn compacting_an_s3_output_keeps_every_row_once_in_fewer_files_and_the_job_resumes() {
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let bucket = s3.bucket(BUCKET);
+    let broker = Tansu::start();
+    broker.create_topic("transactions", 3);
+    let dir = tempfile::tempdir().expect("tmp");
+    let unused = dir.path().join("unused");
+    let job = job_file(
+        dir.path(),
+        &broker.brokers,
+        &unused,
+        "s3-compact",
+        TANSU_SESSION,
     );
+    let toml = std::fs::read_to_string(&job).expect("job").replace(
+        &format!("path = {unused:?}"),
+        &format!(
+            "path = \"s3://{BUCKET}/{PREFIX}\"\nspool_dir = {:?}\n\
+             s3 = {{ endpoint = \"{}\", region = \"us-east-1\", allow_http = true }}",
+            dir.path().join("spool"),
+            s3.endpoint
+        ),
+    );
+    std::fs::write(&job, toml).expect("job");
+    let log = dir.path().join("run.log");
+    let env = s3.env();
+
+    let mut produced =
+        common::tansu::produce_events(&broker.brokers, "transactions", options(1), PER_HOUR);
+    let mut first = spawn_run_with(&job, &["--exit-on-idle", "3s"], &log, &env);
+    wait_success(&mut first, &log, Duration::from_secs(180));
+    let before = data_files(&bucket, 9);
+    assert!(before.len() >= 3, "small files to merge: {before:?}");
+    let want = scored_by_hour(&produced, &[9], PER_HOUR);
+    let rows_before = read_s3(&s3, 9);
+    assert_eq!(rows_before["pyarrow_rows"], want["2026-12-01/09"]);
+
+    let compact = run(bin()
+        .args([
+            "compact",
+            "--older-than",
+            "0s",
+            "--target-size",
+            "1GiB",
+            "--job",
+        ])
+        .arg(&job)
+        .envs(env.clone()));
+    assert!(compact.status.success(), "{}", text(&compact.stderr));
+    assert!(
+        text(&compact.stdout).contains(&format!("{} files -> 1", before.len())),
+        "{}",
+        text(&compact.stdout)
+    );
+    let after = data_files(&bucket, 9);
+    assert_eq!(after.len(), 1, "{after:?}");
+    let seen = read_s3(&s3, 9);
+    assert_eq!(
+        seen["pyarrow_rows"], rows_before["pyarrow_rows"],
+        "same rows"
+    );
+    assert_eq!(
+        seen["distinct_event_ids"], seen["pyarrow_rows"],
+        "each once"
+    );
+    let by_hour: BTreeMap<String, u64> =
+        serde_json::from_value(seen["by_partition"].clone()).expect("by partition");
+    assert_eq!(by_hour, want);
+    let leftovers: Vec<String> = bucket
+        .keys(PREFIX)
+        .into_iter()
+        .filter(|k| k.ends_with(".tmp") || k.contains("_scorestream/compaction"))
+        .collect();
+    assert_eq!(leftovers, Vec::<String>::new(), "no temporary, no record");
+
+    // The job comes back after the compaction: it resumes from its commit
+    // log (the files the log names are gone; the offsets are not).
+    produced.extend(common::tansu::produce_events(
+        &broker.brokers,
+        "transactions",
+        options(2),
+        PER_HOUR,
+    ));
+    let mut again = spawn_run_with(&job, &["--exit-on-idle", "3s"], &log, &env);
+    wait_success(&mut again, &log, Duration::from_secs(180));
+    let want = scored_by_hour(&produced, &[9, 10], PER_HOUR);
+    let seen = read_s3(&s3, 9);
+    let by_hour: BTreeMap<String, u64> =
+        serde_json::from_value(seen["by_partition"].clone()).expect("by partition");
+    assert_eq!(by_hour, want, "hour 9 not written again, hour 10 written");
+    assert_eq!(seen["distinct_event_ids"], seen["pyarrow_rows"]);
+    assert_eq!(data_files(&bucket, 9), after, "the merged file stays");
 }

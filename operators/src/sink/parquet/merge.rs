@@ -13,6 +13,9 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::compact::{CompactOptions, io};
 use crate::{OperatorError, Result};
 
+/// How merged files' names start.
+pub(super) const MERGED_PREFIX: &str = "compacted+";
+
 /// Copies the rows of `replaced` (files of `dir`) into merged files in
 /// `staging`. Returns the rows read and the files written with their rows,
 /// so the caller can check that none were lost before anything is swapped.
@@ -77,7 +80,7 @@ impl<'a> MergeWriter<'a> {
             self.close()?;
         }
         if self.open.is_none() {
-            let name = format!("compacted+{}+{:04}.parquet", self.id, self.done.len());
+            let name = format!("{MERGED_PREFIX}{}+{:04}.parquet", self.id, self.done.len());
             let path = self.dir.join(&name);
             let f = File::create(&path).map_err(io("creating", &path))?;
             let w = ArrowWriter::try_new(f, batch.schema(), Some(self.opts.props.clone()))

@@ -9,6 +9,7 @@ mod checkpoint_tests;
 mod commit;
 mod commit_log;
 pub mod compact;
+pub mod compact_object;
 mod config;
 mod dictionary;
 mod encode;

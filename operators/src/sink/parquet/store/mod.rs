@@ -178,6 +178,15 @@ impl Store {
         }
     }
 
+    /// Every object under `rel` with its size and age; `None` for local
+    /// outputs, which `scorestream compact` reads through the filesystem.
+    pub(crate) fn list_meta(&self, rel: &str) -> Result<Option<Vec<ObjectMeta>>> {
+        match &self.0 {
+            Backend::Local(_) => Ok(None),
+            Backend::Object(o) => o.list_meta(rel).map(Some),
+        }
+    }
+
     /// Names of the directories directly in `rel`.
     pub fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
         match &self.0 {
@@ -251,6 +260,15 @@ impl Store {
             }
         }
     }
+}
+
+/// An object, as listed: where, how large, when last written.
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectMeta {
+    pub dir: String,
+    pub name: String,
+    pub size: u64,
+    pub modified_ms: i64,
 }
 
 /// `dir/name`, or `name` at the root.

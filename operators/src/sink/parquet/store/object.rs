@@ -253,6 +253,31 @@ impl ObjectOutput {
             .collect())
     }
 
+    /// [`ObjectOutput::list_tree`] with each object's size and last
+    /// modification (ms since the epoch).
+    pub(super) fn list_meta(&self, rel: &str) -> Result<Vec<super::ObjectMeta>> {
+        let key = self.key(rel)?;
+        let metas: Vec<_> = self.block_on(async {
+            self.store
+                .list(Some(&key))
+                .try_collect()
+                .await
+                .map_err(err(format!("listing {}", self.describe(rel))))
+        })?;
+        Ok(metas
+            .iter()
+            .map(|m| {
+                let (dir, name) = super::split(self.rel_of(&m.location));
+                super::ObjectMeta {
+                    dir: dir.to_owned(),
+                    name: name.to_owned(),
+                    size: m.size,
+                    modified_ms: m.last_modified.timestamp_millis(),
+                }
+            })
+            .collect())
+    }
+
     /// Server-side copy to the final key, then the temporary is deleted.
     /// The copy overwrites: a final key only ever receives the bytes its
     /// commit entry names, so a repeated copy (recovery racing the writer)
