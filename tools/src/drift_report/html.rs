@@ -8,9 +8,10 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use scorestream_operators::drift::{ColumnProfile, DriftConfig, ReferenceProfile, Statistic};
 
-use super::hist::{Axes, Series, WINDOWS, histogram};
+use super::bins::{histogram_series, labels, reference_counts};
+use super::hist::{Axes, histogram};
 use super::read::WindowRow;
-use super::svg::{Point, SeriesAxes, num, series};
+use super::svg::{Point, SeriesAxes, num, series, unit};
 
 pub struct ReportInput<'a> {
     pub profile: &'a ReferenceProfile,
@@ -31,54 +32,14 @@ td:first-child,th:first-child{text-align:left}.breach{color:#d62728;font-weight:
 section{margin-top:28px;border-top:1px solid #ccc;padding-top:8px}.charts{display:flex;flex-wrap:wrap;gap:8px}\
 .note{color:#777;font-size:13px}h1{font-size:22px}h2{font-size:18px}";
 
-fn time(ms: i64) -> String {
+pub(super) fn time(ms: i64) -> String {
     time_as(ms, "%Y-%m-%d %H:%M:%S UTC")
 }
 
-fn time_as(ms: i64, format: &str) -> String {
+pub(super) fn time_as(ms: i64, format: &str) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format(format).to_string())
         .unwrap_or_else(|| ms.to_string())
-}
-
-/// Bin labels of a profiled column, as the histogram's x axis.
-fn labels(p: &ColumnProfile) -> Vec<String> {
-    match p {
-        ColumnProfile::Numeric(n) => {
-            let e = &n.edges;
-            if e.is_empty() {
-                return vec!["all".into()];
-            }
-            let mut l = vec![format!("≤ {}", num(e[0]))];
-            l.extend(
-                e.windows(2)
-                    .map(|w| format!("({}, {}]", num(w[0]), num(w[1]))),
-            );
-            l.push(format!("> {}", num(e[e.len() - 1])));
-            l
-        }
-        ColumnProfile::Categorical(c) => {
-            let mut l = c.categories.clone();
-            l.push("other".into());
-            l
-        }
-    }
-}
-
-fn reference_counts(p: &ColumnProfile) -> (Vec<u64>, u64, u64) {
-    match p {
-        ColumnProfile::Numeric(n) => (n.counts.clone(), n.missing, n.total),
-        ColumnProfile::Categorical(c) => {
-            let mut v = c.counts.clone();
-            v.push(c.other);
-            (v, c.missing, c.total)
-        }
-    }
-}
-
-fn shares(counts: &[u64]) -> Vec<f64> {
-    let total = counts.iter().sum::<u64>().max(1) as f64;
-    counts.iter().map(|&c| c as f64 / total).collect()
 }
 
 /// The features in the table: the profile's order first, then any the
@@ -316,59 +277,6 @@ fn reference(
             (time(latest.end_ms)) ")."
         }
         (histogram(feature, &labels(p), &histogram_series(p, &reference, rows), &axes))
-    }
-}
-
-/// The reference, then the newest [`WINDOWS`] windows compared with this
-/// profile (same bins), oldest first, each named by its number among the
-/// feature's windows.
-fn histogram_series(p: &ColumnProfile, reference: &[u64], rows: &[&WindowRow]) -> Vec<Series> {
-    let mut out = vec![Series {
-        name: "reference".into(),
-        detail: match p {
-            ColumnProfile::Numeric(n) => format!("reference profile, {} rows", n.total),
-            ColumnProfile::Categorical(c) => format!("reference profile, {} rows", c.total),
-        },
-        shares: shares(reference),
-    }];
-    let same_bins: Vec<(usize, &&WindowRow)> = rows
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.counts.len() == reference.len())
-        .collect();
-    let from = same_bins.len().saturating_sub(WINDOWS);
-    let newest = same_bins.len().saturating_sub(1);
-    for (k, (i, r)) in same_bins[from..].iter().enumerate() {
-        let latest = if from + k == newest { " (latest)" } else { "" };
-        out.push(Series {
-            name: format!(
-                "window {} · {}{latest}",
-                i + 1,
-                time_as(r.start_ms, "%m-%d %H:%M:%S")
-            ),
-            detail: format!(
-                "window {}: {} to {}, {} rows",
-                i + 1,
-                time(r.start_ms),
-                time(r.end_ms),
-                r.rows
-            ),
-            shares: shares(&r.counts),
-        });
-    }
-    out
-}
-
-/// What a statistic is measured in, for its chart's axis.
-fn unit(s: Statistic, feature: &str) -> String {
-    match s {
-        Statistic::Psi => "PSI (unitless)".into(),
-        Statistic::JsDistance => "JS distance (0 to 0.83)".into(),
-        Statistic::Ks => "KS statistic (0 to 1)".into(),
-        Statistic::Wasserstein => format!("in {feature}'s units"),
-        Statistic::ChiSquare => "chi-square statistic".into(),
-        Statistic::ChiSquareP => "p-value (0 to 1)".into(),
-        Statistic::MissingRateChange => "missing share change".into(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! script, no external assets) comparing each watched column's reference
 //! histogram with the newest windows', and each statistic over the windows.
 
+mod bins;
 mod hist;
 mod html;
 mod read;

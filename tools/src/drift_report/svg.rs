@@ -7,6 +7,7 @@
 //! attribute or open an element.
 
 use maud::{Markup, html};
+use scorestream_operators::drift::Statistic;
 
 /// A number as people read it in a chart: four significant digits, in
 /// scientific notation only when very large or small.
@@ -178,5 +179,18 @@ pub(super) fn series(
                 }
             }
         }
+    }
+}
+
+/// What a statistic is measured in, for its chart's axis.
+pub(super) fn unit(s: Statistic, feature: &str) -> String {
+    match s {
+        Statistic::Psi => "PSI (unitless)".into(),
+        Statistic::JsDistance => "JS distance (0 to 0.83)".into(),
+        Statistic::Ks => "KS statistic (0 to 1)".into(),
+        Statistic::Wasserstein => format!("in {feature}'s units"),
+        Statistic::ChiSquare => "chi-square statistic".into(),
+        Statistic::ChiSquareP => "p-value (0 to 1)".into(),
+        Statistic::MissingRateChange => "missing share change".into(),
     }
 }
