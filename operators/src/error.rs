@@ -108,6 +108,11 @@ pub enum OperatorError {
     RevokeTimeout(std::time::Duration),
     #[error("internal error (a bug): {0}")]
     Internal(String),
+    /// Too many messages became dead letters (`[dead_letters] max_rate`,
+    /// `on_max_rate = "fail"`): the producers' data, not the job, is wrong.
+    /// What was read is written and committed, dead letters included.
+    #[error("dead letters: {0}; the job stops (on_max_rate = \"fail\")")]
+    DeadLetterRate(String),
     /// Produced messages the brokers did not acknowledge (secret values
     /// already redacted). Nothing was committed for them; retrying re-sends.
     #[error(
@@ -169,7 +174,8 @@ impl OperatorError {
             | OperatorError::Device(..)
             | OperatorError::KafkaSetup(_)
             | OperatorError::KafkaAuth { .. }
-            | OperatorError::OutputConfig(_) => ErrorKind::User,
+            | OperatorError::OutputConfig(_)
+            | OperatorError::DeadLetterRate(_) => ErrorKind::User,
             OperatorError::Schema(e) => e.kind(),
             OperatorError::Candle(_)
             | OperatorError::Arrow(_)

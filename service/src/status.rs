@@ -50,6 +50,11 @@ pub struct JobStatus {
     /// `dropped_windows`. Scoring goes on meanwhile.
     #[schema(value_type = Option<Object>, required = true)]
     pub drift_degraded: Option<serde_json::Value>,
+    /// `null` while the job reads; otherwise why it paused reading
+    /// (`[dead_letters] on_max_rate = "pause"`): the rate, window, top
+    /// reasons and for how long.
+    #[schema(required = true)]
+    pub reading_paused: Option<String>,
     /// The submitted config with secret values replaced by `<redacted>`
     /// (single-job responses only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,6 +180,7 @@ pub(crate) fn of(entry: &Entry, detail: bool) -> JobStatus {
             .health()
             .degraded()
             .and_then(|d| serde_json::to_value(d).ok()),
+        reading_paused: stats.paused(),
         config: detail.then(|| entry.shown_toml.clone()),
     }
 }

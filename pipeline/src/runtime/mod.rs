@@ -3,6 +3,7 @@
 
 mod build;
 mod build_model;
+mod dead_letter_guard;
 mod drift_setup;
 mod drift_tee;
 mod models;

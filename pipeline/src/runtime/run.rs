@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span};
 
+use super::dead_letter_guard::RateGuard;
 use super::drift_setup::DriftSetup;
 use super::drift_tee::DriftTee;
 use super::models::{ModelLoader, ModelSwap, RegistryWatch};
@@ -75,7 +76,9 @@ impl Job {
         let gauges = SourceGauges {
             assigned: stats.partitions_assigned.clone(),
             lag: stats.consumer_lag.clone(),
+            hold: Arc::default(),
         };
+        let guard = RateGuard::new(&config.dead_letters, gauges.hold.clone());
         let source = KafkaSource::build(&config.source, gauges, outputs.sink.resume_positions())?;
         info!(job, output = %config.sink.path, "job starting");
 
@@ -115,6 +118,7 @@ impl Job {
         let feedback = SinkFeedback {
             acks: q.ack_tx,
             latency,
+            guard,
         };
         let Outputs {
             sink,

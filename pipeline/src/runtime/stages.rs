@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use super::JobStats;
+use super::dead_letter_guard::RateGuard;
 use super::drift_tee::DriftTee;
 use super::models::ModelSwap;
 
@@ -103,6 +104,31 @@ pub(super) async fn score(
 pub(super) struct SinkFeedback {
     pub(super) acks: mpsc::UnboundedSender<Coverage>,
     pub(super) latency: Arc<LatencyFeedback>,
+    /// `[dead_letters] max_rate`, judged after each commit.
+    pub(super) guard: Option<RateGuard>,
+}
+
+impl SinkFeedback {
+    /// Counts a commit, hands its offsets to the source for the Kafka
+    /// commit, then lets the dead-letter guard judge it (so a failing job
+    /// has committed what tripped it).
+    fn acknowledge(&mut self, stats: &JobStats, c: Committed) -> Result<(), OperatorError> {
+        let judged = match &mut self.guard {
+            Some(g) => g.check(&c, stats),
+            None => Ok(()),
+        };
+        if !c.is_empty() {
+            account(stats, &c);
+            // The source may already be gone after a failure elsewhere;
+            // then these offsets are simply re-read on restart.
+            let _ = self.acks.send(c.coverage);
+        }
+        judged
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.guard.as_ref().and_then(RateGuard::deadline)
+    }
 }
 
 /// Writes each scored envelope, and commits files that reach their age
@@ -114,16 +140,19 @@ pub(super) async fn sink(
     mut sink: Box<dyn Sink>,
     dead_letter_topic: Option<DeadLetterProducer>,
     mut rx: RowReceiver<Envelope>,
-    feedback: SinkFeedback,
+    mut feedback: SinkFeedback,
     s: Arc<JobStats>,
 ) -> TaskResult {
     loop {
-        let deadline = sink.next_deadline();
+        let deadline = match (sink.next_deadline(), feedback.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let next = tokio::select! {
             env = rx.recv() => env,
             () = sleep_until(deadline) => {
                 let committed = cpu_bound(|| sink.tick(Instant::now()))?;
-                acknowledge(&s, &feedback.acks, committed);
+                feedback.acknowledge(&s, committed)?;
                 continue;
             }
         };
@@ -142,12 +171,12 @@ pub(super) async fn sink(
             s.record_batch_latency(latency);
             feedback.latency.record(busy + started.elapsed());
         }
-        acknowledge(&s, &feedback.acks, committed);
+        feedback.acknowledge(&s, committed)?;
         gauge!("scorestream_sink_open_files").set(sink.open_files() as f64);
         gauge!("scorestream_sink_buffered_bytes").set(sink.buffered_bytes() as f64);
     }
     let committed = cpu_bound(|| sink.close())?;
-    acknowledge(&s, &feedback.acks, committed);
+    feedback.acknowledge(&s, committed)?;
     Ok(None)
 }
 
@@ -229,17 +258,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// Counts a commit and hands its offsets to the source for the Kafka commit.
-fn acknowledge(stats: &JobStats, ack: &mpsc::UnboundedSender<Coverage>, c: Committed) {
-    if c.is_empty() {
-        return;
-    }
-    account(stats, &c);
-    // The source may already be gone after a failure elsewhere; then these
-    // offsets are simply re-read on restart.
-    let _ = ack.send(c.coverage);
 }
 
 /// Counts a commit and the Kafka-to-readable latency (freshness) of its rows.

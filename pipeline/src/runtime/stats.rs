@@ -40,6 +40,9 @@ pub struct JobStats {
     /// Messages in the assigned partitions not yet read (high watermark
     /// minus position), summed; -1 until the consumer has reported it.
     pub consumer_lag: Arc<AtomicI64>,
+    /// Why reading is paused (`[dead_letters] on_max_rate = "pause"`),
+    /// while it is.
+    paused: Mutex<Option<String>>,
     /// Nanoseconds spent in each of [`STAGES`], summed over batches.
     stage_ns: [AtomicU64; STAGES.len()],
 }
@@ -64,6 +67,7 @@ impl Default for JobStats {
             recent_alerts: RecentAlerts::default(),
             queues: Mutex::new(Vec::new()),
             consumer_lag: Arc::new(AtomicI64::new(-1)),
+            paused: Mutex::new(None),
             stage_ns: Default::default(),
             // 1 ms to 10 years at 3 significant digits (~240 KiB).
             latency_ms: Mutex::new(histogram(StatsSnapshot::EVENT_AGE_CEILING_MS)),
@@ -177,6 +181,17 @@ impl JobStats {
         if let Ok(mut q) = self.queues.lock() {
             *q = rows;
         }
+    }
+
+    pub(super) fn set_paused(&self, why: Option<String>) {
+        if let Ok(mut p) = self.paused.lock() {
+            *p = why;
+        }
+    }
+
+    /// Why reading is paused, while it is (`on_max_rate = "pause"`).
+    pub fn paused(&self) -> Option<String> {
+        self.paused.lock().ok().and_then(|p| p.clone())
     }
 
     /// Rows queued before each operator, at the last sample.

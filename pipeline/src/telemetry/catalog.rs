@@ -168,6 +168,20 @@ pub const METRICS: &[MetricDoc] = &[
         "Events committed as dead letters, by the stage that rejected them (parse, schema, oversized, features) and reason code (invalid_json, not_an_object, missing_field, wrong_type, oversized, feature_missing, feature_stale, schema_unavailable).",
     ),
     doc(
+        "scorestream_dead_letter_rate_breaches_total",
+        Counter,
+        Unit::Count,
+        &[],
+        "Windows in which the share of dead letters went above [dead_letters] max_rate.",
+    ),
+    doc(
+        "scorestream_reading_paused",
+        Gauge,
+        Unit::Count,
+        &[],
+        "1 while reading is paused because of the dead-letter rate (on_max_rate = \"pause\"), else 0.",
+    ),
+    doc(
         "scorestream_dead_letters_produced_total",
         Counter,
         Unit::Count,

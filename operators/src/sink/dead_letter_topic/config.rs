@@ -1,13 +1,15 @@
 use serde::Deserialize;
 
-use crate::config::{ConfigError, Validate, found};
+use super::OnMaxRate;
+use super::rate;
+use crate::config::{ConfigError, HumanDuration, Validate, found};
 
 /// Where a job's dead letters go: the job section `[dead_letters]`.
 ///
 /// Parquet keeps them next to the scores for `scorestream query` and
 /// `scorestream replay`; a topic hands them to whatever already watches Kafka
 /// (alerting, a repair service). Both may be on; at least one must be.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLettersConfig {
     /// Write dead letters to `<sink.path>/dead_letters/*.parquet`.
@@ -17,6 +19,22 @@ pub struct DeadLettersConfig {
     /// brokers with the source's client settings.
     #[serde(default)]
     pub topic: Option<String>,
+    /// Share of messages (above 0, at most 1) that may become dead letters
+    /// (see `rate.rs`); no limit when absent.
+    #[serde(default)]
+    pub max_rate: Option<f64>,
+    /// Counts restart after this long.
+    #[serde(default = "rate::default_window")]
+    pub rate_window: HumanDuration,
+    /// Messages a window needs before it is judged: a handful of bad
+    /// messages at start is no evidence of a broken producer.
+    #[serde(default = "rate::default_min_messages")]
+    pub rate_min_messages: u64,
+    #[serde(default)]
+    pub on_max_rate: OnMaxRate,
+    /// How long `on_max_rate = "pause"` stops reading.
+    #[serde(default = "rate::default_pause_for")]
+    pub pause_for: HumanDuration,
 }
 
 fn default_parquet() -> bool {
@@ -28,6 +46,11 @@ impl Default for DeadLettersConfig {
         Self {
             parquet: default_parquet(),
             topic: None,
+            max_rate: None,
+            rate_window: rate::default_window(),
+            rate_min_messages: rate::default_min_messages(),
+            on_max_rate: OnMaxRate::default(),
+            pause_for: rate::default_pause_for(),
         }
     }
 }
@@ -45,6 +68,7 @@ impl Validate for DeadLettersConfig {
         if let Some(Err(why)) = self.topic.as_deref().map(check_topic_name) {
             p.push(ConfigError::new("topic", why));
         }
+        p.extend(rate::problems(self));
         found(p)
     }
 }

@@ -6,6 +6,7 @@
 mod config;
 mod context;
 mod producer;
+mod rate;
 #[cfg(test)]
 mod tests;
 
@@ -13,3 +14,4 @@ pub use config::{DeadLettersConfig, check_topic_name};
 pub use context::ProducerContext;
 pub(crate) use context::producer_for;
 pub use producer::{DeadLetterProducer, Outgoing, RawProducer, headers, original_headers};
+pub use rate::{DeadLetterRate, OnMaxRate, RateBreach};

@@ -406,6 +406,7 @@ fn dead_letters_must_go_somewhere_and_not_back_into_the_source() {
     let nowhere = DeadLettersConfig {
         parquet: false,
         topic: None,
+        ..DeadLettersConfig::default()
     };
     let p = keys(&nowhere);
     assert_eq!(p.len(), 1);
@@ -414,6 +415,7 @@ fn dead_letters_must_go_somewhere_and_not_back_into_the_source() {
     let looped = DeadLettersConfig {
         parquet: true,
         topic: Some("tx".into()),
+        ..DeadLettersConfig::default()
     };
     assert!(keys(&looped)["topic"].contains("source topic"));
 
@@ -421,6 +423,7 @@ fn dead_letters_must_go_somewhere_and_not_back_into_the_source() {
         let c = DeadLettersConfig {
             parquet: true,
             topic: Some(bad.into()),
+            ..DeadLettersConfig::default()
         };
         assert!(keys(&c).contains_key("topic"), "{bad:?}");
     }

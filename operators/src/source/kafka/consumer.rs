@@ -1,4 +1,4 @@
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,10 @@ pub struct SourceGauges {
     /// Messages in the owned partitions not yet committed to the output
     /// (see `Shared::consumer_lag`); -1 until librdkafka has reported.
     pub lag: Arc<AtomicI64>,
+    /// Set by the job to stop reading (partitions paused; what was already
+    /// read still flows and commits, rebalances are still served) until
+    /// cleared: `[dead_letters] on_max_rate = "pause"`.
+    pub hold: Arc<AtomicBool>,
 }
 
 impl Default for SourceGauges {
@@ -45,6 +49,7 @@ impl Default for SourceGauges {
         Self {
             assigned: Arc::new(AtomicI64::new(0)),
             lag: Arc::new(AtomicI64::new(-1)),
+            hold: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -86,6 +91,7 @@ impl KafkaSource {
             }),
             assigned: gauges.assigned,
             lag: gauges.lag,
+            hold: gauges.hold,
             resume,
             config: config.clone(),
             runtime,
@@ -186,6 +192,10 @@ impl KafkaSource {
                     .map_or(MAX_WAIT, |d| d.saturating_duration_since(now).min(MAX_WAIT))
             };
             let room = chunk_rows.saturating_sub(st.chunk.len()).max(1);
+            let held = self.shared.hold.load(Ordering::Relaxed);
+            if held != st.paused && (held || st.stalled.is_none()) {
+                self.set_paused(&mut st, held);
+            }
             drop(st);
 
             if now.duration_since(attached_at) >= REATTACH_EVERY {
@@ -350,7 +360,7 @@ impl KafkaSource {
             }
             Err(TrySend::Closed) => return Err(OperatorError::Disconnected("kafka source")),
         }
-        if st.paused {
+        if st.paused && !self.shared.hold.load(Ordering::Relaxed) {
             self.set_paused(st, false);
         }
         Ok(())

@@ -230,8 +230,8 @@ pub(super) fn each_header<'a>(
         // SAFETY: a header name is a NUL-terminated string owned by the list.
         let name = unsafe { CStr::from_ptr(name) }.to_str().unwrap_or_default();
         // SAFETY: value/size describe a buffer owned by the list.
-        let value =
-            (!value.is_null()).then(|| unsafe { std::slice::from_raw_parts(value as *const u8, size) });
+        let value = (!value.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(value as *const u8, size) });
         f(name, value);
     }
 }

@@ -3,7 +3,7 @@
 //! filled, the queues to the pipeline, and the offsets handed and
 //! acknowledged, all under one lock.
 
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Instant;
 
@@ -111,6 +111,8 @@ pub(super) struct Shared {
     pub(super) assigned: Arc<AtomicI64>,
     /// The lag the gauge shows, also for the job's status; -1 until known.
     pub(super) lag: Arc<AtomicI64>,
+    /// See [`super::SourceGauges::hold`].
+    pub(super) hold: Arc<AtomicBool>,
     pub(super) resume: Arc<dyn ResumePositions>,
     pub(super) config: KafkaSourceConfig,
     pub(super) runtime: tokio::runtime::Handle,
