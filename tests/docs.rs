@@ -869,3 +869,40 @@ fn named_files(text: &str, kinds: &[&str]) -> BTreeSet<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// A newcomer's first `cargo run` needs what CI installs for the build:
+/// the README's apt line names every system package `.ci/run` installs,
+/// except the tools only the tests run.
+#[test]
+fn the_readme_names_the_system_packages_the_build_needs() {
+    const TESTS_ONLY: [&str; 4] = ["redis-server", "chromium", "docker-compose", "prometheus"];
+    let ci = read(".ci/run");
+    let needed: BTreeSet<&str> = ci
+        .split("need+=(")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .filter(|p| !TESTS_ONLY.contains(p))
+        .collect();
+    assert!(needed.contains("libssl-dev"), "{needed:?}");
+    let readme = read("README.md");
+    let apt = readme
+        .lines()
+        .find(|l| l.contains("apt-get install"))
+        .expect("an apt-get install line in README.md");
+    let listed: BTreeSet<&str> = apt.split_whitespace().collect();
+    // `build-essential` brings make, a C compiler and perl.
+    let missing: Vec<&str> = needed
+        .iter()
+        .copied()
+        .filter(|p| !listed.contains(p))
+        .filter(|p| !(matches!(*p, "make" | "perl") && listed.contains("build-essential")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README.md's apt line lacks {missing:?}, which .ci/run installs for the build: {apt}"
+    );
+    assert!(
+        readme.lines().any(|l| l.contains("brew install")),
+        "README.md has no brew line for macOS"
+    );
+}
