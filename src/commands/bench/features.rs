@@ -79,7 +79,7 @@ pub(super) async fn run(
         cache_max_entries: args.cache_max_entries,
         pipeline_keys: args.pipeline_keys,
     };
-    say(&format!(
+    say(format!(
         "joining {} demo events with features from Redis ({:?} layout)",
         thousands(events),
         opts.layout

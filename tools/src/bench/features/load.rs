@@ -141,7 +141,7 @@ impl DemoStore {
             keys: Vec::with_capacity(features.rows.len()),
             url: url.to_owned(),
         };
-        let writes: Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)> = match layout {
+        let writes: Vec<Entry> = match layout {
             FeatureLayout::Redis => hash_entries(features, &hash_key_template(run)),
             FeatureLayout::Feast => feast_entries(features, &feast_project(run)),
         };
