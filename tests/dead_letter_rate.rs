@@ -15,6 +15,7 @@ use scorestream_tools::demo::generator_options;
 use scorestream_tools::synth::GenOptions;
 
 const TOPIC: &str = "transactions";
+const LIMIT: &str = "max_rate = 0.2\nrate_min_messages = 500";
 
 /// The demo job with `lines` added to its `[dead_letters]` section.
 fn limited_job(dir: &Path, brokers: &str, out: &Path, lines: &str) -> PathBuf {
@@ -23,6 +24,18 @@ fn limited_job(dir: &Path, brokers: &str, out: &Path, lines: &str) -> PathBuf {
         std::fs::read_to_string(&job).expect("job") + &format!("\n[dead_letters]\n{lines}\n");
     std::fs::write(&job, toml).expect("write job");
     job
+}
+
+/// A mock cluster with the topic, its brokers, and a working directory.
+fn cluster() -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+    tempfile::TempDir,
+) {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, 3, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    (cluster, brokers, tempfile::tempdir().expect("tmp"))
 }
 
 fn garbage(seed: u64, share: f64) -> GenOptions {
@@ -34,17 +47,9 @@ fn garbage(seed: u64, share: f64) -> GenOptions {
 
 #[test]
 fn a_producer_shipping_garbage_stops_the_job_with_the_rate_and_reasons() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic(TOPIC, 3, 1).expect("topic");
-    let dir = tempfile::tempdir().expect("tmp");
+    let (_cluster, brokers, dir) = cluster();
     let out = dir.path().join("out");
-    let job = limited_job(
-        dir.path(),
-        &brokers,
-        &out,
-        "max_rate = 0.2\nrate_min_messages = 500",
-    );
+    let job = limited_job(dir.path(), &brokers, &out, LIMIT);
     produce_events(&brokers, TOPIC, garbage(61, 0.5), 5_000);
     let failed = run(bin()
         .arg("run")
@@ -72,17 +77,9 @@ fn a_producer_shipping_garbage_stops_the_job_with_the_rate_and_reasons() {
 
 #[test]
 fn a_rate_under_the_limit_lets_the_job_run() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic(TOPIC, 3, 1).expect("topic");
-    let dir = tempfile::tempdir().expect("tmp");
+    let (_cluster, brokers, dir) = cluster();
     let out = dir.path().join("out");
-    let job = limited_job(
-        dir.path(),
-        &brokers,
-        &out,
-        "max_rate = 0.2\nrate_min_messages = 500",
-    );
+    let job = limited_job(dir.path(), &brokers, &out, LIMIT);
     let produced = produce_events(&brokers, TOPIC, garbage(62, 0.05), 5_000);
     let ok = run(bin()
         .arg("run")
@@ -95,17 +92,14 @@ fn a_rate_under_the_limit_lets_the_job_run() {
 
 #[test]
 fn on_max_rate_pause_stops_reading_for_a_while_and_loses_nothing() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic(TOPIC, 3, 1).expect("topic");
-    let dir = tempfile::tempdir().expect("tmp");
+    let (_cluster, brokers, dir) = cluster();
     let out = dir.path().join("out");
     let log = dir.path().join("run.log");
     let job = limited_job(
         dir.path(),
         &brokers,
         &out,
-        "max_rate = 0.2\nrate_min_messages = 500\non_max_rate = \"pause\"\npause_for = \"1s\"",
+        &format!("{LIMIT}\non_max_rate = \"pause\"\npause_for = \"1s\""),
     );
     let produced = produce_events(&brokers, TOPIC, garbage(63, 0.5), 5_000);
     let mut child = spawn_run(&job, &["--exit-on-idle", "4s"], &log);
