@@ -97,25 +97,8 @@ pub(crate) struct Compacted {
 /// written, so a sequence number seen before is not read again.
 pub(super) type Cache = Arc<Mutex<Option<Arc<Checkpoint>>>>;
 
-/// Where a test stops a compaction, as a crash would: per thread, so
-/// tests running side by side do not stop each other's.
 #[cfg(test)]
-pub(super) mod crash {
-    use std::cell::RefCell;
-
-    thread_local! {
-        /// (step, what to do there): `true` SIGKILLs the process, `false`
-        /// returns an error so the compaction stops where it is.
-        pub(super) static AT: RefCell<Option<(String, bool)>> = const { RefCell::new(None) };
-    }
-
-    pub(crate) fn set(step: &str, kill: bool) {
-        AT.with(|a| *a.borrow_mut() = Some((step.to_owned(), kill)));
-    }
-}
-
-#[cfg(test)]
-fn crash_point(step: &str) -> Result<()> {
+pub(super) fn crash_point(step: &str) -> Result<()> {
     let at = crash::AT.with(|a| a.borrow().clone());
     match at {
         Some((s, true)) if s == step => {
@@ -131,7 +114,7 @@ fn crash_point(step: &str) -> Result<()> {
 }
 
 #[cfg(not(test))]
-fn crash_point(_step: &str) -> Result<()> {
+pub(super) fn crash_point(_step: &str) -> Result<()> {
     Ok(())
 }
 
@@ -311,5 +294,22 @@ impl CommitLog {
             }
         }
         self.store().sync_dir(CHECKPOINT_DIR)
+    }
+}
+
+/// Where a test stops a compaction, as a crash would: per thread, so
+/// tests running side by side do not stop each other's.
+#[cfg(test)]
+pub(super) mod crash {
+    use std::cell::RefCell;
+
+    thread_local! {
+        /// (step, what to do there): `true` SIGKILLs the process, `false`
+        /// returns an error so the compaction stops where it is.
+        pub(super) static AT: RefCell<Option<(String, bool)>> = const { RefCell::new(None) };
+    }
+
+    pub(crate) fn set(step: &str, kill: bool) {
+        AT.with(|a| *a.borrow_mut() = Some((step.to_owned(), kill)));
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow::array::AsArray;
 use object_store::memory::InMemory;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -81,11 +82,6 @@ impl Out {
             if name.starts_with('.') || !name.ends_with(".parquet") {
                 continue;
             }
-            let p: i32 = name
-                .split('+')
-                .nth(1)
-                .and_then(|p| p.parse().ok())
-                .expect("name");
             let bytes = store
                 .read(&format!("{dir}/{name}"))
                 .expect("read")
@@ -97,7 +93,15 @@ impl Out {
                 .build()
                 .expect("reader");
             for b in reader {
-                out.entry(p).or_default().extend(values(&b.expect("batch")));
+                let b = b.expect("batch");
+                let parts = b
+                    .column_by_name(scorestream_schemas::columns::SOURCE_PARTITION)
+                    .expect("partition column")
+                    .as_primitive::<arrow::datatypes::Int32Type>()
+                    .clone();
+                for (p, v) in parts.values().iter().zip(values(&b)) {
+                    out.entry(*p).or_default().push(v);
+                }
             }
         }
         out.values_mut().for_each(|v| v.sort_unstable());
@@ -313,4 +317,54 @@ fn checkpoint_limits_must_be_positive() {
     );
     let d: ParquetSinkConfig = toml::from_str("path = \"out\"").expect("config");
     assert_eq!(d.commit_log.checkpoint_entries, 1000);
+}
+
+/// `scorestream compact` on an object store stopped after its commit point
+/// (the record) or after publishing the merged file: a reader may see rows
+/// twice until the next run, which finishes the compaction; afterwards
+/// every offset is in the output once, in fewer files, and the job resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_store_compaction_stopped_after_its_record_is_finished_by_the_next_run() {
+    use super::compact::CompactOptions;
+    use super::compact_object::compact_store;
+    for step in ["compaction-recorded", "compaction-published"] {
+        let out = Out::object();
+        let mut sink = out.sink(u64::MAX);
+        commit(&mut sink, 0, 6);
+        drop(sink);
+        let files = |out: &Out| {
+            let tree = out.store().list_tree(SCORES_DIR).expect("tree");
+            tree.iter().filter(|(_, n)| n.ends_with(".parquet")).count()
+        };
+        assert_eq!(files(&out), 12, "one file per partition per commit");
+        let opts = CompactOptions {
+            target_bytes: 1 << 30,
+            older_than: std::time::Duration::ZERO,
+            dry_run: false,
+            props: writer_properties(&config(out.dir.path())),
+        };
+        let scratch = tempfile::tempdir().expect("scratch");
+        crash::set(step, false);
+        let stopped = compact_store(&out.store(), &opts, scratch.path());
+        crash::set("", false);
+        assert!(stopped.is_err(), "{step} was never reached");
+
+        let report = compact_store(&out.store(), &opts, scratch.path()).expect("compact");
+        assert_eq!(report.recovered, 1, "{step}");
+        assert_exactly_once(&out, 6);
+        assert_eq!(files(&out), 1, "{step}: merged into one file");
+        assert!(
+            out.store()
+                .list_tree("")
+                .expect("tree")
+                .iter()
+                .all(|(d, n)| !n.ends_with(".tmp") && !d.contains("compactions")),
+            "{step}: nothing of the compaction is left"
+        );
+        assert_eq!(out.resume(), vec![Some(6 * PER); PARTITIONS as usize]);
+        let mut sink = out.sink(u64::MAX);
+        commit(&mut sink, 6, 2);
+        sink.close().expect("close");
+        assert_exactly_once(&out, 8);
+    }
 }

@@ -31,6 +31,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
+use super::checkpoint::crash_point;
 use super::commit_log::{parse_tmp, tmp_name};
 use super::compact::{CompactOptions, CompactReport, Merged, RECORDS_DIR, io};
 use super::merge::{MERGED_PREFIX, merge};
@@ -210,6 +211,7 @@ fn merge_partition(
         }
         return Ok(None);
     }
+    crash_point("compaction-recorded")?;
     finish(store, &record)?;
     info!(
         partition = dir,
@@ -226,6 +228,7 @@ fn finish(store: &Store, r: &Record) -> Result<()> {
     for name in &r.written {
         store.publish(&join(&r.dir, &tmp_name(name, &r.id)), &join(&r.dir, name))?;
     }
+    crash_point("compaction-published")?;
     for name in &r.replaced {
         store.remove(&join(&r.dir, name))?;
     }
