@@ -114,8 +114,11 @@ impl DriftOperator {
     /// The batch's event times in ms, if it has the time column.
     fn times(&self, batch: &RecordBatch) -> Option<TimestampMillisecondArray> {
         let c = batch.column_by_name(&self.time_column)?;
-        let ms = DataType::Timestamp(TimeUnit::Millisecond, None);
-        let c = cast(c, &ms).ok()?;
+        // Same time zone: the values stay instants (ms since the epoch).
+        let DataType::Timestamp(_, tz) = c.data_type() else {
+            return None;
+        };
+        let c = cast(c, &DataType::Timestamp(TimeUnit::Millisecond, tz.clone())).ok()?;
         Some(c.as_primitive::<TimestampMillisecondType>().clone())
     }
 
