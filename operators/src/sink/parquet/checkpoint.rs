@@ -164,6 +164,23 @@ impl CommitLog {
     /// `config`. A failure leaves the log as readable as before and is
     /// retried after the next commit, so it is logged, not returned: the
     /// commit it follows has succeeded.
+    /// At open: compacts a log left longer than the limit (by an older
+    /// version, or a crash before the last checkpoint), and sweeps
+    /// abandoned uploads. Only reading the log can fail the open.
+    pub(super) fn compact_if_long(
+        &self,
+        config: &super::ParquetSinkConfig,
+        writer: &str,
+    ) -> Result<()> {
+        if self.backlog()? >= config.commit_log.checkpoint_entries
+            && let Err(e) = self.compact(writer)
+        {
+            warn!(error = %e, "commit log checkpoint failed; retried after the next commit");
+        }
+        self.sweep_uploads(&config.s3);
+        Ok(())
+    }
+
     /// Abandoned uploads are swept at the same pace.
     pub(super) fn compact_if(&self, config: &super::ParquetSinkConfig, writer: &str) {
         if !config.commit_log.due(self.created_since_compaction()) {

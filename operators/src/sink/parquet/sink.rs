@@ -72,10 +72,7 @@ impl ParquetSink {
         let log = CommitLog::at(store.clone())?;
         log.recover(None)?;
         let writer = format!("w{}-{}", crate::now_ms(), std::process::id());
-        if log.backlog()? >= config.commit_log.checkpoint_entries {
-            log.compact(&writer)?;
-        }
-        log.sweep_uploads(&config.s3);
+        log.compact_if_long(config, &writer)?;
         let props = writer_properties(config);
         let dead_props = WriterProperties::builder()
             .set_compression(compression(config.compression))
