@@ -346,6 +346,14 @@ fn compacting_an_s3_output_keeps_every_row_once_in_fewer_files_and_the_job_resum
             s3.endpoint
         ),
     );
+    // Checkpoint the commit log after almost every commit, so the resume
+    // below reads a checkpointed log on S3.
+    let roll = "roll = { interval = \"1s\", inactivity = \"300ms\", max_rows = 2000 }";
+    assert!(toml.contains(roll), "job_file's roll changed");
+    let toml = toml.replace(
+        roll,
+        &format!("{roll}\ncommit_log = {{ checkpoint_entries = 2 }}"),
+    );
     std::fs::write(&job, toml).expect("job");
     let log = dir.path().join("run.log");
     let env = s3.env();
@@ -415,4 +423,11 @@ fn compacting_an_s3_output_keeps_every_row_once_in_fewer_files_and_the_job_resum
     assert_eq!(by_hour, want, "hour 9 not written again, hour 10 written");
     assert_eq!(seen["distinct_event_ids"], seen["pyarrow_rows"]);
     assert_eq!(data_files(&bucket, 9), after, "the merged file stays");
+    let checkpoints = bucket.keys(&format!("{PREFIX}/_scorestream/checkpoints"));
+    assert!(
+        (1..=2).contains(&checkpoints.len()),
+        "the log was checkpointed on S3: {checkpoints:?}"
+    );
+    let entries = bucket.commit_entries(PREFIX).len();
+    assert!(entries <= 2 + 3 + 3, "{entries} entries left in the log");
 }
