@@ -88,6 +88,16 @@ impl Overflow {
         }
     }
 
+    /// Takes what is held, as batches to send.
+    pub fn take(&mut self) -> Vec<DriftBatch> {
+        let weight_log2 = self.level;
+        (self.rows, self.level) = (0, 0);
+        std::mem::take(&mut self.parts)
+            .into_iter()
+            .map(|batch| DriftBatch { batch, weight_log2 })
+            .collect()
+    }
+
     /// Sends what is held, as one batch when the parts share a schema, if
     /// the queue has room; `true` when nothing is left.
     pub fn send(&mut self, tx: &mpsc::Sender<DriftBatch>) -> bool {

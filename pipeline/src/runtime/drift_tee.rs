@@ -60,19 +60,28 @@ impl DriftTee {
 }
 
 impl Drop for DriftTee {
-    /// The scorer is done: what waits goes if there is room; the operator
-    /// drains the queue before it closes its last window.
+    /// The scorer is done: what waits goes now if there is room, else as
+    /// soon as there is (the operator drains its queue, and closes its last
+    /// window only once every sender is gone), so no sampled row is lost.
     fn drop(&mut self) {
-        if let Ok(mut o) = self.overflow.lock()
-            && !o.is_empty()
-        {
-            let rows = o.rows();
-            if !o.send(&self.tx) {
-                debug!(
-                    rows,
-                    "drift: the queue was full at shutdown; a sample is lost"
-                );
-            }
+        let Ok(mut o) = self.overflow.lock() else {
+            return;
+        };
+        if o.is_empty() || o.send(&self.tx) {
+            return;
+        }
+        let rows = o.rows();
+        let (tx, rest) = (self.tx.clone(), o.take());
+        match tokio::runtime::Handle::try_current() {
+            // Only a closed queue ends it early: the operator is gone.
+            Ok(rt) => drop(rt.spawn(async move {
+                for b in rest {
+                    if tx.send(b).await.is_err() {
+                        break;
+                    }
+                }
+            })),
+            Err(_) => debug!(rows, "drift: no runtime at shutdown; a sample is lost"),
         }
     }
 }

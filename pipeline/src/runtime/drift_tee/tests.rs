@@ -19,7 +19,7 @@ fn tee(batches: usize, sample: usize) -> (DriftTee, mpsc::Receiver<DriftBatch>) 
 }
 
 #[tokio::test]
-async fn a_full_queue_never_waits_and_closed_queues_are_ignored() {
+async fn a_full_queue_never_waits_and_what_waits_arrives_even_at_shutdown() {
     let (tee, mut rx) = tee(2, 100);
     // Nobody receives: the first two fit, the rest wait as a sample.
     for n in [10, 20, 30, 40, 0] {
@@ -34,7 +34,24 @@ async fn a_full_queue_never_waits_and_closed_queues_are_ignored() {
     assert_eq!((waited.batch.num_rows(), waited.weight_log2), (70, 0));
     assert_eq!(waited.batch.num_columns(), 1, "only the watched column");
     assert_eq!(rx.recv().await.map(|b| b.batch.num_rows()), Some(5));
+    // Full again when the scorer stops: what waits still arrives.
+    tee.offer(&batch(1.0, 6));
+    tee.offer(&batch(1.0, 7));
+    tee.offer(&batch(1.0, 8));
+    drop(tee);
+    let rows: Vec<usize> = std::iter::from_fn(|| rx.try_recv().ok())
+        .map(|b| b.batch.num_rows())
+        .collect();
+    assert_eq!(rows, [6, 7], "the queue was full at shutdown");
+    assert_eq!(rx.recv().await.map(|b| b.batch.num_rows()), Some(8));
+    assert!(rx.recv().await.is_none());
+}
+
+#[tokio::test]
+async fn a_closed_queue_is_ignored() {
+    let (tee, rx) = tee(1, 100);
     drop(rx);
+    tee.offer(&batch(1.0, 5));
     tee.offer(&batch(1.0, 5));
 }
 
