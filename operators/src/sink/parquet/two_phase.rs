@@ -54,17 +54,7 @@ pub(super) fn claim(log: &CommitLog, staged: Staged) -> Result<(Staged, Option<O
     for (s, entry) in staged {
         match log.try_create(&entry)? {
             None => won.push((s, entry)),
-            Some(other) => {
-                for f in s.scores.into_values().chain(s.dead) {
-                    f.discard()?;
-                }
-                fenced.get_or_insert(OperatorError::Fenced {
-                    topic: entry.topic.clone(),
-                    partition: entry.partition,
-                    offset: entry.start,
-                    other,
-                });
-            }
+            Some(other) => lose(s, &entry, other, &mut fenced)?,
         }
     }
     log.sync()?;
@@ -96,23 +86,36 @@ fn drop_superseded(
         };
         log.remove_entry(&entry)?;
         removed = true;
-        for f in s.scores.into_values().chain(s.dead) {
-            f.discard()?;
-        }
-        fenced.get_or_insert(OperatorError::Fenced {
-            topic: entry.topic.clone(),
-            partition: entry.partition,
-            offset: entry.start,
-            other: format!(
-                "checkpoint {} of the commit log holds offsets up to {end}",
-                ck.seq
-            ),
-        });
+        let other = format!(
+            "checkpoint {} of the commit log holds offsets up to {end}",
+            ck.seq
+        );
+        lose(s, &entry, other, fenced)?;
     }
     if removed {
         log.sync()?;
     }
     Ok(kept)
+}
+
+/// Discards a set that lost its claim to `other` and records the first
+/// such loss as the writer being fenced.
+fn lose(
+    s: OpenSet,
+    entry: &CommitEntry,
+    other: String,
+    fenced: &mut Option<OperatorError>,
+) -> Result<()> {
+    for f in s.scores.into_values().chain(s.dead) {
+        f.discard()?;
+    }
+    fenced.get_or_insert(OperatorError::Fenced {
+        topic: entry.topic.clone(),
+        partition: entry.partition,
+        offset: entry.start,
+        other,
+    });
+    Ok(())
 }
 
 /// Renames the committed sets' files to their final names, syncs their
