@@ -2,6 +2,7 @@
 //! [`RawChunk`]s and commits offsets only when the sink says the data they
 //! carried is durable.
 
+mod accept;
 mod auth;
 mod chunk;
 mod config;

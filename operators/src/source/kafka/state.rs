@@ -66,8 +66,8 @@ pub(super) struct Part {
 }
 
 /// A gap right after the resume point may be a stale message (see
-/// `KafkaSource::accept`), so the partition is fetched again from the resume
-/// point once before a gap is believed.
+/// `KafkaSource::refetch_once`), so the partition is fetched again from the
+/// resume point once before a gap is believed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum GapCheck {
     Unchecked,
