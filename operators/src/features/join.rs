@@ -147,12 +147,8 @@ impl FeatureJoin {
         let rejected: BooleanArray = reject.iter().map(|r| Some(r.is_some())).collect();
         let kept: BooleanArray = reject.iter().map(|r| Some(r.is_none())).collect();
         let reasons = reject.into_iter().flatten().map(reason).collect();
-        env.dead_letters.extend(dead_letters(
-            &batch,
-            &rejected,
-            origin.as_deref(),
-            reasons,
-        )?);
+        env.dead_letters
+            .extend(dead_letters(&batch, &rejected, origin.as_deref(), reasons)?);
         let kept = filter_record_batch(&joined, &kept)?;
         env.batch = (kept.num_rows() > 0).then_some(kept);
         Ok(env)

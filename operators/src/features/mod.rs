@@ -28,7 +28,7 @@ pub use file::FileFeatureStore;
 pub use join::FeatureJoin;
 pub use policy::{FeaturePolicy, JoinPolicy};
 pub use probe::ProbeReport;
-pub use redis::{RedisLayout, RedisStoreConfig};
+pub use redis::{RedisLayout, RedisStoreConfig, feast_entity_key, feast_field};
 pub(crate) use values::EntityFeatures;
 pub use values::{FeatureValue, toml_value};
 pub use watch::{MissingAction, MissingCheckConfig};

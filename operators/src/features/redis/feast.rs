@@ -60,8 +60,10 @@ struct Timestamp {
     nanos: i32,
 }
 
-/// Feast's `serialize_entity_key` for one string join key.
-pub(super) fn serialize_entity_key(join_key: &str, value: &str, version: u32) -> Vec<u8> {
+/// Feast's `serialize_entity_key` for one string join key. Public so that
+/// tools writing Feast's layout (`scorestream bench --features feast`)
+/// write the keys the join reads.
+pub fn serialize_entity_key(join_key: &str, value: &str, version: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + join_key.len() + value.len());
     if version >= 3 {
         out.extend_from_slice(&1u32.to_le_bytes());
@@ -78,7 +80,7 @@ pub(super) fn serialize_entity_key(join_key: &str, value: &str, version: u32) ->
 }
 
 /// The hash field of a feature: Feast's `_mmh3(f"{view}:{feature}")`.
-pub(super) fn feast_field(view: &str, feature: &str) -> Vec<u8> {
+pub fn feast_field(view: &str, feature: &str) -> Vec<u8> {
     let text = format!("{view}:{feature}");
     let h = murmur3::murmur3_32(&mut std::io::Cursor::new(text.as_bytes()), 0).unwrap_or(0);
     h.to_le_bytes().to_vec()

@@ -29,6 +29,7 @@ pub(crate) use cache::FeatureCache;
 pub(crate) use config::redact_url;
 pub use config::{RedisLayout, RedisStoreConfig};
 pub(crate) use feast::FeastLayout;
+pub use feast::{feast_field, serialize_entity_key as feast_entity_key};
 pub(crate) use hash::HashLayout;
 
 use scorestream_schemas::ColumnType;

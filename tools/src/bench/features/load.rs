@@ -10,6 +10,7 @@ use std::time::Duration;
 use arrow::csv::reader::Format;
 use arrow::datatypes::DataType;
 use redis::aio::MultiplexedConnection;
+use scorestream_operators::features::{feast_entity_key, feast_field};
 use scorestream_schemas::redact;
 
 use super::FeatureLayout;
@@ -224,32 +225,11 @@ fn feast_entries(features: &DemoFeatures, project: &str) -> Vec<Entry> {
                 .map(|(c, v)| (feast_field(FEAST_VIEW, &c.name), feast_value(c.kind, v)))
                 .collect();
             fields.push((format!("_ts:{FEAST_VIEW}").into_bytes(), ts.clone()));
-            let mut k = serialize_entity_key("account_id", key);
+            let mut k = feast_entity_key("account_id", key, 3);
             k.extend_from_slice(project.as_bytes());
             (k, fields)
         })
         .collect()
-}
-
-/// Feast's `serialize_entity_key`, version 3, one string join key.
-fn serialize_entity_key(join_key: &str, value: &str) -> Vec<u8> {
-    const STRING_TYPE: u32 = 2;
-    let mut out = Vec::with_capacity(20 + join_key.len() + value.len());
-    out.extend_from_slice(&1u32.to_le_bytes());
-    out.extend_from_slice(&STRING_TYPE.to_le_bytes());
-    out.extend_from_slice(&(join_key.len() as u32).to_le_bytes());
-    out.extend_from_slice(join_key.as_bytes());
-    out.extend_from_slice(&STRING_TYPE.to_le_bytes());
-    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    out.extend_from_slice(value.as_bytes());
-    out
-}
-
-/// Feast's `_mmh3(f"{view}:{feature}")`: murmur3 (seed 0), little-endian.
-fn feast_field(view: &str, feature: &str) -> Vec<u8> {
-    let text = format!("{view}:{feature}");
-    let h = murmur3::murmur3_32(&mut Cursor::new(text.as_bytes()), 0).unwrap_or(0);
-    h.to_le_bytes().to_vec()
 }
 
 fn varint(mut v: u64, out: &mut Vec<u8>) {
