@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span};
 
+use super::build_model::Challengers;
 use super::dead_letter_guard::RateGuard;
 use super::drift_setup::DriftSetup;
 use super::drift_tee::DriftTee;
@@ -96,20 +97,13 @@ impl Job {
             join: join.with_cancel(cancel.clone()),
         };
         let latency = reading.spawn(&mut tasks, &config, ingest, s, &cancel)?;
-        let watched = std::iter::once((ModelRole::Champion, model_source, pinned)).chain(
-            challengers
-                .into_iter()
-                .map(|(role, source)| (role, source, Arc::default())),
-        );
-        for (role, source, pinned) in watched {
-            let watch = Watched {
-                role,
-                source: &source,
-                loader: loader.clone(),
-                pinned,
-            };
-            spawn_registry(&mut tasks, watch, &config, swap_tx.clone(), &cancel);
-        }
+        let models = Models {
+            loader,
+            champion: model_source,
+            pinned,
+            challengers,
+        };
+        spawn_registries(&mut tasks, models, &config, &swap_tx, &cancel);
         let tee = spawn_drift(&mut tasks, drift, &config, &outputs.store, &job, s)?;
         tasks.spawn(
             "scorer",
@@ -196,6 +190,46 @@ struct Watched<'a> {
     source: &'a ModelSource,
     loader: ModelLoader,
     pinned: Arc<AtomicBool>,
+}
+
+/// The job's models, as [`spawn_registries`] needs them.
+struct Models {
+    loader: ModelLoader,
+    champion: ModelSource,
+    /// Set while the job is pinned to a version asked for by name.
+    pinned: Arc<AtomicBool>,
+    challengers: Challengers,
+}
+
+/// Watches the registry of every model that has one: the champion (whose
+/// swaps an operator can pin) and each challenger.
+fn spawn_registries(
+    tasks: &mut Tasks,
+    models: Models,
+    config: &JobConfig,
+    swaps: &mpsc::Sender<ModelSwap>,
+    cancel: &CancellationToken,
+) {
+    let Models {
+        loader,
+        champion,
+        pinned,
+        challengers,
+    } = models;
+    let watched = std::iter::once((ModelRole::Champion, champion, pinned)).chain(
+        challengers
+            .into_iter()
+            .map(|(role, source)| (role, source, Arc::default())),
+    );
+    for (role, source, pinned) in watched {
+        let watch = Watched {
+            role,
+            source: &source,
+            loader: loader.clone(),
+            pinned,
+        };
+        spawn_registry(tasks, watch, config, swaps.clone(), cancel);
+    }
 }
 
 /// Polls the registry of a model whose path is one (champion, shadow or
