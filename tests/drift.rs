@@ -485,7 +485,7 @@ fn a_failing_drift_table_degrades_drift_while_scoring_goes_on() {
 /// What Chromium laid out for each chart of the report: a probe script
 /// (the report itself has none) measures every `svg.chart` after layout.
 fn rendered_charts(report: &Path) -> Vec<serde_json::Value> {
-    const PROBE: &str = r#"<script>
+    const PROBE: &str = r#"
 const charts = [...document.querySelectorAll('svg.chart')].map(s => {
   const box = s.getBoundingClientRect();
   const drawn = sel => [...s.querySelectorAll(sel)].filter(e => e.getBBox().width > 0);
@@ -501,23 +501,9 @@ const charts = [...document.querySelectorAll('svg.chart')].map(s => {
     threshold: s.querySelector('line.threshold') !== null,
   };
 });
-const pre = document.createElement('pre');
-pre.id = 'probe';
-pre.textContent = btoa(JSON.stringify(charts));
-document.body.appendChild(pre);
-</script></body>"#;
-    let page = std::fs::read_to_string(report).expect("report");
-    assert!(!page.contains("<script"), "the report is script-free");
-    let probe = report.with_file_name("probe.html");
-    std::fs::write(&probe, page.replace("</body>", PROBE)).expect("probe page");
-    let dom = common::chromium::dump_dom(&probe);
-    let b64 = dom
-        .split("<pre id=\"probe\">")
-        .nth(1)
-        .and_then(|s| s.split("</pre>").next())
-        .unwrap_or_else(|| panic!("the probe did not run: {dom}"));
+const result = charts;"#;
     let charts: Vec<serde_json::Value> =
-        serde_json::from_slice(&base64_decode(b64.trim())).expect("probe JSON");
+        serde_json::from_value(run_probe(report, PROBE)).expect("a list of charts");
     assert!(!charts.is_empty(), "no chart rendered");
     charts
 }
@@ -738,7 +724,7 @@ fn drift_job_on_mock(dir: &Path, out: &Path, window: u64, events: u64) -> std::p
 /// legend and bin labels, and the header's overrides (a probe script
 /// added to a copy of the page; the report itself has none).
 fn rendered_report(report: &Path) -> serde_json::Value {
-    const PROBE: &str = r#"<script>
+    const PROBE: &str = r#"
 const box = e => e ? { text: e.textContent.trim(), width: e.getBBox().width } : null;
 const charts = [...document.querySelectorAll('svg.chart')].map(s => {
   const bars = [...s.querySelectorAll('rect.bar')];
@@ -758,15 +744,26 @@ const charts = [...document.querySelectorAll('svg.chart')].map(s => {
   };
 });
 const overrides = [...document.querySelectorAll('ul.overrides li')].map(li => li.textContent);
-const pre = document.createElement('pre');
-pre.id = 'probe';
-pre.textContent = btoa(unescape(encodeURIComponent(JSON.stringify({ charts, overrides }))));
-document.body.appendChild(pre);
-</script></body>"#;
+const result = { charts, overrides };"#;
+    run_probe(report, PROBE)
+}
+
+/// Runs `script` (which sets `result`) on a copy of the report in headless
+/// Chromium after layout, and returns `result`. The report itself must
+/// hold no script.
+fn run_probe(report: &Path, script: &str) -> serde_json::Value {
     let page = std::fs::read_to_string(report).expect("report");
     assert!(!page.contains("<script"), "the report is script-free");
     let probe = report.with_file_name("probe.html");
-    std::fs::write(&probe, page.replace("</body>", PROBE)).expect("probe page");
+    let script = format!(
+        "<script>{script}
+const pre = document.createElement('pre');
+pre.id = 'probe';
+pre.textContent = btoa(unescape(encodeURIComponent(JSON.stringify(result))));
+document.body.appendChild(pre);
+</script></body>"
+    );
+    std::fs::write(&probe, page.replace("</body>", &script)).expect("probe page");
     let dom = common::chromium::dump_dom(&probe);
     let b64 = dom
         .split("<pre id=\"probe\">")
